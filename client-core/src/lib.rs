@@ -1,0 +1,22 @@
+//! `branchline-core`: a branch's records on a member's phone, offline.
+//!
+//! - [`model`]: the records as automerge documents, and every workflow as a typed,
+//!   validated operation.
+//! - [`conflict`]: fields edited concurrently on two devices, reported after a merge so
+//!   a person can settle them.
+//! - [`store`]: the SQLite store: documents persisted incrementally, an index for
+//!   queries that never parses documents, and acknowledgement tracking.
+//! - [`report`]: the branch's reports, computed on the device from the index.
+//! - [`workload`]: a seeded generator of realistic branches for tests and benchmarks.
+
+pub mod conflict;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod report;
+pub mod store;
+pub mod workload;
+
+pub use error::{Error, Result};
+pub use ids::{BranchId, DeviceId, DocId, MemberId};
+pub use store::Store;

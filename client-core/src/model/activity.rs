@@ -1,0 +1,343 @@
+//! `Activity`: one per meeting, lecture, theme day, service or joint activity.
+//!
+//! Sign-ins and leave requests are maps keyed by member id. A member signing in on
+//! their phone while the secretary signs them in on site meet at the same key: they
+//! never count twice, and a sign-in never vanishes in a merge. Agenda and minutes are
+//! automerge text, so two people editing the minutes offline both keep their words.
+//! Bonus points are counters: two committee members awarding points concurrently add
+//! up. Attendance points are not stored at all; they follow from the sign-ins and the
+//! branch's rule, so they cannot drift from them.
+
+use std::collections::BTreeMap;
+
+use autosurgeon::{Counter, Hydrate, Reconcile, Text};
+
+use super::scalar::{LocalDateTime, Timestamp, vocabulary};
+use super::{DocKind, Meta, Record, optional, required};
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, MemberId};
+
+vocabulary! {
+    /// Whether sign-ins are still being taken.
+    ActivityStatus, "activity status" {
+        /// Planned or under way.
+        Open = "open",
+        /// Finished: attendance and minutes are final.
+        Closed = "closed",
+    }
+}
+
+vocabulary! {
+    /// Where a member signed in from.
+    SignInMode, "sign-in mode" {
+        /// At the venue.
+        OnSite = "on_site",
+        /// From elsewhere, e.g. a 云党日 online session.
+        Remote = "remote",
+    }
+}
+
+/// One member's sign-in.
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct SignIn {
+    /// When they signed in.
+    pub at: Timestamp,
+    /// On site or remote.
+    pub mode: SignInMode,
+}
+
+/// One member's request for leave.
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Leave {
+    /// When they asked.
+    pub at: Timestamp,
+    /// Why they cannot attend.
+    pub reason: String,
+}
+
+/// What is needed to plan an activity.
+#[derive(Clone, Debug, Default)]
+pub struct NewActivity {
+    /// Activity kind code, one of the branch profile's kinds.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Start, branch wall-clock time.
+    pub starts_at: Option<LocalDateTime>,
+    /// End, branch wall-clock time.
+    pub ends_at: Option<LocalDateTime>,
+    /// Venue.
+    pub place: Option<String>,
+    /// The member organizing it.
+    pub organizer: Option<MemberId>,
+    /// For a group meeting: the group expected to attend.
+    pub group: Option<String>,
+    /// Agenda.
+    pub agenda: Option<String>,
+}
+
+/// One activity of a branch, possibly shared with partner branches.
+#[derive(Clone, Debug, Hydrate, Reconcile)]
+pub struct Activity {
+    /// Document header.
+    pub meta: Meta,
+    /// Activity kind code (see the branch profile).
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Start.
+    pub starts_at: LocalDateTime,
+    /// End.
+    pub ends_at: LocalDateTime,
+    /// Venue.
+    #[autosurgeon(missing = "Default::default")]
+    pub place: Option<String>,
+    /// Organizing member.
+    #[autosurgeon(missing = "Default::default")]
+    pub organizer: Option<MemberId>,
+    /// The group expected to attend, for a group meeting.
+    #[autosurgeon(missing = "Default::default")]
+    pub group: Option<String>,
+    /// Agenda, edited together.
+    pub agenda: Text,
+    /// Minutes, edited together.
+    pub minutes: Text,
+    /// Open or closed.
+    pub status: ActivityStatus,
+    /// Sign-ins keyed by member id.
+    pub sign_ins: BTreeMap<String, SignIn>,
+    /// Leave requests keyed by member id.
+    pub leaves: BTreeMap<String, Leave>,
+    /// Bonus points awarded, keyed by member id.
+    #[autosurgeon(missing = "Default::default")]
+    pub bonus_points: BTreeMap<String, Counter>,
+    /// Partner branches this joint activity is shared with (a set: the value is `true`).
+    #[autosurgeon(missing = "Default::default")]
+    pub shared_with: BTreeMap<String, bool>,
+}
+
+impl Record for Activity {
+    const KIND: DocKind = DocKind::Activity;
+
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+fn check_times(starts_at: LocalDateTime, ends_at: LocalDateTime) -> Result<()> {
+    if ends_at <= starts_at {
+        Err(Error::EndBeforeStart)
+    } else {
+        Ok(())
+    }
+}
+
+impl Activity {
+    /// Plans an activity of `branch`. The kind must already be checked against the
+    /// branch profile by the caller (the store does).
+    pub fn new(branch: BranchId, new: NewActivity) -> Result<Self> {
+        let kind = required("kind", &new.kind)?;
+        let title = required("title", &new.title)?;
+        let starts_at = new.starts_at.ok_or(Error::EmptyField { field: "start" })?;
+        let ends_at = new.ends_at.ok_or(Error::EmptyField { field: "end" })?;
+        check_times(starts_at, ends_at)?;
+        Ok(Activity {
+            meta: Meta::new(DocKind::Activity, branch),
+            kind,
+            title,
+            starts_at,
+            ends_at,
+            place: optional(new.place.as_deref()),
+            organizer: new.organizer,
+            group: optional(new.group.as_deref()),
+            agenda: Text::with_value(new.agenda.unwrap_or_default()),
+            minutes: Text::with_value(""),
+            status: ActivityStatus::Open,
+            sign_ins: BTreeMap::new(),
+            leaves: BTreeMap::new(),
+            bonus_points: BTreeMap::new(),
+            shared_with: BTreeMap::new(),
+        })
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        match self.status {
+            ActivityStatus::Open => Ok(()),
+            ActivityStatus::Closed => Err(Error::ActivityClosed),
+        }
+    }
+
+    /// Whether `member` signed in.
+    pub fn signed_in(&self, member: MemberId) -> bool {
+        self.sign_ins.contains_key(&member.to_string())
+    }
+
+    /// Moves the activity to a new time.
+    pub fn reschedule(&mut self, starts_at: LocalDateTime, ends_at: LocalDateTime) -> Result<()> {
+        self.ensure_open()?;
+        check_times(starts_at, ends_at)?;
+        self.starts_at = starts_at;
+        self.ends_at = ends_at;
+        Ok(())
+    }
+
+    /// Signs `member` in. A pending leave request of theirs is withdrawn: they came.
+    pub fn sign_in(&mut self, member: MemberId, at: Timestamp, mode: SignInMode) -> Result<()> {
+        self.ensure_open()?;
+        let key = member.to_string();
+        if self.sign_ins.contains_key(&key) {
+            return Err(Error::AlreadySignedIn(member));
+        }
+        self.leaves.remove(&key);
+        self.sign_ins.insert(key, SignIn { at, mode });
+        Ok(())
+    }
+
+    /// Records that `member` asks for leave.
+    pub fn request_leave(&mut self, member: MemberId, reason: &str, at: Timestamp) -> Result<()> {
+        self.ensure_open()?;
+        let key = member.to_string();
+        if self.sign_ins.contains_key(&key) {
+            return Err(Error::AlreadySignedIn(member));
+        }
+        if self.leaves.contains_key(&key) {
+            return Err(Error::AlreadyOnLeave(member));
+        }
+        let reason = required("reason", reason)?;
+        self.leaves.insert(key, Leave { at, reason });
+        Ok(())
+    }
+
+    /// Replaces the agenda; only the characters that differ are edited.
+    pub fn set_agenda(&mut self, agenda: &str) -> Result<()> {
+        self.ensure_open()?;
+        self.agenda.update(agenda);
+        Ok(())
+    }
+
+    /// Replaces the minutes; only the characters that differ are edited, so edits
+    /// made elsewhere to other parts of the minutes survive the merge.
+    pub fn write_minutes(&mut self, minutes: &str) -> Result<()> {
+        self.ensure_open()?;
+        self.minutes.update(minutes);
+        Ok(())
+    }
+
+    /// Awards `points` bonus points (negative to deduct) to `member`.
+    pub fn award_points(&mut self, member: MemberId, points: i64) -> Result<()> {
+        if points == 0 {
+            return Err(Error::invalid("points", "0"));
+        }
+        self.bonus_points
+            .entry(member.to_string())
+            .or_default()
+            .increment(points);
+        Ok(())
+    }
+
+    /// Bonus points awarded to `member` so far.
+    pub fn bonus_points_of(&self, member: MemberId) -> i64 {
+        self.bonus_points
+            .get(&member.to_string())
+            .map_or(0, Counter::value)
+    }
+
+    /// Shares this joint activity with a partner branch.
+    pub fn share_with(&mut self, branch: BranchId) -> Result<()> {
+        if branch == self.meta.branch {
+            return Err(Error::invalid(
+                "partner branch (it owns the activity)",
+                branch.to_string(),
+            ));
+        }
+        self.shared_with.insert(branch.to_string(), true);
+        Ok(())
+    }
+
+    /// Closes the activity: attendance and minutes become final.
+    pub fn close(&mut self) -> Result<()> {
+        self.ensure_open()?;
+        self.status = ActivityStatus::Closed;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity() -> Activity {
+        Activity::new(
+            BranchId::random(),
+            NewActivity {
+                kind: "theme_day".into(),
+                title: "主题党日".into(),
+                starts_at: "2025-03-01T09:00".parse().ok(),
+                ends_at: "2025-03-01T11:00".parse().ok(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sign_in_once_and_leave_rules() {
+        let mut a = activity();
+        let m = MemberId::random();
+        a.request_leave(m, "出差", Timestamp(1)).unwrap();
+        assert_eq!(
+            a.request_leave(m, "出差", Timestamp(2)).unwrap_err().code(),
+            "activity.already_on_leave"
+        );
+        a.sign_in(m, Timestamp(3), SignInMode::OnSite).unwrap();
+        assert!(a.leaves.is_empty(), "coming in withdraws the leave request");
+        assert_eq!(
+            a.sign_in(m, Timestamp(4), SignInMode::Remote)
+                .unwrap_err()
+                .code(),
+            "activity.already_signed_in"
+        );
+        assert_eq!(
+            a.request_leave(m, "x", Timestamp(5)).unwrap_err().code(),
+            "activity.already_signed_in"
+        );
+        a.close().unwrap();
+        let late = a.sign_in(MemberId::random(), Timestamp(6), SignInMode::OnSite);
+        assert_eq!(late.unwrap_err().code(), "activity.closed");
+        assert_eq!(a.write_minutes("x").unwrap_err().code(), "activity.closed");
+    }
+
+    #[test]
+    fn end_before_start_is_refused() {
+        let err = Activity::new(
+            BranchId::random(),
+            NewActivity {
+                kind: "lecture".into(),
+                title: "党课".into(),
+                starts_at: "2025-03-01T11:00".parse().ok(),
+                ends_at: "2025-03-01T09:00".parse().ok(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "activity.end_before_start");
+        let mut a = activity();
+        let err = a
+            .reschedule(
+                "2025-03-02T10:00".parse().unwrap(),
+                "2025-03-02T10:00".parse().unwrap(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "activity.end_before_start");
+    }
+
+    #[test]
+    fn points_add_up() {
+        let mut a = activity();
+        let m = MemberId::random();
+        a.award_points(m, 3).unwrap();
+        a.award_points(m, 2).unwrap();
+        assert_eq!(a.bonus_points_of(m), 5);
+        assert_eq!(a.award_points(m, 0).unwrap_err().code(), "input.invalid");
+    }
+}

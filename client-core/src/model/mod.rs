@@ -1,0 +1,170 @@
+//! The branch's records as automerge documents.
+//!
+//! A document is the unit of storage, access and sharing. Each one is a map whose
+//! `meta` entry names its kind, schema version, owning branch and id; the rest is the
+//! record, mapped to and from typed Rust structs with autosurgeon.
+//!
+//! Merge semantics are chosen field by field:
+//! - collections people add to concurrently (members, sign-ins, leave requests,
+//!   evaluations) are maps keyed by a stable id, so two devices adding different
+//!   entries both win and two devices adding the same entry meet at one key;
+//! - lists that only grow (progress notes, commendations) are automerge lists;
+//! - text people write together (agenda, minutes, a petition's description) is
+//!   automerge text, merged character by character;
+//! - bonus points are counters, so concurrent awards add up;
+//! - every other field is a register: concurrent writes keep one deterministic winner,
+//!   and [`crate::conflict`] reports the losers so a person can settle them.
+//!
+//! Every workflow is a method on the typed record that validates and then mutates it;
+//! [`edit`] hydrates the record, runs the method, and reconciles only what changed
+//! back into the document. Unknown keys (written by a newer schema) are never touched.
+
+pub mod activity;
+pub mod member_file;
+pub mod petition;
+pub mod profile;
+pub mod roster;
+pub mod scalar;
+
+use std::fmt;
+
+use automerge::{AutoCommit, ROOT};
+use autosurgeon::{Hydrate, Reconcile};
+
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, DocId};
+
+pub use activity::{Activity, ActivityStatus, Leave, NewActivity, SignIn, SignInMode};
+pub use member_file::{Commendation, Evaluation, EvaluationGrade, MemberFile, Training};
+pub use petition::{
+    NewPetition, Petition, PetitionStatus, ProgressNote, Rating, Resolution, Submitter,
+};
+pub use profile::{ActivityKindRule, BranchProfile, Frequency, Level, PointRule, Term};
+pub use roster::{Category, Gender, Member, MemberStatus, MemberUpdate, NewMember, Roster};
+pub use scalar::{Date, LocalDateTime, Timestamp};
+
+/// The newest document schema this build reads and writes.
+///
+/// Additive changes (a new optional field) keep the version: older builds ignore the
+/// field and leave it untouched. A change older builds would misread bumps it, and
+/// they then refuse to edit such documents (but still store and sync them).
+pub const SCHEMA_VERSION: u64 = 1;
+
+scalar::vocabulary! {
+    /// The kinds of document this build understands.
+    DocKind, "document kind" {
+        /// One per branch: its name, place in the hierarchy and rules.
+        BranchProfile = "branch_profile",
+        /// One per branch: its members.
+        Roster = "roster",
+        /// One per member: confidential details and growth records.
+        MemberFile = "member_file",
+        /// One per meeting, lecture, theme day or other activity.
+        Activity = "activity",
+        /// One per resident or member request.
+        Petition = "petition",
+    }
+}
+
+/// The header every document carries under the `meta` key.
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct Meta {
+    /// The document's kind, kept as text so kinds from newer builds still load.
+    pub kind: String,
+    /// The schema version that created the document.
+    pub schema: u64,
+    /// The branch that owns the document.
+    pub branch: BranchId,
+    /// The document's own id.
+    pub id: DocId,
+}
+
+impl Meta {
+    /// A header for a new document of `kind` owned by `branch`.
+    pub fn new(kind: DocKind, branch: BranchId) -> Self {
+        Meta {
+            kind: kind.as_str().to_owned(),
+            schema: SCHEMA_VERSION,
+            branch,
+            id: DocId::random(),
+        }
+    }
+}
+
+/// A typed record stored as one document.
+pub trait Record: Hydrate + Reconcile + Clone + fmt::Debug {
+    /// The kind of document that holds this record.
+    const KIND: DocKind;
+
+    /// The record's header.
+    fn meta(&self) -> &Meta;
+}
+
+/// Reads the header of a document without hydrating the rest.
+pub fn read_meta(doc: &impl autosurgeon::ReadDoc) -> Result<Meta> {
+    autosurgeon::hydrate_prop(doc, &ROOT, "meta")
+        .map_err(|e| Error::Malformed(format!("document header: {e}")))
+}
+
+/// Reads and checks the header of a document expected to hold a `kind` record.
+pub fn check_meta(doc: &impl autosurgeon::ReadDoc, kind: DocKind) -> Result<Meta> {
+    let meta = read_meta(doc)?;
+    if meta.kind != kind.as_str() {
+        return Err(Error::WrongKind {
+            expected: kind.as_str(),
+            found: meta.kind,
+        });
+    }
+    if meta.schema > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: meta.schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(meta)
+}
+
+/// Hydrates the typed record held by `doc`.
+pub fn hydrate<R: Record>(doc: &impl autosurgeon::ReadDoc) -> Result<R> {
+    check_meta(doc, R::KIND)?;
+    Ok(autosurgeon::hydrate(doc)?)
+}
+
+/// A new document holding `record`, written by `actor`.
+pub fn create_document<R: Record>(record: &R, actor: automerge::ActorId) -> Result<AutoCommit> {
+    let mut doc = AutoCommit::new().with_actor(actor);
+    autosurgeon::reconcile(&mut doc, record)?;
+    Ok(doc)
+}
+
+/// Runs one workflow operation on the record in `doc`.
+///
+/// `op` validates and mutates the hydrated record; only the fields it changed are
+/// written back. If `op` fails, the document is left exactly as it was.
+pub fn edit<R: Record, T>(doc: &mut AutoCommit, op: impl FnOnce(&mut R) -> Result<T>) -> Result<T> {
+    let mut record: R = hydrate(doc)?;
+    let out = op(&mut record)?;
+    if let Err(e) = autosurgeon::reconcile(doc, &record) {
+        doc.rollback();
+        return Err(e.into());
+    }
+    Ok(out)
+}
+
+/// Trims `value` and fails with [`Error::EmptyField`] if nothing is left.
+pub(crate) fn required(field: &'static str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(Error::EmptyField { field })
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// Trims an optional text field; blank becomes `None`.
+pub(crate) fn optional(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}

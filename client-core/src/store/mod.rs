@@ -1,0 +1,815 @@
+//! The local store: one SQLite database on the device.
+//!
+//! Documents are persisted incrementally: a document is a snapshot plus the change
+//! chunks appended since; when the chunks outgrow the snapshot they are compacted into
+//! a new one. Every operation runs in one SQLite transaction (WAL mode, `synchronous =
+//! FULL`) that writes the changes, the query index and the acknowledgement bookkeeping
+//! together, so an operation that returned `Ok` is on disk with everything derived
+//! from it, and a failed one left nothing behind.
+//!
+//! Write paths take a `&Transaction`, read paths a `&Connection`, so transaction
+//! boundaries are visible in the types.
+//!
+//! The device's automerge actor id is its [`DeviceId`]: every change names the device
+//! that made it, which is how conflicts say "which device".
+
+mod index;
+pub mod query;
+pub(crate) mod schema;
+
+use std::path::Path;
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use crate::conflict::{self, Conflict};
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, DeviceId, DocId, MemberId};
+use crate::model::{
+    self, Activity, BranchProfile, Date, DocKind, Level, MemberFile, MemberUpdate, Meta,
+    NewActivity, NewMember, NewPetition, Petition, Record, Roster, SignInMode, Timestamp,
+};
+
+/// A source of the current time, replaceable in tests and simulations.
+pub type Clock = Box<dyn Fn() -> Timestamp + Send>;
+
+/// Where a change to a document came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Made on this device: counts as not yet acknowledged by a server.
+    Local,
+    /// Received from elsewhere.
+    Remote,
+}
+
+/// A document loaded from the store, with what is needed to save it again.
+struct Loaded {
+    id: DocId,
+    doc: AutoCommit,
+    meta: Meta,
+    heads: Vec<ChangeHash>,
+    snapshot_len: usize,
+    chunks_len: usize,
+    next_chunk: i64,
+}
+
+/// Summary of a document as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocSummary {
+    /// The document.
+    pub id: DocId,
+    /// Its kind, as recorded (possibly a kind from a newer build).
+    pub kind: String,
+    /// Its owning branch.
+    pub branch: BranchId,
+    /// Its current heads.
+    pub heads: Vec<ChangeHash>,
+    /// Bytes on disk (snapshot plus pending chunks).
+    pub stored_bytes: usize,
+    /// Local changes a server has not yet acknowledged.
+    pub unacked_changes: usize,
+}
+
+/// The device's store of branch records.
+pub struct Store {
+    conn: Connection,
+    device: DeviceId,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in the SQLite file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path.as_ref(), flags)?;
+        Self::from_connection(conn, schema::STORE_VERSION)
+    }
+
+    /// Opens a store that lives only in memory (tests, simulations).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory()?, schema::STORE_VERSION)
+    }
+
+    fn from_connection(mut conn: Connection, version: i64) -> Result<Self> {
+        let not_ours = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => {
+                Error::NotAStore("the file is not an SQLite database".into())
+            }
+            _ => Error::Sqlite(e),
+        };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(not_ours)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let tx = conn.transaction()?;
+        let migrated = schema::migrate(&tx, version)?;
+        let device = match info(&tx, "device_id")? {
+            Some(id) => id
+                .parse()
+                .map_err(|_| Error::NotAStore("the device id is unreadable".into()))?,
+            None => {
+                let id = DeviceId::random();
+                set_info(&tx, "device_id", &id.to_string())?;
+                id
+            }
+        };
+        if migrated.rebuild_index {
+            index::rebuild_all(&tx)?;
+        }
+        tx.commit()?;
+        Ok(Store {
+            conn,
+            device,
+            clock: Box::new(Timestamp::now),
+        })
+    }
+
+    /// This device's id, also its automerge actor id.
+    pub fn device_id(&self) -> DeviceId {
+        self.device
+    }
+
+    fn actor(&self) -> ActorId {
+        ActorId::from(self.device.as_bytes().as_slice())
+    }
+
+    /// Replaces the clock used to stamp sign-ins, notes and resolutions.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The current time by the store's clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// The underlying connection, for queries and reports.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    // --- documents -------------------------------------------------------------
+
+    /// Stores a new document holding `record`.
+    pub fn create<R: Record>(&mut self, record: &R) -> Result<DocId> {
+        let mut doc = model::create_document(record, self.actor())?;
+        let tx = self.conn.transaction()?;
+        let id = insert_document(&tx, &mut doc, Origin::Local)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The typed record in document `id`.
+    pub fn get<R: Record>(&self, id: DocId) -> Result<R> {
+        let loaded = load(&self.conn, id, None)?;
+        model::hydrate(&loaded.doc)
+    }
+
+    /// Runs a workflow operation on the record in document `id` and saves the result.
+    ///
+    /// `op` sees the current record; if it fails nothing is written.
+    pub fn update<R: Record, T>(
+        &mut self,
+        id: DocId,
+        op: impl FnOnce(&mut R) -> Result<T>,
+    ) -> Result<T> {
+        let actor = self.actor();
+        let tx = self.conn.transaction()?;
+        let mut loaded = load(&tx, id, Some(actor))?;
+        let out = model::edit(&mut loaded.doc, op)?;
+        save(&tx, &mut loaded, Origin::Local)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The whole document `id`, compacted, as automerge bytes.
+    pub fn export(&self, id: DocId) -> Result<Vec<u8>> {
+        Ok(load(&self.conn, id, None)?.doc.save())
+    }
+
+    /// The document `id` as loaded from disk, for sync and inspection.
+    pub fn load_document(&self, id: DocId) -> Result<AutoCommit> {
+        Ok(load(&self.conn, id, None)?.doc)
+    }
+
+    /// Merges automerge bytes received from elsewhere (a whole document, or changes
+    /// of one), creating the document if it is new here. Returns its id.
+    ///
+    /// The bytes must carry a document header; documents of kinds or schema versions
+    /// this build does not know are kept and synced untouched, but not indexed.
+    pub fn merge(&mut self, bytes: &[u8]) -> Result<DocId> {
+        let mut incoming = AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let meta = model::read_meta(&incoming)?;
+        let actor = self.actor();
+        let tx = self.conn.transaction()?;
+        let id = if exists(&tx, meta.id)? {
+            let mut loaded = load(&tx, meta.id, Some(actor))?;
+            if loaded.meta.kind != meta.kind || loaded.meta.branch != meta.branch {
+                return Err(Error::Corrupt(format!(
+                    "document {} changed its header in a merge",
+                    meta.id
+                )));
+            }
+            loaded.doc.merge(&mut incoming)?;
+            save(&tx, &mut loaded, Origin::Remote)?;
+            meta.id
+        } else {
+            insert_document(&tx, &mut incoming, Origin::Remote)?
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Every document in the store, with its size and unacknowledged changes.
+    pub fn documents(&self) -> Result<Vec<DocSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.doc_id, d.kind, d.branch_id, d.heads, length(d.snapshot) + d.chunks_len,
+                    (SELECT count(*) FROM unacked_changes u WHERE u.doc_id = d.doc_id)
+             FROM documents d ORDER BY d.doc_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, kind, branch, heads, bytes, unacked) = row?;
+            Ok(DocSummary {
+                id: id.parse()?,
+                kind,
+                branch: branch.parse()?,
+                heads: decode_heads(&heads)?,
+                stored_bytes: bytes as usize,
+                unacked_changes: unacked as usize,
+            })
+        })
+        .collect()
+    }
+
+    /// Local changes of document `id` no server has acknowledged yet.
+    pub fn unacked_changes(&self, id: DocId) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM unacked_changes WHERE doc_id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// Records that a server durably stored document `id` up to `heads`: every local
+    /// change those heads include is acknowledged.
+    pub fn mark_acknowledged(&mut self, id: DocId, heads: &[ChangeHash]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut loaded = load(&tx, id, None)?;
+        let known: Vec<ChangeHash> = heads
+            .iter()
+            .copied()
+            .filter(|h| loaded.doc.get_change_by_hash(h).is_some())
+            .collect();
+        if known.is_empty() {
+            return Ok(());
+        }
+        let not_covered: std::collections::HashSet<ChangeHash> = loaded
+            .doc
+            .get_changes(&known)
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        let pending = unacked_hashes(&tx, id)?;
+        let mut delete =
+            tx.prepare("DELETE FROM unacked_changes WHERE doc_id = ?1 AND hash = ?2")?;
+        for hash in pending.iter().filter(|h| !not_covered.contains(h)) {
+            delete.execute(params![id.to_string(), hash.as_ref()])?;
+        }
+        drop(delete);
+        tx.commit()?;
+        Ok(())
+    }
+
+    // --- conflicts -------------------------------------------------------------
+
+    /// Fields edited concurrently on two devices, in every document, for a person
+    /// to settle.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT doc_id FROM idx_conflicts ORDER BY doc_id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut all = Vec::new();
+        for id in ids {
+            let loaded = load(&self.conn, id.parse()?, None)?;
+            all.extend(conflict::find(loaded.id, &loaded.doc));
+        }
+        Ok(all)
+    }
+
+    /// Settles the conflict at `path` of document `id` by keeping value `keep` (an
+    /// index into [`Conflict::values`]).
+    pub fn settle_conflict(&mut self, id: DocId, path: &str, keep: usize) -> Result<()> {
+        let actor = self.actor();
+        let tx = self.conn.transaction()?;
+        let mut loaded = load(&tx, id, Some(actor))?;
+        conflict::settle(&mut loaded.doc, path, keep)?;
+        save(&tx, &mut loaded, Origin::Local)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // --- workflows: branch and roster -------------------------------------------
+
+    /// Sets up a branch: its profile and its (empty) roster. Returns its id.
+    pub fn create_branch(
+        &mut self,
+        name: &str,
+        level: Level,
+        parent: Option<BranchId>,
+    ) -> Result<BranchId> {
+        let branch = BranchId::random();
+        let profile = BranchProfile::new(branch, name, level, parent)?;
+        let roster = Roster::new(branch);
+        let actor = self.actor();
+        let tx = self.conn.transaction()?;
+        insert_document(
+            &tx,
+            &mut model::create_document(&profile, actor.clone())?,
+            Origin::Local,
+        )?;
+        insert_document(
+            &tx,
+            &mut model::create_document(&roster, actor)?,
+            Origin::Local,
+        )?;
+        tx.commit()?;
+        Ok(branch)
+    }
+
+    /// The document of `kind` a branch has exactly one of (profile, roster).
+    pub fn branch_document(&self, branch: BranchId, kind: DocKind) -> Result<DocId> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT doc_id FROM documents WHERE kind = ?1 AND branch_id = ?2
+                 ORDER BY doc_id LIMIT 1",
+                params![kind.as_str(), branch.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.ok_or(Error::MissingBranchDocument(kind.as_str()))?
+            .parse()
+    }
+
+    /// The branch's profile.
+    pub fn profile(&self, branch: BranchId) -> Result<BranchProfile> {
+        self.get(self.branch_document(branch, DocKind::BranchProfile)?)
+    }
+
+    /// Changes the branch's profile (rules, term, groups…).
+    pub fn update_profile<T>(
+        &mut self,
+        branch: BranchId,
+        op: impl FnOnce(&mut BranchProfile) -> Result<T>,
+    ) -> Result<T> {
+        let id = self.branch_document(branch, DocKind::BranchProfile)?;
+        self.update(id, op)
+    }
+
+    /// Adds a member to the branch's roster.
+    pub fn add_member(&mut self, branch: BranchId, new: NewMember) -> Result<MemberId> {
+        let id = self.branch_document(branch, DocKind::Roster)?;
+        self.update(id, |roster: &mut Roster| roster.add_member(new))
+    }
+
+    /// Changes a member's roster entry.
+    pub fn update_member(&mut self, member: MemberId, update: MemberUpdate) -> Result<()> {
+        let roster = self.roster_of(member)?;
+        self.update(roster, |r: &mut Roster| r.update_member(member, update))
+    }
+
+    /// Records that a member moved to another branch.
+    pub fn transfer_out(&mut self, member: MemberId, on: Date) -> Result<()> {
+        let roster = self.roster_of(member)?;
+        self.update(roster, |r: &mut Roster| r.transfer_out(member, on))
+    }
+
+    fn roster_of(&self, member: MemberId) -> Result<DocId> {
+        let doc: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT doc_id FROM idx_members WHERE member_id = ?1",
+                [member.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        doc.ok_or(Error::UnknownMember(member))?.parse()
+    }
+
+    /// Fails unless `member` is an active member of one of `branches`.
+    fn check_active_member(&self, member: MemberId, branches: &[BranchId]) -> Result<()> {
+        let row = query::member_status(&self.conn, member)?;
+        match row {
+            Some((branch, status)) if branches.contains(&branch) => {
+                if status == model::MemberStatus::Active {
+                    Ok(())
+                } else {
+                    Err(Error::MemberNotActive(member))
+                }
+            }
+            _ => Err(Error::UnknownMember(member)),
+        }
+    }
+
+    /// The member's confidential file, created empty on first use.
+    pub fn member_file(&mut self, member: MemberId) -> Result<DocId> {
+        let existing: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT doc_id FROM idx_member_files WHERE member_id = ?1 ORDER BY doc_id LIMIT 1",
+                [member.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            return id.parse();
+        }
+        let (branch, _) =
+            query::member_status(&self.conn, member)?.ok_or(Error::UnknownMember(member))?;
+        self.create(&MemberFile::new(branch, member))
+    }
+
+    // --- workflows: activities ----------------------------------------------------
+
+    /// Plans an activity; its kind must be configured in the branch profile.
+    pub fn create_activity(&mut self, branch: BranchId, new: NewActivity) -> Result<DocId> {
+        let profile = self.profile(branch)?;
+        profile.activity_kind(&new.kind)?;
+        if let Some(organizer) = new.organizer {
+            self.check_active_member(organizer, &[branch])?;
+        }
+        let activity = Activity::new(branch, new)?;
+        self.create(&activity)
+    }
+
+    fn activity_branches(&self, activity: DocId) -> Result<Vec<BranchId>> {
+        let branches = query::activity_branches(&self.conn, activity)?;
+        if branches.is_empty() {
+            // Not indexed: either missing or not an activity; loading says which.
+            let a: Activity = self.get(activity)?;
+            return Ok(vec![a.meta.branch]);
+        }
+        Ok(branches)
+    }
+
+    /// Signs `member` in to an activity of their branch (or of a partner branch it is
+    /// shared with).
+    pub fn sign_in(&mut self, activity: DocId, member: MemberId, mode: SignInMode) -> Result<()> {
+        let branches = self.activity_branches(activity)?;
+        self.check_active_member(member, &branches)?;
+        let at = self.now();
+        self.update(activity, |a: &mut Activity| a.sign_in(member, at, mode))
+    }
+
+    /// Records `member`'s request for leave from an activity.
+    pub fn request_leave(&mut self, activity: DocId, member: MemberId, reason: &str) -> Result<()> {
+        let branches = self.activity_branches(activity)?;
+        self.check_active_member(member, &branches)?;
+        let at = self.now();
+        self.update(activity, |a: &mut Activity| {
+            a.request_leave(member, reason, at)
+        })
+    }
+
+    /// Replaces an activity's minutes (only changed characters are written).
+    pub fn write_minutes(&mut self, activity: DocId, minutes: &str) -> Result<()> {
+        self.update(activity, |a: &mut Activity| a.write_minutes(minutes))
+    }
+
+    /// Awards bonus points to a member for an activity.
+    pub fn award_points(&mut self, activity: DocId, member: MemberId, points: i64) -> Result<()> {
+        let branches = self.activity_branches(activity)?;
+        self.check_active_member(member, &branches)?;
+        self.update(activity, |a: &mut Activity| a.award_points(member, points))
+    }
+
+    /// Shares a joint activity with a partner branch.
+    pub fn share_activity(&mut self, activity: DocId, partner: BranchId) -> Result<()> {
+        self.update(activity, |a: &mut Activity| a.share_with(partner))
+    }
+
+    /// Closes an activity: attendance and minutes become final.
+    pub fn close_activity(&mut self, activity: DocId) -> Result<()> {
+        self.update(activity, Activity::close)
+    }
+
+    // --- workflows: petitions -----------------------------------------------------
+
+    /// Records a new petition to `branch`.
+    pub fn submit_petition(&mut self, branch: BranchId, new: NewPetition) -> Result<DocId> {
+        if let Some(member) = new.submitter.member {
+            self.check_active_member(member, &[branch])?;
+        }
+        let petition = Petition::submit(branch, new, self.now())?;
+        self.create(&petition)
+    }
+
+    fn petition_branch(&self, petition: DocId) -> Result<BranchId> {
+        match query::petition_branch(&self.conn, petition)? {
+            Some(branch) => Ok(branch),
+            None => Ok(self.get::<Petition>(petition)?.meta.branch),
+        }
+    }
+
+    /// Gives a petition an owner and a deadline.
+    pub fn assign_petition(
+        &mut self,
+        petition: DocId,
+        owner: MemberId,
+        deadline: Date,
+    ) -> Result<()> {
+        let branch = self.petition_branch(petition)?;
+        self.check_active_member(owner, &[branch])?;
+        self.update(petition, |p: &mut Petition| p.assign(owner, deadline))
+    }
+
+    /// Adds a progress note to a petition.
+    pub fn add_progress(
+        &mut self,
+        petition: DocId,
+        author: Option<MemberId>,
+        text: &str,
+    ) -> Result<()> {
+        if let Some(author) = author {
+            self.check_active_member(author, &[self.petition_branch(petition)?])?;
+        }
+        let at = self.now();
+        self.update(petition, |p: &mut Petition| {
+            p.add_progress(author, text, at)
+        })
+    }
+
+    /// Resolves a petition.
+    pub fn resolve_petition(
+        &mut self,
+        petition: DocId,
+        by: Option<MemberId>,
+        summary: &str,
+    ) -> Result<()> {
+        if let Some(by) = by {
+            self.check_active_member(by, &[self.petition_branch(petition)?])?;
+        }
+        let at = self.now();
+        self.update(petition, |p: &mut Petition| p.resolve(by, summary, at))
+    }
+
+    /// Records the submitter's satisfaction rating (1 to 5).
+    pub fn rate_petition(
+        &mut self,
+        petition: DocId,
+        score: u8,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        let at = self.now();
+        self.update(petition, |p: &mut Petition| p.rate(score, comment, at))
+    }
+
+    /// Reopens a resolved petition.
+    pub fn reopen_petition(
+        &mut self,
+        petition: DocId,
+        author: Option<MemberId>,
+        reason: &str,
+    ) -> Result<()> {
+        let at = self.now();
+        self.update(petition, |p: &mut Petition| p.reopen(author, reason, at))
+    }
+
+    // --- bulk ----------------------------------------------------------------------
+
+    /// Stores many documents (automerge bytes) in one transaction: a first sync or a
+    /// generated workload. Existing documents are merged.
+    pub fn import_all<'a>(
+        &mut self,
+        documents: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<usize> {
+        let actor = self.actor();
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        for bytes in documents {
+            let mut incoming =
+                AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let meta = model::read_meta(&incoming)?;
+            if exists(&tx, meta.id)? {
+                let mut loaded = load(&tx, meta.id, Some(actor.clone()))?;
+                loaded.doc.merge(&mut incoming)?;
+                save(&tx, &mut loaded, Origin::Remote)?;
+            } else {
+                insert_document(&tx, &mut incoming, Origin::Remote)?;
+            }
+            n += 1;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}
+
+// --- persistence ---------------------------------------------------------------------
+
+fn info(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM store_info WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+fn set_info(tx: &Transaction, key: &str, value: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO store_info (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn exists(conn: &Connection, id: DocId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM documents WHERE doc_id = ?1",
+            [id.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+pub(crate) fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
+    bytes
+        .chunks(32)
+        .map(|c| ChangeHash::try_from(c).map_err(|_| Error::Corrupt("stored heads".into())))
+        .collect()
+}
+
+fn unacked_hashes(conn: &Connection, id: DocId) -> Result<Vec<ChangeHash>> {
+    let mut stmt = conn.prepare("SELECT hash FROM unacked_changes WHERE doc_id = ?1")?;
+    let rows = stmt.query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
+    rows.map(|h| {
+        ChangeHash::try_from(h?.as_slice()).map_err(|_| Error::Corrupt("stored change hash".into()))
+    })
+    .collect()
+}
+
+/// Loads document `id` as snapshot plus chunks, in one `AutoCommit::load`.
+fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> {
+    let row = conn
+        .query_row(
+            "SELECT snapshot, chunks_len, next_chunk, heads FROM documents WHERE doc_id = ?1",
+            [id.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (mut bytes, chunks_len, next_chunk, heads) = row.ok_or(Error::DocNotFound(id))?;
+    let snapshot_len = bytes.len();
+    if chunks_len > 0 {
+        bytes.reserve(chunks_len as usize);
+        let mut stmt =
+            conn.prepare_cached("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+        let mut rows = stmt.query([id.to_string()])?;
+        while let Some(row) = rows.next()? {
+            bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
+        }
+    }
+    let mut doc = AutoCommit::load(&bytes).map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+    if let Some(actor) = actor {
+        doc.set_actor(actor);
+    }
+    let meta = model::read_meta(&doc)?;
+    if meta.id != id {
+        return Err(Error::Corrupt(format!(
+            "document {id} holds document {}",
+            meta.id
+        )));
+    }
+    Ok(Loaded {
+        id,
+        doc,
+        meta,
+        heads: decode_heads(&heads)?,
+        snapshot_len,
+        chunks_len: chunks_len as usize,
+        next_chunk,
+    })
+}
+
+/// Stores a document not yet in the store, as a snapshot.
+fn insert_document(tx: &Transaction, doc: &mut AutoCommit, origin: Origin) -> Result<DocId> {
+    let meta = model::read_meta(doc)?;
+    let snapshot = doc.save();
+    let heads = doc.get_heads();
+    tx.execute(
+        "INSERT INTO documents (doc_id, kind, branch_id, schema, snapshot, heads, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%s', 'now'))",
+        params![
+            meta.id.to_string(),
+            meta.kind,
+            meta.branch.to_string(),
+            meta.schema as i64,
+            snapshot,
+            encode_heads(&heads),
+        ],
+    )?;
+    if origin == Origin::Local {
+        let changes: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+        record_unacked(tx, meta.id, &changes)?;
+    }
+    index::reindex(tx, &meta, doc)?;
+    Ok(meta.id)
+}
+
+fn record_unacked(tx: &Transaction, id: DocId, hashes: &[ChangeHash]) -> Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO unacked_changes (doc_id, hash) VALUES (?1, ?2)")?;
+    for hash in hashes {
+        stmt.execute(params![id.to_string(), hash.as_ref()])?;
+    }
+    Ok(())
+}
+
+/// Appends what changed since `loaded` was read, compacting when the appended chunks
+/// outgrow the snapshot, then refreshes the index.
+fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<()> {
+    let chunk = loaded.doc.save_after(&loaded.heads);
+    let heads = loaded.doc.get_heads();
+    if chunk.is_empty() || heads == loaded.heads {
+        return Ok(());
+    }
+    if origin == Origin::Local {
+        let ours = loaded.doc.get_actor().clone();
+        let new: Vec<ChangeHash> = loaded
+            .doc
+            .get_changes(&loaded.heads)
+            .iter()
+            .filter(|c| *c.actor_id() == ours)
+            .map(|c| c.hash())
+            .collect();
+        record_unacked(tx, loaded.id, &new)?;
+    }
+    let id = loaded.id.to_string();
+    if loaded.chunks_len + chunk.len() > loaded.snapshot_len {
+        let snapshot = loaded.doc.save();
+        tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&id])?;
+        tx.execute(
+            "UPDATE documents SET snapshot = ?2, chunks_len = 0, heads = ?3,
+             updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
+            params![id, snapshot, encode_heads(&heads)],
+        )?;
+        loaded.snapshot_len = snapshot.len();
+        loaded.chunks_len = 0;
+    } else {
+        tx.execute(
+            "INSERT INTO doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
+            params![id, loaded.next_chunk, chunk],
+        )?;
+        loaded.chunks_len += chunk.len();
+        loaded.next_chunk += 1;
+        tx.execute(
+            "UPDATE documents SET chunks_len = ?2, next_chunk = ?3, heads = ?4,
+             updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
+            params![
+                id,
+                loaded.chunks_len as i64,
+                loaded.next_chunk,
+                encode_heads(&heads)
+            ],
+        )?;
+    }
+    loaded.heads = heads;
+    index::reindex(tx, &loaded.meta, &loaded.doc)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Numbered migrations of the local database.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Each migration runs
+//! in the transaction that opens the store, so a database is never half-migrated.
+//! Tables prefixed `idx_` are the query index: derived entirely from the documents, so
+//! a migration that changes them marks the index for a rebuild instead of converting
+//! rows.
+
+use rusqlite::Transaction;
+
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of a Branchline store ("BRLN"), so a stray SQLite file is
+/// recognised as not ours before we touch it.
+pub(crate) const APPLICATION_ID: i64 = 0x4252_4C4E;
+
+/// One migration: its SQL, and whether the index must be rebuilt after it.
+struct Migration {
+    sql: &'static str,
+    rebuilds_index: bool,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    // 1: documents and what is not yet acknowledged by a server.
+    Migration {
+        sql: "
+        CREATE TABLE store_info (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE documents (
+            doc_id       TEXT PRIMARY KEY,
+            kind         TEXT NOT NULL,
+            branch_id    TEXT NOT NULL,
+            schema       INTEGER NOT NULL,
+            snapshot     BLOB NOT NULL,
+            chunks_len   INTEGER NOT NULL DEFAULT 0,
+            next_chunk   INTEGER NOT NULL DEFAULT 0,
+            heads        BLOB NOT NULL,
+            updated_at   INTEGER NOT NULL
+        );
+        CREATE INDEX documents_by_kind ON documents (kind, branch_id);
+        CREATE TABLE doc_chunks (
+            doc_id TEXT NOT NULL REFERENCES documents (doc_id) ON DELETE CASCADE,
+            seq    INTEGER NOT NULL,
+            data   BLOB NOT NULL,
+            PRIMARY KEY (doc_id, seq)
+        );
+        CREATE TABLE unacked_changes (
+            doc_id TEXT NOT NULL REFERENCES documents (doc_id) ON DELETE CASCADE,
+            hash   BLOB NOT NULL,
+            PRIMARY KEY (doc_id, hash)
+        ) WITHOUT ROWID;
+        ",
+        rebuilds_index: false,
+    },
+    // 2: the query index and the conflict list.
+    Migration {
+        sql: "
+        CREATE TABLE idx_profiles (
+            branch_id        TEXT PRIMARY KEY,
+            doc_id           TEXT NOT NULL,
+            name             TEXT NOT NULL,
+            level            TEXT NOT NULL,
+            parent           TEXT,
+            term_start       TEXT,
+            term_end         TEXT,
+            silent_threshold INTEGER NOT NULL
+        );
+        CREATE TABLE idx_activity_kinds (
+            branch_id         TEXT NOT NULL,
+            code              TEXT NOT NULL,
+            doc_id            TEXT NOT NULL,
+            name              TEXT NOT NULL,
+            frequency         TEXT,
+            attendance_points INTEGER NOT NULL,
+            PRIMARY KEY (branch_id, code)
+        ) WITHOUT ROWID;
+        CREATE TABLE idx_members (
+            member_id    TEXT PRIMARY KEY,
+            branch_id    TEXT NOT NULL,
+            doc_id       TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            gender       TEXT NOT NULL,
+            birth_date   TEXT,
+            joined       TEXT,
+            category     TEXT NOT NULL,
+            group_name   TEXT,
+            post         TEXT,
+            phone        TEXT,
+            status       TEXT NOT NULL,
+            status_since TEXT
+        );
+        CREATE INDEX idx_members_by_branch ON idx_members (branch_id, status);
+        CREATE TABLE idx_member_files (
+            doc_id    TEXT PRIMARY KEY,
+            branch_id TEXT NOT NULL,
+            member_id TEXT NOT NULL
+        );
+        CREATE INDEX idx_member_files_by_member ON idx_member_files (member_id);
+        CREATE TABLE idx_activities (
+            doc_id     TEXT PRIMARY KEY,
+            branch_id  TEXT NOT NULL,
+            kind       TEXT NOT NULL,
+            title      TEXT NOT NULL,
+            starts_at  TEXT NOT NULL,
+            ends_at    TEXT NOT NULL,
+            place      TEXT,
+            organizer  TEXT,
+            group_name TEXT,
+            status     TEXT NOT NULL,
+            sign_ins   INTEGER NOT NULL,
+            leaves     INTEGER NOT NULL
+        );
+        CREATE INDEX idx_activities_by_start ON idx_activities (branch_id, starts_at);
+        CREATE INDEX idx_activities_by_kind ON idx_activities (branch_id, kind, starts_at);
+        CREATE TABLE idx_activity_branches (
+            branch_id TEXT NOT NULL,
+            doc_id    TEXT NOT NULL,
+            PRIMARY KEY (branch_id, doc_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE idx_attendance (
+            doc_id    TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            state     TEXT NOT NULL,
+            mode      TEXT,
+            at        INTEGER NOT NULL,
+            PRIMARY KEY (doc_id, member_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_attendance_by_member ON idx_attendance (member_id);
+        CREATE TABLE idx_petitions (
+            doc_id         TEXT PRIMARY KEY,
+            branch_id      TEXT NOT NULL,
+            category       TEXT NOT NULL,
+            title          TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            owner          TEXT,
+            deadline       TEXT,
+            submitted_at   INTEGER NOT NULL,
+            resolved_at    INTEGER,
+            rating         INTEGER,
+            progress_count INTEGER NOT NULL
+        );
+        CREATE INDEX idx_petitions_by_status ON idx_petitions (branch_id, status, deadline);
+        CREATE INDEX idx_petitions_by_owner ON idx_petitions (owner);
+        CREATE TABLE idx_conflicts (
+            doc_id TEXT NOT NULL,
+            path   TEXT NOT NULL,
+            PRIMARY KEY (doc_id, path)
+        ) WITHOUT ROWID;
+        ",
+        rebuilds_index: true,
+    },
+];
+
+/// The store schema version this build creates.
+pub(crate) const STORE_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What [`migrate`] did.
+pub(crate) struct Migrated {
+    /// The index tables changed shape and must be rebuilt from the documents.
+    pub(crate) rebuild_index: bool,
+}
+
+/// Brings the database up to [`STORE_VERSION`], or to `target` in tests.
+pub(crate) fn migrate(tx: &Transaction, target: i64) -> Result<Migrated> {
+    let app_id: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app_id != APPLICATION_ID {
+        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables > 0 || version != 0 {
+            return Err(Error::NotAStore(
+                "the database belongs to another application".into(),
+            ));
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    if version > STORE_VERSION {
+        return Err(Error::StoreTooNew {
+            found: version,
+            supported: STORE_VERSION,
+        });
+    }
+    let mut rebuild_index = false;
+    for (n, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(version as usize)
+    {
+        tracing::info!(to = n + 1, "migrating local store");
+        tx.execute_batch(migration.sql)?;
+        rebuild_index |= migration.rebuilds_index && version > 0;
+    }
+    tx.pragma_update(None, "user_version", target.max(version))?;
+    Ok(Migrated { rebuild_index })
+}
