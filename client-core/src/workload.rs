@@ -219,7 +219,7 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
     let secretary_device = DeviceId::from_bytes(g.id());
     let mut documents = Vec::new();
 
-    // Profile: the usual kinds, a term that ends a few months after the history.
+    // Profile: the usual kinds, groups, a committee term and the dues rate.
     let mut profile = BranchProfile::new(branch, "幸福里社区第一党支部", Level::Branch, None)?;
     profile.meta.id = DocId::from_bytes(g.id());
     let mut b = Builder::new(&profile, secretary_device)?;
@@ -227,8 +227,9 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         for group in GROUPS {
             p.add_group(group)?;
         }
-        let term_start = Date(start - Months::new(30));
-        p.set_term(term_start, Date(term_start.0 + Months::new(60)))?;
+        // A five-year term ending four months after the history: renewal is due.
+        let term_end = start + Months::new(12 * spec.years + 4);
+        p.set_term(Date(term_end - Months::new(60)), Date(term_end))?;
         p.monthly_dues_fen = 2000;
         Ok(())
     })?;
