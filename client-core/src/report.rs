@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -257,14 +257,14 @@ impl Store {
     }
 
     fn threshold(&self, branch: BranchId) -> Result<u32> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 "SELECT silent_threshold FROM idx_profiles WHERE branch_id = ?1",
                 [branch.to_string()],
                 |r| r.get(0),
             )
-            .map_err(|_| Error::MissingBranchDocument("branch_profile"))?)
+            .optional()?
+            .ok_or(Error::MissingBranchDocument("branch_profile"))
     }
 
     fn attendance_points(&self, branch: BranchId) -> Result<HashMap<String, i64>> {
@@ -512,7 +512,8 @@ impl Store {
                 [branch.to_string()],
                 |r| r.get(0),
             )
-            .map_err(|_| Error::MissingBranchDocument("branch_profile"))?;
+            .optional()?
+            .ok_or(Error::MissingBranchDocument("branch_profile"))?;
         let Some(end) = end else { return Ok(None) };
         let ends: Date = end.parse()?;
         let warn_from = ends.0.checked_sub_months(Months::new(6)).unwrap_or(ends.0);

@@ -149,15 +149,13 @@ impl Record for Roster {
 }
 
 fn check_dates(birth: Option<Date>, joined: Option<Date>) -> Result<()> {
-    if let (Some(birth), Some(joined)) = (birth, joined) {
-        if joined <= birth {
-            return Err(Error::invalid(
-                "date joined (must follow the birth date)",
-                joined.to_string(),
-            ));
-        }
+    match (birth, joined) {
+        (Some(birth), Some(joined)) if joined <= birth => Err(Error::invalid(
+            "date joined (must follow the birth date)",
+            joined.to_string(),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 impl Roster {

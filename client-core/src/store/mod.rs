@@ -192,12 +192,12 @@ impl Store {
 
     /// The whole document `id`, compacted, as automerge bytes.
     pub fn export(&self, id: DocId) -> Result<Vec<u8>> {
-        Ok(load(&self.conn, id, None)?.doc.save())
+        Ok(load_raw(&self.conn, id)?.0.save())
     }
 
     /// The document `id` as loaded from disk, for sync and inspection.
     pub fn load_document(&self, id: DocId) -> Result<AutoCommit> {
-        Ok(load(&self.conn, id, None)?.doc)
+        Ok(load_raw(&self.conn, id)?.0)
     }
 
     /// Merges automerge bytes received from elsewhere (a whole document, or changes
@@ -676,21 +676,30 @@ fn unacked_hashes(conn: &Connection, id: DocId) -> Result<Vec<ChangeHash>> {
     .collect()
 }
 
-/// Loads document `id` as snapshot plus chunks, in one `AutoCommit::load`.
-fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> {
+/// What [`load_raw`] read besides the document itself.
+struct Stored {
+    heads: Vec<ChangeHash>,
+    snapshot_len: usize,
+    chunks_len: usize,
+    next_chunk: i64,
+}
+
+/// Loads document `id` as snapshot plus chunks, in one `AutoCommit::load`, without
+/// reading its header: the header was checked when the document entered the store.
+fn load_raw(conn: &Connection, id: DocId) -> Result<(AutoCommit, Stored)> {
+    let key = id.to_string();
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT snapshot, chunks_len, next_chunk, heads FROM documents WHERE doc_id = ?1",
-            [id.to_string()],
-            |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            },
-        )
+        )?
+        .query_row([&key], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })
         .optional()?;
     let (mut bytes, chunks_len, next_chunk, heads) = row.ok_or(Error::DocNotFound(id))?;
     let snapshot_len = bytes.len();
@@ -698,12 +707,24 @@ fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> 
         bytes.reserve(chunks_len as usize);
         let mut stmt =
             conn.prepare_cached("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
-        let mut rows = stmt.query([id.to_string()])?;
+        let mut rows = stmt.query([&key])?;
         while let Some(row) = rows.next()? {
             bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
         }
     }
-    let mut doc = AutoCommit::load(&bytes).map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+    let doc = AutoCommit::load(&bytes).map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+    let stored = Stored {
+        heads: decode_heads(&heads)?,
+        snapshot_len,
+        chunks_len: chunks_len as usize,
+        next_chunk,
+    };
+    Ok((doc, stored))
+}
+
+/// Loads document `id` for an edit or a merge, with its header checked.
+fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> {
+    let (mut doc, stored) = load_raw(conn, id)?;
     if let Some(actor) = actor {
         doc.set_actor(actor);
     }
@@ -718,10 +739,10 @@ fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> 
         id,
         doc,
         meta,
-        heads: decode_heads(&heads)?,
-        snapshot_len,
-        chunks_len: chunks_len as usize,
-        next_chunk,
+        heads: stored.heads,
+        snapshot_len: stored.snapshot_len,
+        chunks_len: stored.chunks_len,
+        next_chunk: stored.next_chunk,
     })
 }
 
