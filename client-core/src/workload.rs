@@ -288,6 +288,15 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         })?;
     }
     let member_ids: Vec<MemberId> = devices.keys().copied().collect();
+    // One member in twelve is silent (attends about 30%); the others attend a little
+    // more than the mean, so the branch as a whole attends `spec.attendance`.
+    const SILENT: f64 = 0.3;
+    let keen = (spec.attendance + (spec.attendance - SILENT) / 11.0).min(1.0);
+    let propensity: BTreeMap<MemberId, f64> = member_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, if i % 12 == 7 { SILENT } else { keen }))
+        .collect();
     for (n, id) in member_ids.iter().rev().take(3).enumerate() {
         let day = Date(g.day_between(start, end));
         if n < 2 {
@@ -387,7 +396,7 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
                         .as_ref()
                         .is_none_or(|g| member.group.as_ref() == Some(g));
                 let at = instant(starts + Duration::minutes(g.rng.random_range(-20..15)));
-                if expected && g.rng.random_bool(spec.attendance) {
+                if expected && g.rng.random_bool(propensity[&member.id]) {
                     let mode = if g.rng.random_bool(0.85) {
                         SignInMode::OnSite
                     } else {
