@@ -206,24 +206,9 @@ impl Store {
     /// The bytes must carry a document header; documents of kinds or schema versions
     /// this build does not know are kept and synced untouched, but not indexed.
     pub fn merge(&mut self, bytes: &[u8]) -> Result<DocId> {
-        let mut incoming = AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let meta = model::read_meta(&incoming)?;
         let actor = self.actor();
         let tx = self.conn.transaction()?;
-        let id = if exists(&tx, meta.id)? {
-            let mut loaded = load(&tx, meta.id, Some(actor))?;
-            if loaded.meta.kind != meta.kind || loaded.meta.branch != meta.branch {
-                return Err(Error::Corrupt(format!(
-                    "document {} changed its header in a merge",
-                    meta.id
-                )));
-            }
-            loaded.doc.merge(&mut incoming)?;
-            save(&tx, &mut loaded, Origin::Remote)?;
-            meta.id
-        } else {
-            insert_document(&tx, &mut incoming, Origin::Remote)?
-        };
+        let id = merge_bytes(&tx, bytes, &actor)?;
         tx.commit()?;
         Ok(id)
     }
@@ -312,8 +297,8 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut all = Vec::new();
         for id in ids {
-            let loaded = load(&self.conn, id.parse()?, None)?;
-            all.extend(conflict::find(loaded.id, &loaded.doc));
+            let id = id.parse()?;
+            all.extend(conflict::find(id, &load_raw(&self.conn, id)?.0));
         }
         Ok(all)
     }
@@ -609,16 +594,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         for bytes in documents {
-            let mut incoming =
-                AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let meta = model::read_meta(&incoming)?;
-            if exists(&tx, meta.id)? {
-                let mut loaded = load(&tx, meta.id, Some(actor.clone()))?;
-                loaded.doc.merge(&mut incoming)?;
-                save(&tx, &mut loaded, Origin::Remote)?;
-            } else {
-                insert_document(&tx, &mut incoming, Origin::Remote)?;
-            }
+            merge_bytes(&tx, bytes, &actor)?;
             n += 1;
         }
         tx.commit()?;
@@ -744,6 +720,26 @@ fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> 
         chunks_len: stored.chunks_len,
         next_chunk: stored.next_chunk,
     })
+}
+
+/// Merges automerge bytes from elsewhere into the document they name, or stores
+/// them as a new document.
+fn merge_bytes(tx: &Transaction, bytes: &[u8], actor: &ActorId) -> Result<DocId> {
+    let mut incoming = AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let meta = model::read_meta(&incoming)?;
+    if !exists(tx, meta.id)? {
+        return insert_document(tx, &mut incoming, Origin::Remote);
+    }
+    let mut loaded = load(tx, meta.id, Some(actor.clone()))?;
+    if loaded.meta.kind != meta.kind || loaded.meta.branch != meta.branch {
+        return Err(Error::Corrupt(format!(
+            "document {} changed its header in a merge",
+            meta.id
+        )));
+    }
+    loaded.doc.merge(&mut incoming)?;
+    save(tx, &mut loaded, Origin::Remote)?;
+    Ok(meta.id)
 }
 
 /// Stores a document not yet in the store, as a snapshot.

@@ -518,6 +518,22 @@ fn bad_documents_get_typed_errors() {
 }
 
 #[test]
+fn a_document_cannot_change_its_kind_in_a_merge() {
+    let (mut store, branch) = store_with_branch();
+    let roster = store.branch_document(branch, DocKind::Roster).unwrap();
+    let mut impostor = Petition::submit(branch, petition(), Timestamp(1_741_132_800_000)).unwrap();
+    impostor.meta.id = roster;
+    let bytes = model::create_document(&impostor, ActorId::random())
+        .unwrap()
+        .save();
+    let before = store.export(roster).unwrap();
+    assert_eq!(store.merge(&bytes).unwrap_err().code(), "doc.corrupt");
+    let in_bulk = store.import_all([bytes.as_slice()]).unwrap_err();
+    assert_eq!(in_bulk.code(), "doc.corrupt");
+    assert_eq!(store.export(roster).unwrap(), before);
+}
+
+#[test]
 fn fields_from_a_newer_schema_survive_edits() {
     let (mut store, branch) = store_with_branch();
     let owner = store.add_member(branch, member("陈明")).unwrap();
