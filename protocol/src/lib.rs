@@ -27,6 +27,9 @@
 //!    ranges that differ until the ranges are small enough to list as
 //!    [`Message::ManifestEntries`]: each document with its kind and
 //!    heads.
+//!
+//!    The exact rules (who splits, when entries are listed, how an answer
+//!    ends) are in `docs/sync-design.md` and [`Manifest::respond`].
 //! 3. **Per-document sync.** For each document whose heads differ, the
 //!    sides run the automerge sync protocol on a stream of their own,
 //!    carrying each automerge sync message as an opaque
@@ -50,13 +53,15 @@
 
 pub mod codec;
 pub mod ids;
+pub mod invite;
 pub mod manifest;
 pub mod message;
 pub mod version;
 
 pub use codec::{DecodeError, EncodeError, FrameCodec, decode, encode};
 pub use ids::{BranchId, DeviceId, DeviceSecret, DocId, Heads, IdParseError, MemberId, Role};
-pub use manifest::ManifestTally;
+pub use invite::{InviteLink, InviteParseError};
+pub use manifest::{Manifest, ManifestTally};
 pub use message::{Credentials, ErrorCode, ManifestEntry, Message, RangeSummary};
 pub use version::{negotiate, negotiate_between};
 

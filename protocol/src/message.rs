@@ -20,6 +20,10 @@
 //! | `0x20` | [`Message::SyncDoc`]               | either          |
 //! | `0x21` | [`Message::DocChanged`]            | server          |
 //! | `0x22` | [`Message::Ack`]                   | server          |
+//! | `0x30` | [`Message::CreateInvite`]          | client          |
+//! | `0x31` | [`Message::InviteCreated`]         | server          |
+//! | `0x32` | [`Message::RevokeDevice`]          | client          |
+//! | `0x33` | [`Message::DeviceRevoked`]         | server          |
 //!
 //! The tags are written out here rather than taken from postcard's enum
 //! numbering so that reordering the Rust enum cannot change the wire, and
@@ -72,9 +76,17 @@ pub mod tag {
     pub const DOC_CHANGED: u8 = 0x21;
     /// [`Message::Ack`](super::Message::Ack).
     pub const ACK: u8 = 0x22;
+    /// [`Message::CreateInvite`](super::Message::CreateInvite).
+    pub const CREATE_INVITE: u8 = 0x30;
+    /// [`Message::InviteCreated`](super::Message::InviteCreated).
+    pub const INVITE_CREATED: u8 = 0x31;
+    /// [`Message::RevokeDevice`](super::Message::RevokeDevice).
+    pub const REVOKE_DEVICE: u8 = 0x32;
+    /// [`Message::DeviceRevoked`](super::Message::DeviceRevoked).
+    pub const DEVICE_REVOKED: u8 = 0x33;
 
     /// Every tag in use, in table order.
-    pub const ALL: [u8; 9] = [
+    pub const ALL: [u8; 13] = [
         HELLO,
         WELCOME,
         ERROR,
@@ -84,6 +96,10 @@ pub mod tag {
         SYNC_DOC,
         DOC_CHANGED,
         ACK,
+        CREATE_INVITE,
+        INVITE_CREATED,
+        REVOKE_DEVICE,
+        DEVICE_REVOKED,
     ];
 }
 
@@ -141,10 +157,17 @@ pub enum Message {
         /// Adjacent ranges, in ascending order of `start`.
         ranges: Vec<RangeSummary>,
     },
-    /// Either side: every document in a range that was found to differ,
-    /// listed in full.
+    /// Either side: every document the sender holds in a range that was
+    /// found to differ, listed in full.
     ManifestEntries {
-        /// The documents, in ascending order of id.
+        /// The first id of the range (inclusive).
+        start: DocId,
+        /// The id just past the range (exclusive), or `None` for a range
+        /// that runs to the end of the id space.
+        end: Option<DocId>,
+        /// The documents, in ascending order of id. A document of the
+        /// receiver's in the range but not listed here is one the sender
+        /// does not have.
         entries: Vec<ManifestEntry>,
     },
     /// Either side: one automerge sync message for one document.
@@ -169,6 +192,36 @@ pub enum Message {
         doc_id: DocId,
         /// The heads now safe on the server.
         heads: Heads,
+    },
+    /// Client → server, on a request stream: make a one-time invite into
+    /// the device's own branch.
+    CreateInvite {
+        /// The role the invited device will hold.
+        role: Role,
+        /// The member the invited device will belong to, if any.
+        member_id: Option<MemberId>,
+        /// How long the invite stays usable, in seconds.
+        valid_for_secs: u32,
+    },
+    /// Server → client: the answer to [`Message::CreateInvite`].
+    InviteCreated {
+        /// The invite link to hand to the new device (see `InviteLink`).
+        invite: String,
+        /// When the invite stops working, in milliseconds since the Unix
+        /// epoch.
+        expires_at_ms: i64,
+    },
+    /// Client → server, on a request stream: revoke a device of the
+    /// sender's branch. Its connections are closed and it is refused from
+    /// then on.
+    RevokeDevice {
+        /// The device to revoke.
+        device_id: DeviceId,
+    },
+    /// Server → client: the answer to [`Message::RevokeDevice`].
+    DeviceRevoked {
+        /// The device now revoked.
+        device_id: DeviceId,
     },
     /// Either side: a request failed, or the sender is about to close the
     /// connection or stream, and why.
@@ -298,8 +351,13 @@ pub enum ErrorCode {
     Unauthenticated,
     /// `access.denied`: the device's role may not read or write this document.
     AccessDenied,
+    /// `access.read_only`: the device may read this document but sent changes to it.
+    ReadOnly,
     /// `sync.invalid_payload`: an automerge sync message could not be applied.
     InvalidSyncPayload,
+    /// `sync.invalid_document`: the changes would remove or alter the
+    /// document's header, or create a document the device may not create.
+    InvalidDocument,
     /// `server.busy`: the server is overloaded; try again later.
     ServerBusy,
     /// `server.internal`: something broke on the server; not the client's fault.
@@ -310,7 +368,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every known code, for tests and documentation.
-    pub const KNOWN: [ErrorCode; 13] = [
+    pub const KNOWN: [ErrorCode; 15] = [
         ErrorCode::VersionUnsupported,
         ErrorCode::FrameTooLarge,
         ErrorCode::Malformed,
@@ -324,6 +382,8 @@ impl ErrorCode {
         ErrorCode::InvalidSyncPayload,
         ErrorCode::ServerBusy,
         ErrorCode::Internal,
+        ErrorCode::ReadOnly,
+        ErrorCode::InvalidDocument,
     ];
 
     /// The code's stable string form, as sent on the wire.
@@ -342,6 +402,8 @@ impl ErrorCode {
             ErrorCode::InvalidSyncPayload => "sync.invalid_payload",
             ErrorCode::ServerBusy => "server.busy",
             ErrorCode::Internal => "server.internal",
+            ErrorCode::ReadOnly => "access.read_only",
+            ErrorCode::InvalidDocument => "sync.invalid_document",
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -431,6 +493,10 @@ impl Message {
             Message::SyncDoc { .. } => tag::SYNC_DOC,
             Message::DocChanged { .. } => tag::DOC_CHANGED,
             Message::Ack { .. } => tag::ACK,
+            Message::CreateInvite { .. } => tag::CREATE_INVITE,
+            Message::InviteCreated { .. } => tag::INVITE_CREATED,
+            Message::RevokeDevice { .. } => tag::REVOKE_DEVICE,
+            Message::DeviceRevoked { .. } => tag::DEVICE_REVOKED,
         }
     }
 
@@ -446,6 +512,10 @@ impl Message {
             Message::SyncDoc { .. } => "sync_doc",
             Message::DocChanged { .. } => "doc_changed",
             Message::Ack { .. } => "ack",
+            Message::CreateInvite { .. } => "create_invite",
+            Message::InviteCreated { .. } => "invite_created",
+            Message::RevokeDevice { .. } => "revoke_device",
+            Message::DeviceRevoked { .. } => "device_revoked",
         }
     }
 
@@ -488,12 +558,27 @@ impl Message {
                 postcard::to_io(&(doc_count, digest), out)
             }
             Message::ManifestRanges { ranges } => postcard::to_io(ranges, out),
-            Message::ManifestEntries { entries } => postcard::to_io(entries, out),
+            Message::ManifestEntries {
+                start,
+                end,
+                entries,
+            } => postcard::to_io(&(start, end, entries), out),
             Message::SyncDoc { doc_id, payload } => {
                 postcard::to_io(&(doc_id, ByteStr(payload)), out)
             }
             Message::DocChanged { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
             Message::Ack { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
+            Message::CreateInvite {
+                role,
+                member_id,
+                valid_for_secs,
+            } => postcard::to_io(&(role, member_id, valid_for_secs), out),
+            Message::InviteCreated {
+                invite,
+                expires_at_ms,
+            } => postcard::to_io(&(invite, expires_at_ms), out),
+            Message::RevokeDevice { device_id } => postcard::to_io(device_id, out),
+            Message::DeviceRevoked { device_id } => postcard::to_io(device_id, out),
         };
         // Every field type here serialises infallibly (sequences know their
         // length up front), and callers write into memory, which cannot fail.
@@ -540,9 +625,14 @@ impl Message {
             tag::MANIFEST_RANGES => Message::ManifestRanges {
                 ranges: read_exactly(tag, body)?,
             },
-            tag::MANIFEST_ENTRIES => Message::ManifestEntries {
-                entries: read_exactly(tag, body)?,
-            },
+            tag::MANIFEST_ENTRIES => {
+                let (start, end, entries) = read_exactly(tag, body)?;
+                Message::ManifestEntries {
+                    start,
+                    end,
+                    entries,
+                }
+            }
             tag::SYNC_DOC => {
                 let (doc_id, ByteBuf(payload)) = read_exactly(tag, body)?;
                 Message::SyncDoc { doc_id, payload }
@@ -555,6 +645,27 @@ impl Message {
                 let (doc_id, heads) = read_exactly(tag, body)?;
                 Message::Ack { doc_id, heads }
             }
+            tag::CREATE_INVITE => {
+                let (role, member_id, valid_for_secs) = read_exactly(tag, body)?;
+                Message::CreateInvite {
+                    role,
+                    member_id,
+                    valid_for_secs,
+                }
+            }
+            tag::INVITE_CREATED => {
+                let (invite, expires_at_ms) = read_exactly(tag, body)?;
+                Message::InviteCreated {
+                    invite,
+                    expires_at_ms,
+                }
+            }
+            tag::REVOKE_DEVICE => Message::RevokeDevice {
+                device_id: read_exactly(tag, body)?,
+            },
+            tag::DEVICE_REVOKED => Message::DeviceRevoked {
+                device_id: read_exactly(tag, body)?,
+            },
             _ => return Err(DecodeError::UnknownMessage { tag }),
         };
         Ok(message)
@@ -624,8 +735,14 @@ impl fmt::Debug for Message {
                 .debug_struct("ManifestRanges")
                 .field("ranges", ranges)
                 .finish(),
-            Message::ManifestEntries { entries } => f
+            Message::ManifestEntries {
+                start,
+                end,
+                entries,
+            } => f
                 .debug_struct("ManifestEntries")
+                .field("start", start)
+                .field("end", end)
                 .field("entries", entries)
                 .finish(),
             Message::SyncDoc { doc_id, payload } => f
@@ -642,6 +759,33 @@ impl fmt::Debug for Message {
                 .debug_struct("Ack")
                 .field("doc_id", doc_id)
                 .field("heads", heads)
+                .finish(),
+            Message::CreateInvite {
+                role,
+                member_id,
+                valid_for_secs,
+            } => f
+                .debug_struct("CreateInvite")
+                .field("role", role)
+                .field("member_id", member_id)
+                .field("valid_for_secs", valid_for_secs)
+                .finish(),
+            // The invite is a bearer secret until it is used.
+            Message::InviteCreated {
+                invite: _,
+                expires_at_ms,
+            } => f
+                .debug_struct("InviteCreated")
+                .field("invite", &"<redacted>")
+                .field("expires_at_ms", expires_at_ms)
+                .finish(),
+            Message::RevokeDevice { device_id } => f
+                .debug_struct("RevokeDevice")
+                .field("device_id", device_id)
+                .finish(),
+            Message::DeviceRevoked { device_id } => f
+                .debug_struct("DeviceRevoked")
+                .field("device_id", device_id)
                 .finish(),
         }
     }
@@ -735,7 +879,7 @@ pub(crate) mod strategy {
         prop::collection::vec(any::<[u8; 32]>(), 0..4).prop_map(Heads::new)
     }
 
-    fn role() -> impl Strategy<Value = Role> {
+    pub(crate) fn role() -> impl Strategy<Value = Role> {
         prop_oneof![
             Just(Role::Secretary),
             Just(Role::Committee),
@@ -835,12 +979,39 @@ pub(crate) mod strategy {
                 .prop_map(|(doc_count, digest)| Message::ManifestDigest { doc_count, digest }),
             prop::collection::vec(range_summary(), 0..4)
                 .prop_map(|ranges| Message::ManifestRanges { ranges }),
-            prop::collection::vec(manifest_entry(), 0..4)
-                .prop_map(|entries| Message::ManifestEntries { entries }),
+            (
+                doc_id(),
+                prop::option::of(doc_id()),
+                prop::collection::vec(manifest_entry(), 0..4)
+            )
+                .prop_map(|(start, end, entries)| Message::ManifestEntries {
+                    start,
+                    end,
+                    entries
+                }),
             (doc_id(), prop::collection::vec(any::<u8>(), 0..300))
                 .prop_map(|(doc_id, payload)| Message::SyncDoc { doc_id, payload }),
             (doc_id(), heads()).prop_map(|(doc_id, heads)| Message::DocChanged { doc_id, heads }),
             (doc_id(), heads()).prop_map(|(doc_id, heads)| Message::Ack { doc_id, heads }),
+            (role(), prop::option::of(any::<[u8; 16]>()), any::<u32>()).prop_map(
+                |(role, member, valid_for_secs)| Message::CreateInvite {
+                    role,
+                    member_id: member.map(MemberId::from_bytes),
+                    valid_for_secs,
+                }
+            ),
+            (any::<String>(), any::<i64>()).prop_map(|(invite, expires_at_ms)| {
+                Message::InviteCreated {
+                    invite,
+                    expires_at_ms,
+                }
+            }),
+            any::<[u8; 16]>().prop_map(|device| Message::RevokeDevice {
+                device_id: DeviceId::from_bytes(device)
+            }),
+            any::<[u8; 16]>().prop_map(|device| Message::DeviceRevoked {
+                device_id: DeviceId::from_bytes(device)
+            }),
         ]
     }
 }
@@ -889,6 +1060,8 @@ mod tests {
                 "sync.invalid_payload",
                 "server.busy",
                 "server.internal",
+                "access.read_only",
+                "sync.invalid_document",
             ]
         );
     }

@@ -166,6 +166,8 @@ fn examples() -> Vec<(&'static str, Message)> {
         (
             "manifest_entries",
             Message::ManifestEntries {
+                start: doc_a(),
+                end: None,
                 entries: vec![
                     ManifestEntry {
                         doc_id: doc_a(),
@@ -201,6 +203,37 @@ fn examples() -> Vec<(&'static str, Message)> {
                 heads: Heads::new(vec![[0x01; 32]]),
             },
         ),
+        (
+            "create_invite",
+            Message::CreateInvite {
+                role: Role::Member,
+                member_id: Some(
+                    "11112222-3333-4444-8555-666677778888"
+                        .parse::<MemberId>()
+                        .unwrap(),
+                ),
+                valid_for_secs: 259_200,
+            },
+        ),
+        (
+            "invite_created",
+            Message::InviteCreated {
+                invite: "branchline://example.org:4433/RIVER?cert=00".to_owned(),
+                expires_at_ms: 1_767_225_600_000,
+            },
+        ),
+        (
+            "revoke_device",
+            Message::RevokeDevice {
+                device_id: device(),
+            },
+        ),
+        (
+            "device_revoked",
+            Message::DeviceRevoked {
+                device_id: device(),
+            },
+        ),
     ]
 }
 
@@ -234,10 +267,14 @@ fn examples_cover_every_message_and_credentials_variant() {
             Message::SyncDoc { .. } => "sync_doc",
             Message::DocChanged { .. } => "doc_changed",
             Message::Ack { .. } => "ack",
+            Message::CreateInvite { .. } => "create_invite",
+            Message::InviteCreated { .. } => "invite_created",
+            Message::RevokeDevice { .. } => "revoke_device",
+            Message::DeviceRevoked { .. } => "device_revoked",
         };
         if !seen.contains(&variant) {
             seen.push(variant);
         }
     }
-    assert_eq!(seen.len(), 10, "missing a golden example: have {seen:?}");
+    assert_eq!(seen.len(), 14, "missing a golden example: have {seen:?}");
 }
