@@ -72,6 +72,16 @@ pub enum Error {
     /// The bytes are not a readable automerge document.
     #[error("corrupt document: {0}")]
     Corrupt(String),
+    /// Received changes would remove or alter a document's header (its kind, branch
+    /// or id), or a new document does not name the id or kind it arrived as. Nothing
+    /// was stored.
+    #[error("refused changes to document {doc}: {reason}")]
+    InvalidHeader {
+        /// The document the changes were for.
+        doc: DocId,
+        /// What was wrong with them.
+        reason: String,
+    },
     /// The document is of another kind than the operation expects.
     #[error("document is a {found}, expected a {expected}")]
     WrongKind {
@@ -132,6 +142,7 @@ impl Error {
             Error::DocNotFound(_) => "doc.not_found",
             Error::MissingBranchDocument(_) => "doc.missing_branch_document",
             Error::Corrupt(_) => "doc.corrupt",
+            Error::InvalidHeader { .. } => "doc.invalid_header",
             Error::WrongKind { .. } => "doc.wrong_kind",
             Error::SchemaTooNew { .. } => "doc.schema_too_new",
             Error::Malformed(_) => "doc.malformed",

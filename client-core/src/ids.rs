@@ -95,6 +95,25 @@ id_type!(
     "device id"
 );
 
+/// Conversions to and from the wire ids of `branchline-protocol`: the same 16 bytes.
+macro_rules! wire_conversions {
+    ($($name:ident),*) => {$(
+        impl From<branchline_protocol::$name> for $name {
+            fn from(id: branchline_protocol::$name) -> Self {
+                Self::from_bytes(*id.as_bytes())
+            }
+        }
+
+        impl From<$name> for branchline_protocol::$name {
+            fn from(id: $name) -> Self {
+                Self::from_bytes(*id.as_bytes())
+            }
+        }
+    )*};
+}
+
+wire_conversions!(DocId, BranchId, MemberId, DeviceId);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +123,20 @@ mod tests {
         let id = DocId::random();
         assert_eq!(id.to_string().parse::<DocId>().unwrap(), id);
         assert_ne!(DocId::random(), DocId::random());
+    }
+
+    #[test]
+    fn ids_convert_to_and_from_wire_ids_byte_for_byte() {
+        let id = DocId::random();
+        let wire = branchline_protocol::DocId::from(id);
+        assert_eq!(wire.as_bytes(), id.as_bytes());
+        assert_eq!(wire.to_string(), id.to_string());
+        assert_eq!(DocId::from(wire), id);
+        let member = MemberId::random();
+        assert_eq!(
+            MemberId::from(branchline_protocol::MemberId::from(member)),
+            member
+        );
     }
 
     #[test]

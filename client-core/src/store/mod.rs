@@ -13,8 +13,10 @@
 //! The device's automerge actor id is its [`DeviceId`]: every change names the device
 //! that made it, which is how conflicts say "which device".
 
+mod account;
 mod index;
 pub mod query;
+mod remote;
 pub(crate) mod schema;
 
 use std::path::Path;
@@ -30,8 +32,17 @@ use crate::model::{
     NewActivity, NewMember, NewPetition, Petition, Record, Roster, SignInMode, Timestamp,
 };
 
+pub use account::Account;
+pub(crate) use account::hex;
+pub use remote::Applied;
+pub(crate) use remote::{change_hashes, wire_heads};
+
 /// A source of the current time, replaceable in tests and simulations.
 pub type Clock = Box<dyn Fn() -> Timestamp + Send>;
+
+/// Told the id of every document a local operation changed, once the change is on
+/// disk; see [`Store::set_change_listener`].
+pub type ChangeListener = Box<dyn Fn(DocId) + Send>;
 
 /// Where a change to a document came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +86,7 @@ pub struct Store {
     conn: Connection,
     device: DeviceId,
     clock: Clock,
+    listener: Option<ChangeListener>,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +141,7 @@ impl Store {
             conn,
             device,
             clock: Box::new(Timestamp::now),
+            listener: None,
         })
     }
 
@@ -151,6 +164,21 @@ impl Store {
         (self.clock)()
     }
 
+    /// Sets (or, with `None`, removes) the function told about every committed local
+    /// change: document creations, workflow operations and settled conflicts, never
+    /// changes received from elsewhere. A connected transport uses it to push edits at
+    /// once; it runs on the thread that made the change, so it should only hand the
+    /// id on (to a channel, say).
+    pub fn set_change_listener(&mut self, listener: Option<ChangeListener>) {
+        self.listener = listener;
+    }
+
+    fn changed_locally(&self, id: DocId) {
+        if let Some(listener) = &self.listener {
+            listener(id);
+        }
+    }
+
     /// The underlying connection, for queries and reports.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
@@ -164,6 +192,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let id = insert_document(&tx, &mut doc, Origin::Local)?;
         tx.commit()?;
+        self.changed_locally(id);
         Ok(id)
     }
 
@@ -185,8 +214,11 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut loaded = load(&tx, id, Some(actor))?;
         let out = model::edit(&mut loaded.doc, op)?;
-        save(&tx, &mut loaded, Origin::Local)?;
+        let changed = save(&tx, &mut loaded, Origin::Local)?;
         tx.commit()?;
+        if changed {
+            self.changed_locally(id);
+        }
         Ok(out)
     }
 
@@ -310,8 +342,11 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut loaded = load(&tx, id, Some(actor))?;
         conflict::settle(&mut loaded.doc, path, keep)?;
-        save(&tx, &mut loaded, Origin::Local)?;
+        let changed = save(&tx, &mut loaded, Origin::Local)?;
         tx.commit()?;
+        if changed {
+            self.changed_locally(id);
+        }
         Ok(())
     }
 
@@ -329,17 +364,19 @@ impl Store {
         let roster = Roster::new(branch);
         let actor = self.actor();
         let tx = self.conn.transaction()?;
-        insert_document(
+        let profile = insert_document(
             &tx,
             &mut model::create_document(&profile, actor.clone())?,
             Origin::Local,
         )?;
-        insert_document(
+        let roster = insert_document(
             &tx,
             &mut model::create_document(&roster, actor)?,
             Origin::Local,
         )?;
         tx.commit()?;
+        self.changed_locally(profile);
+        self.changed_locally(roster);
         Ok(branch)
     }
 
@@ -777,12 +814,12 @@ fn record_unacked(tx: &Transaction, id: DocId, hashes: &[ChangeHash]) -> Result<
 }
 
 /// Appends what changed since `loaded` was read, compacting when the appended chunks
-/// outgrow the snapshot, then refreshes the index.
-fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<()> {
+/// outgrow the snapshot, then refreshes the index. Returns whether anything changed.
+fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
     let chunk = loaded.doc.save_after(&loaded.heads);
     let heads = loaded.doc.get_heads();
     if chunk.is_empty() || heads == loaded.heads {
-        return Ok(());
+        return Ok(false);
     }
     if origin == Origin::Local {
         let ours = loaded.doc.get_actor().clone();
@@ -825,7 +862,8 @@ fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<()> {
         )?;
     }
     loaded.heads = heads;
-    index::reindex(tx, &loaded.meta, &loaded.doc)
+    index::reindex(tx, &loaded.meta, &loaded.doc)?;
+    Ok(true)
 }
 
 #[cfg(test)]

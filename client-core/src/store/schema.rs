@@ -151,6 +151,36 @@ const MIGRATIONS: &[Migration] = &[
         ",
         rebuilds_index: true,
     },
+    // 3: syncing with a server: the device's account, per-document sync states, and
+    // received changes that cannot be stored yet.
+    Migration {
+        sql: "
+        CREATE TABLE account (
+            singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+            server      TEXT NOT NULL,
+            cert_sha256 BLOB NOT NULL,
+            device_id   TEXT NOT NULL,
+            secret      BLOB NOT NULL,
+            branch_id   TEXT NOT NULL,
+            member_id   TEXT,
+            role        TEXT NOT NULL,
+            device_name TEXT NOT NULL
+        );
+        CREATE TABLE sync_states (
+            peer   TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            state  BLOB NOT NULL,
+            PRIMARY KEY (peer, doc_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sync_pending (
+            doc_id TEXT NOT NULL,
+            seq    INTEGER NOT NULL,
+            data   BLOB NOT NULL,
+            PRIMARY KEY (doc_id, seq)
+        );
+        ",
+        rebuilds_index: false,
+    },
 ];
 
 /// The store schema version this build creates.

@@ -714,3 +714,275 @@ fn a_write_that_returned_ok_survives_a_kill() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].id, wang.parse().unwrap());
 }
+
+// --- sync support ----------------------------------------------------------------------
+
+use automerge::sync::{self, SyncDoc};
+
+/// Runs automerge sync between the server's copy of document `id` and the store
+/// until neither side has anything to say; returns what each applied message did.
+fn sync_with(store: &mut Store, id: DocId, theirs: &mut AutoCommit) -> Vec<Applied> {
+    let (mut ours, mut their_state) = (sync::State::new(), sync::State::new());
+    let mut applied = Vec::new();
+    loop {
+        let to_them = store.generate_sync_message(id, &mut ours).unwrap();
+        if let Some(m) = to_them.clone() {
+            theirs
+                .sync()
+                .receive_sync_message(&mut their_state, m)
+                .unwrap();
+        }
+        let to_us = theirs.sync().generate_sync_message(&mut their_state);
+        if let Some(m) = to_us.clone() {
+            applied.push(
+                store
+                    .apply_sync_message("peer", id, None, &mut ours, m)
+                    .unwrap(),
+            );
+        }
+        if to_them.is_none() && to_us.is_none() {
+            return applied;
+        }
+    }
+}
+
+fn roster_with(names: &[&str]) -> (Roster, AutoCommit) {
+    let mut roster = Roster::new(BranchId::random());
+    for name in names {
+        roster.add_member(member(name)).unwrap();
+    }
+    let doc = model::create_document(&roster, ActorId::random()).unwrap();
+    (roster, doc)
+}
+
+#[test]
+fn a_document_arrives_by_sync_stored_and_indexed() {
+    let mut store = Store::open_in_memory().unwrap();
+    let (roster, mut theirs) = roster_with(&["王秀英", "李建国"]);
+    let id = roster.meta.id;
+    let applied = sync_with(&mut store, id, &mut theirs);
+    assert!(applied.iter().any(|a| a.created && a.changed));
+    assert_eq!(store.heads(id).unwrap(), Some(theirs.get_heads()));
+    let listed = store
+        .list_members(roster.meta.branch, &MemberFilter::default())
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    // Received changes are not ours to have acknowledged.
+    assert!(store.unacknowledged().unwrap().is_empty());
+    let manifest = store.manifest().unwrap();
+    let entry = manifest.get(id.into()).unwrap();
+    assert_eq!(entry.kind, "roster");
+    assert_eq!(entry.heads, wire_heads(&theirs.get_heads()));
+}
+
+#[test]
+fn changes_without_a_header_wait_until_it_arrives() {
+    let mut store = Store::open_in_memory().unwrap();
+    let (roster, _) = roster_with(&["王秀英"]);
+    let id = roster.meta.id;
+    // The server's first changes to the document carry no header yet.
+    let mut theirs = AutoCommit::new();
+    theirs.put(ROOT, "note", "header follows").unwrap();
+    theirs.commit();
+    let applied = sync_with(&mut store, id, &mut theirs);
+    assert!(applied.iter().any(|a| a.pending));
+    assert!(
+        store.documents().unwrap().is_empty(),
+        "never stored headerless"
+    );
+    assert!(store.manifest().unwrap().is_empty());
+    assert_eq!(store.heads(id).unwrap(), None);
+
+    autosurgeon::reconcile(&mut theirs, &roster).unwrap();
+    theirs.commit();
+    let applied = sync_with(&mut store, id, &mut theirs);
+    assert!(applied.iter().any(|a| a.created));
+    assert_eq!(store.heads(id).unwrap(), Some(theirs.get_heads()));
+    let doc = store.load_document(id).unwrap();
+    assert!(
+        doc.get(ROOT, "note").unwrap().is_some(),
+        "the early changes kept"
+    );
+    let pending: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM sync_pending", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
+}
+
+#[test]
+fn changes_missing_their_dependencies_wait_for_them() {
+    let (mut store, branch) = store_with_branch();
+    let id = store.branch_document(branch, DocKind::Roster).unwrap();
+    let mut theirs = store.load_document(id).unwrap();
+    theirs.set_actor(ActorId::random());
+    let before = theirs.get_heads();
+    model::edit(&mut theirs, |r: &mut Roster| r.add_member(member("陈海燕"))).unwrap();
+    theirs.commit();
+    model::edit(&mut theirs, |r: &mut Roster| r.add_member(member("赵春生"))).unwrap();
+    theirs.commit();
+    let changes = theirs.get_changes(&before);
+    assert_eq!(changes.len(), 2);
+    let heads = theirs.get_heads();
+    let message = |change: &automerge::Change| sync::Message {
+        heads: heads.clone(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![change.raw_bytes().to_vec()].into(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    };
+    let (second, first) = (message(&changes[1]), message(&changes[0]));
+    let mut state = sync::State::new();
+
+    // The second change first: it cannot apply yet, so it waits.
+    let applied = store
+        .apply_sync_message("peer", id, None, &mut state, second)
+        .unwrap();
+    assert!(applied.pending && !applied.changed);
+    assert_eq!(store.heads(id).unwrap(), Some(before));
+
+    let applied = store
+        .apply_sync_message("peer", id, None, &mut state, first)
+        .unwrap();
+    assert!(applied.changed && !applied.pending);
+    assert_eq!(store.heads(id).unwrap(), Some(theirs.get_heads()));
+    let listed = store
+        .list_members(branch, &MemberFilter::default())
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+}
+
+#[test]
+fn sync_changes_to_a_header_are_refused_and_nothing_is_written() {
+    let (mut store, branch) = store_with_branch();
+    let id = store.branch_document(branch, DocKind::Roster).unwrap();
+    let mut theirs = store.load_document(id).unwrap();
+    theirs.set_actor(ActorId::random());
+    let (_, meta) = theirs.get(ROOT, "meta").unwrap().unwrap();
+    theirs
+        .put(&meta, "branch", BranchId::random().to_string())
+        .unwrap();
+    theirs.commit();
+    let before = store.export(id).unwrap();
+
+    let mut ours = sync::State::new();
+    let mut their_state = sync::State::new();
+    let hello = store.generate_sync_message(id, &mut ours).unwrap().unwrap();
+    theirs
+        .sync()
+        .receive_sync_message(&mut their_state, hello)
+        .unwrap();
+    let reply = theirs
+        .sync()
+        .generate_sync_message(&mut their_state)
+        .unwrap();
+    let refused = ours.clone();
+    let err = store
+        .apply_sync_message("peer", id, None, &mut ours, reply)
+        .unwrap_err();
+    assert_eq!(err.code(), "doc.invalid_header");
+    assert_eq!(ours, refused, "the sync state is left as it was");
+    assert_eq!(store.export(id).unwrap(), before);
+    assert_eq!(
+        store.sync_state("peer", id).unwrap(),
+        sync::State::new(),
+        "no state saved"
+    );
+
+    // A new document that names another id than it arrived as is refused too.
+    let (roster, mut impostor) = roster_with(&["王秀英"]);
+    let other = DocId::random();
+    let mut state = sync::State::new();
+    let hello = store
+        .generate_sync_message(other, &mut state)
+        .unwrap()
+        .unwrap();
+    let mut their_state = sync::State::new();
+    impostor
+        .sync()
+        .receive_sync_message(&mut their_state, hello)
+        .unwrap();
+    let reply = impostor
+        .sync()
+        .generate_sync_message(&mut their_state)
+        .unwrap();
+    let err = store
+        .apply_sync_message("peer", other, Some("roster"), &mut state, reply)
+        .unwrap_err();
+    assert_eq!(err.code(), "doc.invalid_header");
+    assert_eq!(store.heads(roster.meta.id).unwrap(), None);
+    assert_eq!(store.heads(other).unwrap(), None);
+}
+
+#[test]
+fn sync_states_are_kept_per_peer_and_unreadable_ones_start_afresh() {
+    let (mut store, branch) = store_with_branch();
+    let id = store.branch_document(branch, DocKind::Roster).unwrap();
+    assert_eq!(store.sync_state("a", id).unwrap(), sync::State::new());
+    let state = sync::State {
+        shared_heads: store.heads(id).unwrap().unwrap(),
+        ..sync::State::new()
+    };
+    store.save_sync_state("a", id, &state).unwrap();
+    assert_eq!(
+        store.sync_state("a", id).unwrap().shared_heads,
+        state.shared_heads
+    );
+    assert_eq!(store.sync_state("b", id).unwrap(), sync::State::new());
+    store
+        .conn
+        .execute("UPDATE sync_states SET state = x'00ff'", [])
+        .unwrap();
+    assert_eq!(store.sync_state("a", id).unwrap(), sync::State::new());
+}
+
+#[test]
+fn the_account_is_kept_and_forgotten_and_never_shows_its_secret() {
+    use branchline_protocol::{DeviceSecret, Role};
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.account().unwrap(), None);
+    let account = Account {
+        server: "branch.example.org:4433".into(),
+        cert_sha256: [0xab; 32],
+        device_id: branchline_protocol::DeviceId::new_random(),
+        secret: DeviceSecret::from_bytes([0x5e; 32]),
+        branch: BranchId::random(),
+        member: Some(MemberId::random()),
+        role: Role::Committee,
+        device_name: "王秀英的手机".into(),
+    };
+    store.save_account(&account).unwrap();
+    assert_eq!(store.account().unwrap(), Some(account.clone()));
+    let promoted = Account {
+        role: Role::Secretary,
+        member: None,
+        ..account.clone()
+    };
+    store.save_account(&promoted).unwrap();
+    assert_eq!(store.account().unwrap(), Some(promoted));
+    let shown = format!("{account:?}");
+    assert!(!shown.contains("5e5e"), "{shown}");
+    assert!(!shown.contains("94, 94"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+    store.forget_account().unwrap();
+    assert_eq!(store.account().unwrap(), None);
+}
+
+#[test]
+fn the_change_listener_hears_local_changes_only() {
+    let (mut store, branch) = store_with_branch();
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.set_change_listener(Some(Box::new(move |id| tx.send(id).unwrap())));
+    let roster = store.branch_document(branch, DocKind::Roster).unwrap();
+    store.add_member(branch, member("王秀英")).unwrap();
+    let p = store.submit_petition(branch, petition()).unwrap();
+    // An operation that changes nothing is not a change.
+    store.update(p, |_: &mut Petition| Ok(())).unwrap();
+    // Neither is a merge of changes from elsewhere.
+    let (_, mut other) = roster_with(&["李建国"]);
+    store.merge(&other.save()).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![roster, p]);
+    store.set_change_listener(None);
+    store.add_member(branch, member("赵春生")).unwrap();
+}

@@ -1,0 +1,136 @@
+//! The device's account on its branch server: one row, written at enrollment.
+//!
+//! The account is what a device needs to reconnect: where the server is, the
+//! fingerprint that pins its certificate, and the device id and secret the server
+//! issued. It also remembers what the server last said about the device (branch,
+//! member, role), so the app can show it offline. A revoked device forgets it.
+
+use std::fmt;
+
+use branchline_protocol::{DeviceId as WireDeviceId, DeviceSecret, Role};
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, MemberId};
+
+/// Who this device is on its branch server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The server's address, `host:port`.
+    pub server: String,
+    /// The SHA-256 fingerprint of the server's certificate (DER), from the invite.
+    pub cert_sha256: [u8; 32],
+    /// The id the server gave this device when it enrolled.
+    pub device_id: WireDeviceId,
+    /// The secret the server gave this device when it enrolled; never logged.
+    pub secret: DeviceSecret,
+    /// The branch whose records this device syncs.
+    pub branch: BranchId,
+    /// The member this device belongs to (none for a resident's device).
+    pub member: Option<MemberId>,
+    /// What the device's member may do in the branch, as of the last Welcome.
+    pub role: Role,
+    /// The name the device enrolled under, e.g. "Maria's phone".
+    pub device_name: String,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("server", &self.server)
+            .field("cert_sha256", &hex(&self.cert_sha256))
+            .field("device_id", &self.device_id)
+            .field("secret", &"<redacted>")
+            .field("branch", &self.branch)
+            .field("member", &self.member)
+            .field("role", &self.role)
+            .field("device_name", &self.device_name)
+            .finish()
+    }
+}
+
+/// Lowercase hex, the form fingerprints take in invite links and peer names.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn role_from_str(text: &str) -> Result<Role> {
+    [
+        Role::Secretary,
+        Role::Committee,
+        Role::Member,
+        Role::Resident,
+    ]
+    .into_iter()
+    .find(|role| role.as_str() == text)
+    .ok_or_else(|| Error::Corrupt(format!("stored role {text:?}")))
+}
+
+impl Store {
+    /// The device's account, if it has enrolled (and not been revoked since).
+    pub fn account(&self) -> Result<Option<Account>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT server, cert_sha256, device_id, secret, branch_id, member_id, role,
+                        device_name
+                 FROM account WHERE singleton = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((server, cert, device, secret, branch, member, role, device_name)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| Error::Corrupt(format!("stored account: {what}"));
+        Ok(Some(Account {
+            server,
+            cert_sha256: cert.try_into().map_err(|_| corrupt("fingerprint"))?,
+            device_id: device.parse().map_err(|_| corrupt("device id"))?,
+            secret: DeviceSecret::from_bytes(secret.try_into().map_err(|_| corrupt("secret"))?),
+            branch: branch.parse()?,
+            member: member.map(|m| m.parse()).transpose()?,
+            role: role_from_str(&role)?,
+            device_name,
+        }))
+    }
+
+    /// Stores the device's account, replacing any earlier one.
+    pub fn save_account(&mut self, account: &Account) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO account (singleton, server, cert_sha256, device_id, secret,
+                                             branch_id, member_id, role, device_name)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                account.server,
+                account.cert_sha256.as_slice(),
+                account.device_id.to_string(),
+                account.secret.expose().as_slice(),
+                account.branch.to_string(),
+                account.member.map(|m| m.to_string()),
+                account.role.as_str(),
+                account.device_name,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the account (the server revoked this device). The records stay; the
+    /// device must enroll again to sync them.
+    pub fn forget_account(&mut self) -> Result<()> {
+        self.conn.execute("DELETE FROM account", [])?;
+        Ok(())
+    }
+}
