@@ -7,14 +7,18 @@
 //! - [`store`]: the SQLite store: documents persisted incrementally, an index for
 //!   queries that never parses documents, and acknowledgement tracking.
 //! - [`report`]: the branch's reports, computed on the device from the index.
+//! - [`sync`]: the sync engine, sans I/O: one session per connection to the branch
+//!   server, driven by the transport.
 //! - [`workload`]: a seeded generator of realistic branches for tests and benchmarks.
 
 pub mod conflict;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod net;
 pub mod report;
 pub mod store;
+pub mod sync;
 pub mod workload;
 
 pub use error::{Error, Result};
