@@ -1,0 +1,150 @@
+//! The audit log: who enrolled, who was revoked, what was refused, and every
+//! change the server accepted, with the device and member it came from.
+//!
+//! A change names the automerge actor that made it. Each device registers its
+//! actor id at enrollment, so a change maps to the device (and member) that
+//! wrote it even when another device delivered it; a change whose actor is
+//! unknown is recorded with the delivering device.
+
+use branchline_protocol::{BranchId, DeviceId, DocId, MemberId};
+use rusqlite::{Connection, params};
+
+/// The domain's ids, which the audit log reports in.
+mod domain {
+    pub use branchline_core::{BranchId, DocId, MemberId};
+}
+
+use crate::db::{self, parse_opt_id};
+use crate::error::Result;
+
+/// Stable names of audit events.
+pub mod event {
+    /// A device enrolled with an invite.
+    pub const DEVICE_ENROLLED: &str = "device.enrolled";
+    /// A device was revoked.
+    pub const DEVICE_REVOKED: &str = "device.revoked";
+    /// An invite was created.
+    pub const INVITE_CREATED: &str = "invite.created";
+    /// A branch was added.
+    pub const BRANCH_ADDED: &str = "branch.added";
+    /// A Hello was refused (bad invite, bad secret, revoked device…).
+    pub const AUTH_REFUSED: &str = "auth.refused";
+    /// A request or document sync was refused with an error code.
+    pub const REQUEST_REFUSED: &str = "request.refused";
+    /// A change was stored.
+    pub const CHANGE_ACCEPTED: &str = "change.accepted";
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the log (ascending).
+    pub id: i64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened; one of [`event`].
+    pub event: String,
+    /// The device concerned (the author of a change, or the one refused).
+    pub device: Option<DeviceId>,
+    /// The member concerned.
+    pub member: Option<domain::MemberId>,
+    /// The branch concerned.
+    pub branch: Option<domain::BranchId>,
+    /// The document concerned.
+    pub doc: Option<domain::DocId>,
+    /// The error code of a refusal.
+    pub code: Option<String>,
+    /// The hash of an accepted change.
+    pub change_hash: Option<[u8; 32]>,
+    /// The automerge actor of an accepted change.
+    pub actor: Option<Vec<u8>>,
+    /// Free text for people (device name, invite role…).
+    pub detail: String,
+}
+
+/// An audit row about to be written.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditRecord {
+    pub event: &'static str,
+    pub device: Option<DeviceId>,
+    pub member: Option<MemberId>,
+    pub branch: Option<BranchId>,
+    pub doc: Option<DocId>,
+    pub code: Option<String>,
+    pub change_hash: Option<[u8; 32]>,
+    pub actor: Option<Vec<u8>>,
+    pub detail: String,
+}
+
+impl AuditRecord {
+    /// A record of `event` with nothing else set.
+    pub(crate) fn new(event: &'static str) -> Self {
+        AuditRecord {
+            event,
+            ..Default::default()
+        }
+    }
+
+    /// Writes the record, stamped now.
+    pub(crate) fn insert(&self, conn: &Connection) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO audit (at_ms, event, device_id, member_id, branch_id, doc_id, code,
+                                change_hash, actor_id, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            db::now_ms(),
+            self.event,
+            self.device.map(|d| d.to_string()),
+            self.member.map(|m| m.to_string()),
+            self.branch.map(|b| b.to_string()),
+            self.doc.map(|d| d.to_string()),
+            self.code,
+            self.change_hash.as_ref().map(|h| h.as_slice()),
+            self.actor,
+            self.detail,
+        ])?;
+        Ok(())
+    }
+}
+
+/// The newest `limit` entries, newest first.
+pub(crate) fn recent(conn: &Connection, limit: usize) -> Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, at_ms, event, device_id, member_id, branch_id, doc_id, code, change_hash,
+                actor_id, detail
+         FROM audit ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<Vec<u8>>>(8)?,
+            r.get::<_, Option<Vec<u8>>>(9)?,
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, at_ms, event, device, member, branch, doc, code, hash, actor, detail) = row?;
+        Ok(AuditEntry {
+            id,
+            at_ms,
+            event,
+            device: parse_opt_id(device)?,
+            member: parse_opt_id(member)?,
+            branch: parse_opt_id(branch)?,
+            doc: parse_opt_id(doc)?,
+            code,
+            change_hash: hash.and_then(|h| h.try_into().ok()),
+            actor,
+            detail,
+        })
+    })
+    .collect()
+}

@@ -1,0 +1,568 @@
+//! Enrollment and device credentials.
+//!
+//! An invite is a one-time code with an expiry, bound to a branch, a role and
+//! optionally a member. The server stores only a SHA-256 hash of the code.
+//! Enrolling with it creates a device: a random id and a random 32-byte
+//! secret, of which the server keeps only a hash, and the automerge actor id
+//! the device will write changes as (for the audit log). A returning device
+//! presents id and secret; the hashes are compared in constant time. A
+//! revoked device is refused with `auth.device_revoked` from then on.
+
+use std::time::Duration;
+
+use branchline_protocol::{BranchId, DeviceId, DeviceSecret, ErrorCode, MemberId, Role};
+use rand::Rng as _;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest as _, Sha256};
+
+use crate::audit::{AuditRecord, event};
+use crate::config::limits;
+use crate::db::{self, parse_id, parse_opt_id};
+use crate::error::{Error, Result};
+
+/// Letters and digits that cannot be mistaken for one another when read
+/// aloud or typed from a screen (no 0/O, 1/I/L).
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// A new invite code: four groups of four, e.g. `K7QX-M2PA-9RTD-H4WE` (about
+/// 79 bits).
+pub(crate) fn new_invite_code() -> String {
+    let mut rng = rand::rng();
+    let mut code = String::with_capacity(19);
+    for i in 0..16 {
+        if i > 0 && i % 4 == 0 {
+            code.push('-');
+        }
+        let pick = loop {
+            // Rejection sampling keeps every symbol equally likely.
+            let byte = (rng.next_u32() & 0xff) as usize;
+            if byte < 256 - 256 % CODE_ALPHABET.len() {
+                break byte % CODE_ALPHABET.len();
+            }
+        };
+        code.push(CODE_ALPHABET[pick] as char);
+    }
+    code
+}
+
+/// The stored form of an invite code; case and surrounding space are
+/// ignored so a code typed by hand still matches.
+pub(crate) fn hash_code(code: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"branchline/invite/1");
+    hasher.update(code.trim().to_ascii_uppercase().as_bytes());
+    hasher.finalize().into()
+}
+
+/// The stored form of a device secret.
+pub(crate) fn hash_secret(secret: &DeviceSecret) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"branchline/device-secret/1");
+    hasher.update(secret.expose());
+    hasher.finalize().into()
+}
+
+/// Compares two hashes without an early exit.
+fn same_hash(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+/// Parses a role's stable name.
+pub fn parse_role(text: &str) -> Option<Role> {
+    [
+        Role::Secretary,
+        Role::Committee,
+        Role::Member,
+        Role::Resident,
+    ]
+    .into_iter()
+    .find(|role| role.as_str() == text)
+}
+
+/// An enrolled device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeviceRecord {
+    pub device_id: DeviceId,
+    pub branch: BranchId,
+    pub role: Role,
+    pub member: Option<MemberId>,
+    pub name: String,
+    pub revoked: bool,
+}
+
+/// Why a Hello was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    InviteInvalid,
+    InviteExpired,
+    InviteUsed,
+    Unauthenticated,
+    DeviceRevoked,
+}
+
+impl AuthFailure {
+    /// The wire code.
+    pub(crate) fn code(self) -> ErrorCode {
+        match self {
+            AuthFailure::InviteInvalid => ErrorCode::InviteInvalid,
+            AuthFailure::InviteExpired => ErrorCode::InviteExpired,
+            AuthFailure::InviteUsed => ErrorCode::InviteUsed,
+            AuthFailure::Unauthenticated => ErrorCode::Unauthenticated,
+            AuthFailure::DeviceRevoked => ErrorCode::DeviceRevoked,
+        }
+    }
+}
+
+/// A new invite, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewInvite {
+    pub code: String,
+    pub expires_at_ms: i64,
+}
+
+/// Stores a new invite into `branch`; `created_by` is the inviting device,
+/// or `None` for the admin CLI.
+pub(crate) fn create_invite(
+    conn: &Connection,
+    branch: BranchId,
+    role: Role,
+    member: Option<MemberId>,
+    valid_for: Duration,
+    created_by: Option<DeviceId>,
+) -> Result<NewInvite> {
+    if valid_for.is_zero() {
+        return Err(Error::Invalid {
+            what: "validity",
+            reason: "an invite must be valid for some time".into(),
+        });
+    }
+    let known: bool = conn
+        .query_row(
+            "SELECT 1 FROM branches WHERE branch_id = ?1",
+            [branch.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !known {
+        return Err(Error::UnknownBranch(branch.to_string()));
+    }
+    let now = db::now_ms();
+    let expires_at_ms = now.saturating_add(valid_for.as_millis().min(i64::MAX as u128) as i64);
+    let code = new_invite_code();
+    conn.execute(
+        "INSERT INTO invites (code_hash, branch_id, role, member_id, created_by, created_at_ms,
+                              expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            hash_code(&code).as_slice(),
+            branch.to_string(),
+            role.as_str(),
+            member.map(|m| m.to_string()),
+            created_by.map_or_else(|| "admin".to_owned(), |d| d.to_string()),
+            now,
+            expires_at_ms,
+        ],
+    )?;
+    let mut audit = AuditRecord::new(event::INVITE_CREATED);
+    audit.device = created_by;
+    audit.branch = Some(branch);
+    audit.member = member;
+    audit.detail = format!("role={role}");
+    audit.insert(conn)?;
+    Ok(NewInvite {
+        code,
+        expires_at_ms,
+    })
+}
+
+/// Enrolls a new device with `invite_code`: the invite is used up and the
+/// device stored, or the reason it was refused is returned (and audited).
+pub(crate) fn enroll(
+    conn: &Connection,
+    invite_code: &str,
+    device_name: &str,
+    actor_id: &[u8],
+) -> Result<std::result::Result<(DeviceRecord, DeviceSecret), AuthFailure>> {
+    let now = db::now_ms();
+    let invite = conn
+        .query_row(
+            "SELECT branch_id, role, member_id, expires_at_ms, used_at_ms
+             FROM invites WHERE code_hash = ?1",
+            [hash_code(invite_code).as_slice()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let refuse = |failure: AuthFailure, branch: Option<BranchId>| -> Result<_> {
+        let mut audit = AuditRecord::new(event::AUTH_REFUSED);
+        audit.code = Some(failure.code().as_str().to_owned());
+        audit.branch = branch;
+        audit.detail = "enrollment".into();
+        audit.insert(conn)?;
+        Ok(Err(failure))
+    };
+    let Some((branch, role, member, expires_at_ms, used_at_ms)) = invite else {
+        return refuse(AuthFailure::InviteInvalid, None);
+    };
+    let branch: BranchId = parse_id(&branch)?;
+    if used_at_ms.is_some() {
+        return refuse(AuthFailure::InviteUsed, Some(branch));
+    }
+    if now >= expires_at_ms {
+        return refuse(AuthFailure::InviteExpired, Some(branch));
+    }
+    let role = parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?;
+    let member: Option<MemberId> = parse_opt_id(member)?;
+
+    let device_id = DeviceId::new_random();
+    let secret = DeviceSecret::from_bytes(rand::random());
+    let name: String = device_name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(limits::MAX_DEVICE_NAME)
+        .collect();
+    conn.execute(
+        "UPDATE invites SET used_at_ms = ?2, used_by = ?3 WHERE code_hash = ?1",
+        params![
+            hash_code(invite_code).as_slice(),
+            now,
+            device_id.to_string()
+        ],
+    )?;
+    conn.execute(
+        "INSERT INTO devices (device_id, branch_id, role, member_id, name, secret_hash, actor_id,
+                              enrolled_at_ms, last_seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            device_id.to_string(),
+            branch.to_string(),
+            role.as_str(),
+            member.map(|m| m.to_string()),
+            name,
+            hash_secret(&secret).as_slice(),
+            actor_id,
+            now,
+        ],
+    )?;
+    // A phone that enrolls again (after a revocation) keeps its actor id:
+    // its changes from then on belong to the new device.
+    conn.execute(
+        "INSERT INTO actors (actor_id, device_id) VALUES (?1, ?2)
+         ON CONFLICT (actor_id) DO UPDATE SET device_id = excluded.device_id",
+        params![actor_id, device_id.to_string()],
+    )?;
+    let mut audit = AuditRecord::new(event::DEVICE_ENROLLED);
+    audit.device = Some(device_id);
+    audit.member = member;
+    audit.branch = Some(branch);
+    audit.actor = Some(actor_id.to_vec());
+    audit.detail = format!("role={role} name={name}");
+    audit.insert(conn)?;
+    let record = DeviceRecord {
+        device_id,
+        branch,
+        role,
+        member,
+        name,
+        revoked: false,
+    };
+    Ok(Ok((record, secret)))
+}
+
+/// Reads a device as stored.
+pub(crate) fn device(conn: &Connection, device_id: DeviceId) -> Result<Option<DeviceRecord>> {
+    Ok(device_with_hash(conn, device_id)?.map(|(record, _)| record))
+}
+
+fn device_with_hash(
+    conn: &Connection,
+    device_id: DeviceId,
+) -> Result<Option<(DeviceRecord, Vec<u8>)>> {
+    let row = conn
+        .query_row(
+            "SELECT branch_id, role, member_id, name, revoked_at_ms, secret_hash
+             FROM devices WHERE device_id = ?1",
+            [device_id.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((branch, role, member, name, revoked_at, hash)) = row else {
+        return Ok(None);
+    };
+    let record = DeviceRecord {
+        device_id,
+        branch: parse_id(&branch)?,
+        role: parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
+        member: parse_opt_id(member)?,
+        name,
+        revoked: revoked_at.is_some(),
+    };
+    Ok(Some((record, hash)))
+}
+
+/// Checks a returning device's credentials.
+pub(crate) fn check_device(
+    conn: &Connection,
+    device_id: DeviceId,
+    secret: &DeviceSecret,
+) -> Result<std::result::Result<DeviceRecord, AuthFailure>> {
+    let presented = hash_secret(secret);
+    let failure = match device_with_hash(conn, device_id)? {
+        None => {
+            // Same work as a known device, so timing does not tell which
+            // device ids exist.
+            let _ = same_hash(&presented, &[0; 32]);
+            AuthFailure::Unauthenticated
+        }
+        Some((_, stored)) if !same_hash(&presented, &stored) => AuthFailure::Unauthenticated,
+        Some((record, _)) if record.revoked => AuthFailure::DeviceRevoked,
+        Some((record, _)) => return Ok(Ok(record)),
+    };
+    Ok(Err(failure))
+}
+
+/// Notes that a device connected.
+pub(crate) fn touch(conn: &Connection, device_id: DeviceId) -> Result<()> {
+    conn.execute(
+        "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
+        params![device_id.to_string(), db::now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Revokes a device (idempotent); `by` is the revoking device or `None` for
+/// the admin CLI. Fails for an unknown device.
+pub(crate) fn revoke(conn: &Connection, device_id: DeviceId, by: Option<DeviceId>) -> Result<()> {
+    let record = device(conn, device_id)?.ok_or(Error::UnknownDevice(device_id))?;
+    if record.revoked {
+        return Ok(());
+    }
+    conn.execute(
+        "UPDATE devices SET revoked_at_ms = ?2,
+             revoked_seq = (SELECT coalesce(max(revoked_seq), 0) + 1 FROM devices)
+         WHERE device_id = ?1",
+        params![device_id.to_string(), db::now_ms()],
+    )?;
+    let mut audit = AuditRecord::new(event::DEVICE_REVOKED);
+    audit.device = Some(device_id);
+    audit.member = record.member;
+    audit.branch = Some(record.branch);
+    audit.detail = match by {
+        Some(by) => format!("by device {by}"),
+        None => "by admin".into(),
+    };
+    audit.insert(conn)?;
+    Ok(())
+}
+
+/// Devices revoked after position `after` in revocation order, with the
+/// newest position.
+pub(crate) fn revoked_since(conn: &Connection, after: i64) -> Result<(Vec<DeviceId>, i64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id, revoked_seq FROM devices WHERE revoked_seq > ?1 ORDER BY revoked_seq",
+    )?;
+    let mut newest = after;
+    let mut devices = Vec::new();
+    let rows = stmt.query_map([after], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (device, seq) = row?;
+        devices.push(parse_id(&device)?);
+        newest = newest.max(seq);
+    }
+    Ok((devices, newest))
+}
+
+/// The device an automerge actor id was registered by, with its member.
+pub(crate) fn device_of_actor(
+    conn: &Connection,
+    actor: &[u8],
+) -> Result<Option<(DeviceId, Option<MemberId>)>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT d.device_id, d.member_id FROM actors a JOIN devices d USING (device_id)
+             WHERE a.actor_id = ?1",
+        )?
+        .query_row([actor], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .optional()?;
+    row.map(|(device, member)| Ok((parse_id(&device)?, parse_opt_id(member)?)))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, Connection, BranchId) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db::open(&dir.path().join(db::FILE_NAME)).unwrap();
+        let branch = BranchId::new_random();
+        conn.execute(
+            "INSERT INTO branches (branch_id, name, level, created_at_ms) VALUES (?1, 'b', 'branch', 0)",
+            [branch.to_string()],
+        )
+        .unwrap();
+        (dir, conn, branch)
+    }
+
+    #[test]
+    fn codes_are_grouped_unambiguous_and_distinct() {
+        let a = new_invite_code();
+        assert_eq!(a.len(), 19);
+        assert!(
+            a.split('-')
+                .all(|g| g.len() == 4 && g.bytes().all(|b| CODE_ALPHABET.contains(&b)))
+        );
+        assert_ne!(a, new_invite_code());
+        assert_eq!(hash_code(&a), hash_code(&format!(" {} ", a.to_lowercase())));
+    }
+
+    #[test]
+    fn invite_enrolls_once_then_is_used() {
+        let (_dir, conn, branch) = database();
+        let member = MemberId::new_random();
+        let invite = create_invite(
+            &conn,
+            branch,
+            Role::Member,
+            Some(member),
+            Duration::from_secs(3600),
+            None,
+        )
+        .unwrap();
+        let (device, secret) = enroll(&conn, &invite.code, " Li's phone\n", b"actor-1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(device.branch, branch);
+        assert_eq!(device.role, Role::Member);
+        assert_eq!(device.member, Some(member));
+        assert_eq!(device.name, "Li's phone");
+        assert_eq!(
+            enroll(&conn, &invite.code, "again", b"actor-2").unwrap(),
+            Err(AuthFailure::InviteUsed)
+        );
+        assert_eq!(
+            enroll(&conn, "NOPE-NOPE-NOPE-NOPE", "x", b"a").unwrap(),
+            Err(AuthFailure::InviteInvalid)
+        );
+        // Only hashes are stored.
+        let stored: Vec<u8> = conn
+            .query_row("SELECT secret_hash FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(stored.as_slice(), secret.expose());
+        assert_eq!(
+            device_of_actor(&conn, b"actor-1").unwrap(),
+            Some((device.device_id, Some(member)))
+        );
+    }
+
+    #[test]
+    fn expired_invite_is_refused() {
+        let (_dir, conn, branch) = database();
+        let invite = create_invite(
+            &conn,
+            branch,
+            Role::Resident,
+            None,
+            Duration::from_millis(1),
+            None,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            enroll(&conn, &invite.code, "late", b"a").unwrap(),
+            Err(AuthFailure::InviteExpired)
+        );
+        // An expired invite stays unused: it cannot be revived either.
+        let used: Option<i64> = conn
+            .query_row("SELECT used_at_ms FROM invites", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(used, None);
+        assert!(matches!(
+            create_invite(&conn, branch, Role::Member, None, Duration::ZERO, None),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            create_invite(
+                &conn,
+                BranchId::new_random(),
+                Role::Member,
+                None,
+                Duration::from_secs(1),
+                None
+            ),
+            Err(Error::UnknownBranch(_))
+        ));
+    }
+
+    #[test]
+    fn device_credentials_and_revocation() {
+        let (_dir, conn, branch) = database();
+        let invite = create_invite(
+            &conn,
+            branch,
+            Role::Secretary,
+            None,
+            Duration::from_secs(60),
+            None,
+        )
+        .unwrap();
+        let (device, secret) = enroll(&conn, &invite.code, "pc", b"a").unwrap().unwrap();
+        assert_eq!(
+            check_device(&conn, device.device_id, &secret).unwrap(),
+            Ok(device.clone())
+        );
+        let wrong = DeviceSecret::from_bytes([7; 32]);
+        assert_eq!(
+            check_device(&conn, device.device_id, &wrong).unwrap(),
+            Err(AuthFailure::Unauthenticated)
+        );
+        assert_eq!(
+            check_device(&conn, DeviceId::new_random(), &secret).unwrap(),
+            Err(AuthFailure::Unauthenticated)
+        );
+        revoke(&conn, device.device_id, None).unwrap();
+        revoke(&conn, device.device_id, None).unwrap();
+        assert_eq!(
+            check_device(&conn, device.device_id, &secret).unwrap(),
+            Err(AuthFailure::DeviceRevoked)
+        );
+        // A wrong secret for a revoked device reveals nothing more.
+        assert_eq!(
+            check_device(&conn, device.device_id, &wrong).unwrap(),
+            Err(AuthFailure::Unauthenticated)
+        );
+        let (revoked, newest) = revoked_since(&conn, 0).unwrap();
+        assert_eq!(revoked, vec![device.device_id]);
+        assert_eq!(revoked_since(&conn, newest).unwrap().0, vec![]);
+        assert!(matches!(
+            revoke(&conn, DeviceId::new_random(), None),
+            Err(Error::UnknownDevice(_))
+        ));
+    }
+}

@@ -1,0 +1,337 @@
+//! The QUIC endpoint: TLS 1.3 with the server's self-signed certificate and
+//! ALPN `branchline/1`, admission control, one task per connection, a poller
+//! for what other processes write, and graceful shutdown.
+//!
+//! Admission: beyond [`ServerConfig::max_connections`] new connections are
+//! refused outright; above 80 % of it, a client must first prove its
+//! address with a stateless retry, so spoofed floods cost the server no
+//! connection state.
+//!
+//! Shutdown: stop accepting, let every connection finish the document step
+//! it is in (so every change received is stored and acknowledged), close
+//! connections with [`close_code::SHUTDOWN`], let the writer drain, and wait
+//! for the endpoint to go idle.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::admin::Admin;
+use crate::config::{ServerConfig, limits};
+use crate::error::{Error, Result};
+use crate::hub::Hub;
+use crate::storage::{CacheOptions, Storage};
+use crate::tls::{self, Identity};
+use crate::{db, session};
+
+/// QUIC application close codes the server uses.
+pub mod close_code {
+    /// The session ended normally.
+    pub const NORMAL: u32 = 0;
+    /// Hello was refused (bad invite, bad credentials, revoked device,
+    /// unsupported version); the `Error` on the control stream says why.
+    pub const AUTH_FAILED: u32 = 1;
+    /// The server is shutting down; reconnect later.
+    pub const SHUTDOWN: u32 = 2;
+    /// The device was revoked while connected.
+    pub const REVOKED: u32 = 3;
+    /// The client broke the protocol on the control stream.
+    pub const PROTOCOL_ERROR: u32 = 4;
+}
+
+/// What every connection task shares.
+pub(crate) struct ServerState {
+    pub storage: Storage,
+    pub hub: Hub,
+    pub cert_sha256: [u8; 32],
+    pub public_addr: String,
+    pub shutdown: CancellationToken,
+}
+
+impl ServerState {
+    /// Runs blocking work (SQLite, automerge) off the async executor.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&ServerState) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || work(&state))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// The Branchline server.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Prepares the data directory (database, certificate) and starts
+    /// serving on `config.listen`.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+        tls::prepare_data_dir(&config.data_dir)
+            .with_context(|| format!("data directory {}", config.data_dir.display()))?;
+        let identity = tls::load_or_create(&config.data_dir)?;
+        let db_path = config.data_dir.join(db::FILE_NAME);
+        let options = CacheOptions {
+            idle_unload: config.idle_unload,
+            max_loaded: config.max_loaded_docs.max(1),
+        };
+        let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path, options))
+            .await
+            .context("opening storage")??;
+
+        let socket = std::net::UdpSocket::bind(config.listen)
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config(&identity.reset_key),
+            Some(quic_config(&identity)?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .with_context(|| format!("listening on {}", config.listen))?;
+        let local_addr = endpoint.local_addr()?;
+        let public_addr = config
+            .public_addr
+            .clone()
+            .unwrap_or_else(|| default_public_addr(local_addr));
+        let stored_addr = public_addr.clone();
+        storage
+            .writer()
+            .submit(move |conn| db::set_info(conn, "public_addr", stored_addr.as_bytes()))?
+            .await
+            .map_err(|_| Error::WriterStopped)??;
+
+        let state = Arc::new(ServerState {
+            storage,
+            hub: Hub::default(),
+            cert_sha256: identity.fingerprint,
+            public_addr,
+            shutdown: CancellationToken::new(),
+        });
+        let accept = tokio::spawn(accept_loop(state.clone(), endpoint, config.max_connections));
+        let poller = tokio::spawn(poll_loop(state.clone()));
+        info!(
+            listen = %local_addr,
+            fingerprint = %tls::hex(&identity.fingerprint),
+            "server started"
+        );
+        Ok(RunningServer {
+            local_addr,
+            cert_sha256: identity.fingerprint,
+            data_dir: config.data_dir,
+            state,
+            accept: Some(accept),
+            poller: Some(poller),
+        })
+    }
+}
+
+/// The address written into invite links when none is configured.
+fn default_public_addr(local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        format!("localhost:{}", local.port())
+    } else {
+        local.to_string()
+    }
+}
+
+/// The QUIC server configuration: TLS 1.3 only, our ALPN, and the limits.
+fn quic_config(identity: &Identity) -> anyhow::Result<quinn::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+    tls.alpn_protocols = vec![branchline_protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(limits::IDLE_TIMEOUT.try_into()?));
+    transport.max_concurrent_bidi_streams(limits::MAX_STREAMS.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+async fn accept_loop(state: Arc<ServerState>, endpoint: quinn::Endpoint, max_connections: usize) {
+    let mut connections = JoinSet::new();
+    let retry_above = max_connections * limits::RETRY_THRESHOLD_PERCENT / 100;
+    loop {
+        tokio::select! {
+            biased;
+            () = state.shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let active = connections.len();
+                if active >= max_connections {
+                    debug!(remote = %incoming.remote_address(), active, "refusing: too many connections");
+                    incoming.refuse();
+                    continue;
+                }
+                if active >= retry_above && !incoming.remote_address_validated() {
+                    if let Err(e) = incoming.retry() {
+                        e.into_incoming().refuse();
+                    }
+                    continue;
+                }
+                let state = state.clone();
+                connections.spawn(async move {
+                    match incoming.await {
+                        Ok(conn) => session::serve_connection(state, conn).await,
+                        Err(e) => debug!(error = %e, "handshake failed"),
+                    }
+                });
+            }
+        }
+    }
+    info!(connections = connections.len(), "shutting down");
+    endpoint.set_server_config(None);
+    // Each connection finishes its in-flight document steps, then closes
+    // itself with the shutdown code.
+    while connections.join_next().await.is_some() {}
+    let stopping = state.clone();
+    if tokio::task::spawn_blocking(move || stopping.storage.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("the storage writer did not stop cleanly");
+    }
+    endpoint.close(close_code::SHUTDOWN.into(), b"server shutting down");
+    endpoint.wait_idle().await;
+    info!("server stopped");
+}
+
+/// Picks up revocations and documents written by other processes (the admin
+/// CLI), and unloads idle documents, once per [`limits::POLL_INTERVAL`].
+async fn poll_loop(state: Arc<ServerState>) {
+    let mut tick = tokio::time::interval(limits::POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        catch_up(&state).await;
+        let loaded = state.storage.unload_idle();
+        debug!(loaded, connections = state.hub.len(), "poll");
+    }
+}
+
+/// Endpoint settings that survive a restart: the stateless-reset key, and
+/// the key connection ids are checked with (both derived from the
+/// persisted `reset.key`). A server restarted after a crash then recognises
+/// its predecessor's connection ids and answers them with a stateless
+/// reset, so devices reconnect at once instead of after the idle timeout.
+fn endpoint_config(reset_key: &[u8; 32]) -> quinn::EndpointConfig {
+    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
+    let cid_key = ring::hmac::sign(&hmac, b"branchline connection ids");
+    let cid_key = u64::from_le_bytes(
+        cid_key.as_ref()[..8]
+            .try_into()
+            .expect("an HMAC-SHA256 tag is 32 bytes"),
+    );
+    let mut config = quinn::EndpointConfig::new(Arc::new(hmac));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
+}
+
+/// Reads what other processes (the admin CLI) wrote since the last look:
+/// new branches and documents, and revocations, whose connections it
+/// closes. Runs every poll interval and before each device's manifest is
+/// taken, so a device that connects right after `branch add` sees it.
+pub(crate) async fn catch_up(state: &ServerState) {
+    match state.storage.poll().await {
+        Ok(outcome) => {
+            for device in outcome.revoked {
+                let closed = state.hub.revoke(device);
+                if closed > 0 {
+                    info!(%device, connections = closed, "revoked device disconnected");
+                }
+            }
+        }
+        Err(e) => {
+            if !state.shutdown.is_cancelled() {
+                warn!(error = %e, "poll failed");
+            }
+        }
+    }
+}
+
+/// A server that is running; shut it down with [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    cert_sha256: [u8; 32],
+    data_dir: PathBuf,
+    state: Arc<ServerState>,
+    accept: Option<JoinHandle<()>>,
+    poller: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("public_addr", &self.public_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The UDP address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The SHA-256 fingerprint of the server's certificate (DER), which
+    /// devices pin.
+    pub fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+
+    /// The `host:port` written into invite links.
+    pub fn public_addr(&self) -> &str {
+        &self.state.public_addr
+    }
+
+    /// An administration handle on the server's database (the same as
+    /// [`Admin::open`] on its data directory).
+    pub fn admin(&self) -> Admin {
+        // The database exists (the server opened it); the handle opens its
+        // own connection on first use.
+        Admin::lazy(&self.data_dir)
+    }
+
+    /// How many documents are loaded in memory now.
+    pub fn loaded_documents(&self) -> usize {
+        self.state.storage.loaded_count()
+    }
+
+    /// Stops gracefully: no new connections, in-flight writes stored and
+    /// acknowledged, connections closed with [`close_code::SHUTDOWN`].
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        if let Some(accept) = self.accept.take() {
+            accept.await.context("the accept loop failed")?;
+        }
+        if let Some(poller) = self.poller.take() {
+            poller.await.context("the poller failed")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // Without an explicit shutdown the tasks still wind down.
+        self.state.shutdown.cancel();
+    }
+}

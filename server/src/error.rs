@@ -1,0 +1,91 @@
+//! The server's error type, with a stable code per variant for the admin CLI.
+
+use branchline_protocol::{DeviceId, DocId};
+
+/// Everything that can go wrong in the server's storage and administration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database file belongs to something else (wrong `application_id`).
+    #[error("{0} is not a Branchline server database")]
+    NotAServerDatabase(String),
+    /// The database was written by a newer server build.
+    #[error("the database has schema version {found}; this build knows up to {supported}")]
+    SchemaTooNew {
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// No branch with this id.
+    #[error("unknown branch {0}")]
+    UnknownBranch(String),
+    /// No device with this id.
+    #[error("unknown device {0}")]
+    UnknownDevice(DeviceId),
+    /// A stored document could not be read back.
+    #[error("document {doc} is corrupt: {reason}")]
+    CorruptDocument {
+        /// The document.
+        doc: DocId,
+        /// What failed.
+        reason: String,
+    },
+    /// A value stored in the database is unreadable.
+    #[error("corrupt database value: {0}")]
+    Corrupt(String),
+    /// An argument was out of range (an empty name, a zero validity…).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which argument.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Creating a document with the core model failed.
+    #[error("document model: {0}")]
+    Model(#[from] branchline_core::Error),
+    /// The certificate or key could not be created or read.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// The storage writer thread has stopped (the server is shutting down).
+    #[error("the storage writer has stopped")]
+    WriterStopped,
+    /// The transaction holding this write failed to commit.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    /// A background task failed (panicked or was cancelled).
+    #[error("internal: {0}")]
+    Internal(String),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file operation failed.
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A stable code for programs and translations, e.g. `"admin.unknown_branch"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotAServerDatabase(_) => "db.not_a_server_database",
+            Error::SchemaTooNew { .. } => "db.schema_too_new",
+            Error::UnknownBranch(_) => "admin.unknown_branch",
+            Error::UnknownDevice(_) => "admin.unknown_device",
+            Error::CorruptDocument { .. } => "db.corrupt_document",
+            Error::Corrupt(_) => "db.corrupt",
+            Error::Invalid { .. } => "input.invalid",
+            Error::Model(_) => "model.error",
+            Error::Certificate(_) => "tls.certificate",
+            Error::WriterStopped => "server.stopping",
+            Error::CommitFailed(_) => "db.commit_failed",
+            Error::Internal(_) => "server.internal",
+            Error::Sqlite(_) => "db.sqlite",
+            Error::Io(_) => "io.error",
+        }
+    }
+}
+
+/// The server's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,761 @@
+//! Durable document storage, the in-memory catalog, and the document cache.
+//!
+//! - **Database**: documents are a snapshot plus appended change chunks
+//!   ([`documents`]); every write goes through the one [`writer`] thread with
+//!   group commit, and a write's result is only delivered after its commit
+//!   reached the disk. Compaction runs on that thread when it is idle.
+//! - **Catalog**: every document's access attributes and heads, kept in
+//!   memory (a few hundred bytes each, so 10,000 documents cost a few MB).
+//!   Manifests and access checks read only the catalog, never documents.
+//!   It is updated on the writer thread right after each commit, and picks up
+//!   documents written by other processes (the admin CLI) when polled.
+//! - **Cache**: loaded automerge documents, loaded on demand and unloaded
+//!   when idle or when more than the configured number are loaded; a
+//!   document in use by a stream is never unloaded.
+//!
+//! A document sync step ([`Storage::sync_step`]) applies a client's sync
+//! message under the document's lock, checks access and the header, stores
+//! the new changes durably, and only then reports the heads to acknowledge.
+//! Anything that fails after changes were applied in memory throws the
+//! in-memory document away, so memory never holds what the disk does not.
+
+pub(crate) mod documents;
+pub(crate) mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use automerge::sync::{self, SyncDoc as _};
+use automerge::{Automerge, ChangeHash};
+use branchline_protocol::manifest::Manifest;
+use branchline_protocol::{BranchId, DeviceId, DocId, ErrorCode, Heads, ManifestEntry};
+use rusqlite::Connection;
+use tokio::sync::broadcast;
+
+use crate::access::{self, Access, DocAttributes, Principal};
+use crate::audit::{AuditRecord, event};
+use crate::auth;
+use crate::db;
+use crate::error::{Error, Result};
+use documents::DocRow;
+use writer::Writer;
+
+/// A document changed on the server.
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeNotice {
+    /// The document.
+    pub doc_id: DocId,
+    /// Its heads now.
+    pub heads: Heads,
+    /// Its access attributes now.
+    pub attrs: Arc<DocAttributes>,
+    /// Its write position.
+    pub seq: i64,
+    /// The connection whose sync made the change, if any.
+    pub origin: Option<u64>,
+}
+
+/// One document as the catalog knows it.
+#[derive(Debug, Clone)]
+struct CatalogEntry {
+    attrs: Arc<DocAttributes>,
+    heads: Heads,
+    seq: i64,
+}
+
+/// Every stored document's attributes and heads.
+#[derive(Debug, Default)]
+struct Catalog {
+    docs: HashMap<DocId, CatalogEntry>,
+    /// Write position → document, so "what changed since" is a range query.
+    by_seq: BTreeMap<i64, DocId>,
+}
+
+impl Catalog {
+    /// Records a write; returns false if the catalog already knew it.
+    fn apply(&mut self, row: &DocRow) -> bool {
+        if let Some(old) = self.docs.get(&row.doc_id) {
+            if old.seq >= row.seq {
+                return false;
+            }
+            self.by_seq.remove(&old.seq);
+        }
+        self.by_seq.insert(row.seq, row.doc_id);
+        self.docs.insert(
+            row.doc_id,
+            CatalogEntry {
+                attrs: Arc::new(row.attrs.clone()),
+                heads: row.heads.clone(),
+                seq: row.seq,
+            },
+        );
+        true
+    }
+
+    fn last_seq(&self) -> i64 {
+        self.by_seq.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// Tuning for the document cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheOptions {
+    pub idle_unload: Duration,
+    pub max_loaded: usize,
+}
+
+/// A loaded document and what the disk holds of it.
+struct LoadedDoc {
+    doc: Automerge,
+    /// Heads durably stored; new chunks are `save_after` these.
+    stored_heads: Vec<ChangeHash>,
+    /// Attributes as stored, or `None` for a document not stored yet (an
+    /// unknown id a device is about to create).
+    attrs: Option<DocAttributes>,
+}
+
+/// One cache slot: the document (if loaded) behind its lock.
+pub(crate) struct DocSlot {
+    doc: Mutex<Option<LoadedDoc>>,
+    last_used: Mutex<Instant>,
+}
+
+/// Shared between the storage handle and the writer thread.
+struct Shared {
+    catalog: RwLock<Catalog>,
+    hierarchy: RwLock<HashMap<BranchId, Option<BranchId>>>,
+    changes: broadcast::Sender<Arc<ChangeNotice>>,
+}
+
+impl Shared {
+    /// Applies committed rows to the catalog and announces the new ones.
+    fn publish(&self, rows: &[DocRow], origin: Option<u64>) {
+        let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+        for row in rows {
+            if catalog.apply(row) {
+                let notice = ChangeNotice {
+                    doc_id: row.doc_id,
+                    heads: row.heads.clone(),
+                    attrs: catalog.docs[&row.doc_id].attrs.clone(),
+                    seq: row.seq,
+                    origin,
+                };
+                // No receivers (no connections) is fine.
+                let _ = self.changes.send(Arc::new(notice));
+            }
+        }
+    }
+
+    fn ancestors(&self, branch: BranchId) -> Vec<BranchId> {
+        let hierarchy = self
+            .hierarchy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        let mut at = branch;
+        // The admin CLI only adds branches under existing ones, so there are
+        // no cycles; the bound is a guard, not a rule.
+        while let Some(Some(parent)) = hierarchy.get(&at) {
+            if out.contains(parent) || out.len() > 64 {
+                break;
+            }
+            out.push(*parent);
+            at = *parent;
+        }
+        out
+    }
+}
+
+/// Why one document sync step failed: the code sent to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct StepError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl StepError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StepError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one document sync step produced.
+#[derive(Debug)]
+pub(crate) struct StepOutcome {
+    /// Heads to acknowledge, when new changes were stored durably.
+    pub ack: Option<Heads>,
+    /// The reply payload (empty: nothing to say).
+    pub reply: Vec<u8>,
+}
+
+/// Who is syncing which document, for one step.
+#[derive(Debug, Clone)]
+pub(crate) struct StepContext {
+    pub principal: Principal,
+    pub connection: u64,
+    pub doc_id: DocId,
+}
+
+/// What a poll of the database found that other processes wrote.
+#[derive(Debug, Default)]
+pub(crate) struct PollOutcome {
+    pub revoked: Vec<DeviceId>,
+}
+
+/// The server's storage: database, catalog, cache.
+pub(crate) struct Storage {
+    shared: Arc<Shared>,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    path: PathBuf,
+    cache: Mutex<HashMap<DocId, Arc<DocSlot>>>,
+    options: CacheOptions,
+    /// Positions up to which polls have looked (documents, revocations).
+    poll_marks: Arc<Mutex<(i64, i64)>>,
+}
+
+impl Storage {
+    /// Opens the database at `path` and starts the writer thread.
+    pub(crate) fn open(path: &Path, options: CacheOptions) -> Result<Storage> {
+        let conn = db::open(path)?;
+        let rows = documents::rows_since(&conn, 0)?;
+        let mut catalog = Catalog::default();
+        for row in &rows {
+            catalog.apply(row);
+        }
+        let (_, revoked_mark) = auth::revoked_since(&conn, 0)?;
+        let doc_mark = catalog.last_seq();
+        let (changes, _) = broadcast::channel(crate::config::limits::BROADCAST_CAPACITY);
+        let shared = Arc::new(Shared {
+            catalog: RwLock::new(catalog),
+            hierarchy: RwLock::new(branch_parents(&conn)?),
+            changes,
+        });
+        let writer = Writer::start(conn, documents::compact_one)?;
+        Ok(Storage {
+            shared,
+            writer,
+            readers: Mutex::new(Vec::new()),
+            path: path.to_owned(),
+            cache: Mutex::new(HashMap::new()),
+            options,
+            poll_marks: Arc::new(Mutex::new((doc_mark, revoked_mark))),
+        })
+    }
+
+    /// Runs `f` on a pooled read connection (blocking).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => db::open_reader(&self.path)?,
+        };
+        let result = f(&mut conn);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < 16 {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// The writer thread.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Subscribes to document changes.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeNotice>> {
+        self.shared.changes.subscribe()
+    }
+
+    /// What `who` may do with a stored document, or `None` if the server
+    /// has no such document.
+    pub(crate) fn access(&self, who: &Principal, doc_id: DocId) -> Option<Access> {
+        let attrs = {
+            let catalog = self
+                .shared
+                .catalog
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            catalog.docs.get(&doc_id)?.attrs.clone()
+        };
+        Some(self.decide(who, &attrs))
+    }
+
+    /// The access decision for a document with `attrs`.
+    pub(crate) fn decide(&self, who: &Principal, attrs: &DocAttributes) -> Access {
+        access::decide(who, attrs, &self.shared.ancestors(attrs.branch))
+    }
+
+    /// The manifest of every document `who` may read.
+    pub(crate) fn readable_manifest(&self, who: &Principal) -> Manifest {
+        let catalog = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        catalog
+            .docs
+            .iter()
+            .filter(|(_, entry)| self.decide(who, &entry.attrs).read)
+            .map(|(doc_id, entry)| ManifestEntry {
+                doc_id: *doc_id,
+                kind: entry.attrs.kind.clone(),
+                heads: entry.heads.clone(),
+            })
+            .collect()
+    }
+
+    /// The newest write position the catalog knows.
+    pub(crate) fn last_seq(&self) -> i64 {
+        self.shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_seq()
+    }
+
+    /// Documents written after position `after`, as notices (for a
+    /// connection that fell behind the broadcast).
+    pub(crate) fn changed_since(&self, after: i64) -> Vec<Arc<ChangeNotice>> {
+        let catalog = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        catalog
+            .by_seq
+            .range(after + 1..)
+            .filter_map(|(seq, doc_id)| {
+                let entry = catalog.docs.get(doc_id)?;
+                Some(Arc::new(ChangeNotice {
+                    doc_id: *doc_id,
+                    heads: entry.heads.clone(),
+                    attrs: entry.attrs.clone(),
+                    seq: *seq,
+                    origin: None,
+                }))
+            })
+            .collect()
+    }
+
+    /// Looks for what other processes wrote: documents (announced as
+    /// changes), branches, and revocations (returned). Runs on the writer
+    /// thread between batches, so it never races the server's own writes.
+    pub(crate) async fn poll(&self) -> Result<PollOutcome> {
+        let shared = self.shared.clone();
+        let marks = self.poll_marks.clone();
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.writer.between(move |conn| {
+            let result = (|| -> Result<PollOutcome> {
+                let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+                let rows = documents::rows_since(conn, marks.0)?;
+                if let Some(last) = rows.last() {
+                    marks.0 = last.seq;
+                }
+                *shared
+                    .hierarchy
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = branch_parents(conn)?;
+                shared.publish(&rows, None);
+                let (revoked, mark) = auth::revoked_since(conn, marks.1)?;
+                marks.1 = mark;
+                Ok(PollOutcome { revoked })
+            })();
+            let _ = reply.send(result);
+        })?;
+        outcome.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Unloads documents idle longer than the configured time (never one in
+    /// use). Returns how many stay loaded.
+    pub(crate) fn unload_idle(&self) -> usize {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = self.options.idle_unload;
+        cache.retain(|_, slot| Arc::strong_count(slot) > 1 || slot.idle_for() < idle);
+        cache.len()
+    }
+
+    /// How many documents are loaded (or reserved by a stream).
+    pub(crate) fn loaded_count(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// The cache slot of a document, created if needed; unloads the least
+    /// recently used idle documents when the cache is over its cap.
+    fn slot(&self, doc_id: DocId) -> Arc<DocSlot> {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = cache.get(&doc_id) {
+            slot.touch();
+            return slot.clone();
+        }
+        let slot = Arc::new(DocSlot {
+            doc: Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
+        });
+        cache.insert(doc_id, slot.clone());
+        if cache.len() > self.options.max_loaded {
+            let mut idle: Vec<(Instant, DocId)> = cache
+                .iter()
+                .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+                .map(|(id, slot)| (slot.last_used(), *id))
+                .collect();
+            idle.sort_unstable();
+            let excess = cache.len() - self.options.max_loaded;
+            for (_, id) in idle.into_iter().take(excess) {
+                cache.remove(&id);
+            }
+        }
+        slot
+    }
+
+    /// The saved sync state of `(device, doc)`, or a fresh one.
+    pub(crate) fn sync_state(&self, device: DeviceId, doc_id: DocId) -> sync::State {
+        let saved = self.read(|conn| documents::sync_state(conn, device, doc_id));
+        match saved {
+            Ok(Some(bytes)) => sync::State::decode(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(doc = %doc_id, error = %e, "unreadable sync state; starting fresh");
+                sync::State::new()
+            }),
+            Ok(None) => sync::State::new(),
+            Err(e) => {
+                tracing::warn!(doc = %doc_id, error = %e, "cannot read sync state; starting fresh");
+                sync::State::new()
+            }
+        }
+    }
+
+    /// Saves the sync state of `(device, doc)` (queued; not waited for).
+    pub(crate) fn save_sync_state(&self, device: DeviceId, doc_id: DocId, state: &sync::State) {
+        let bytes = state.encode();
+        let queued = self
+            .writer
+            .submit(move |conn| documents::save_sync_state(conn, device, doc_id, &bytes));
+        if queued.is_err() {
+            tracing::debug!(doc = %doc_id, "sync state not saved: the writer has stopped");
+        }
+    }
+
+    /// Records a refused request in the audit log (queued; not waited for).
+    pub(crate) fn audit_refusal(
+        &self,
+        who: Option<&Principal>,
+        doc: Option<DocId>,
+        code: &ErrorCode,
+        detail: String,
+    ) {
+        let mut record = AuditRecord::new(event::REQUEST_REFUSED);
+        record.device = who.map(|p| p.device);
+        record.member = who.and_then(|p| p.member);
+        record.branch = who.map(|p| p.branch);
+        record.doc = doc;
+        record.code = Some(code.as_str().to_owned());
+        record.detail = detail;
+        let _ = self.writer.submit(move |conn| record.insert(conn));
+    }
+
+    /// One step of a document sync: applies the client's `payload` (an
+    /// encoded automerge sync message, or empty) to the document for
+    /// `sync_state`, stores new changes durably, and returns the heads to
+    /// acknowledge and the reply. Blocking: call from a blocking thread.
+    pub(crate) fn sync_step(
+        &self,
+        cx: &StepContext,
+        sync_state: &mut sync::State,
+        payload: &[u8],
+    ) -> std::result::Result<StepOutcome, StepError> {
+        let denied = || {
+            StepError::new(
+                ErrorCode::AccessDenied,
+                "this device may not read this document",
+            )
+        };
+        if let Some(access) = self.access(&cx.principal, cx.doc_id)
+            && !access.read
+        {
+            return Err(denied());
+        }
+        let message = if payload.is_empty() {
+            None
+        } else {
+            Some(sync::Message::decode(payload).map_err(|e| {
+                StepError::new(ErrorCode::InvalidSyncPayload, format!("sync message: {e}"))
+            })?)
+        };
+
+        let slot = self.slot(cx.doc_id);
+        let mut guard = slot.lock();
+        if guard.is_none() {
+            *guard = Some(self.load(cx.doc_id)?);
+        }
+        // Cannot fail: filled just above.
+        let Some(loaded) = guard.as_mut() else {
+            return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
+        };
+        if let Some(attrs) = &loaded.attrs
+            && !self.decide(&cx.principal, attrs).read
+        {
+            return Err(denied());
+        }
+
+        let old_heads = loaded.doc.get_heads();
+        if let Some(message) = message {
+            let doc = &mut loaded.doc;
+            let applied = catch_unwind(AssertUnwindSafe(|| {
+                doc.receive_sync_message(sync_state, message)
+            }));
+            let failure = match applied {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("cannot apply sync message: {e}")),
+                Err(_) => Some("cannot apply sync message".to_owned()),
+            };
+            if let Some(reason) = failure {
+                *guard = None;
+                return Err(StepError::new(ErrorCode::InvalidSyncPayload, reason));
+            }
+        }
+        let new_heads = loaded.doc.get_heads();
+        let mut ack = None;
+        if new_heads != old_heads {
+            match self.store_new_changes(cx, loaded, &old_heads) {
+                Ok(heads) => ack = Some(heads),
+                Err(e) => {
+                    // Memory must not hold what the disk does not.
+                    *guard = None;
+                    return Err(e);
+                }
+            }
+        }
+        let Some(loaded) = guard.as_mut() else {
+            return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
+        };
+        let doc = &mut loaded.doc;
+        let reply = catch_unwind(AssertUnwindSafe(|| doc.generate_sync_message(sync_state)));
+        let reply = match reply {
+            Ok(Some(message)) => message.encode(),
+            Ok(None) => Vec::new(),
+            Err(_) => {
+                *guard = None;
+                return Err(StepError::new(
+                    ErrorCode::Internal,
+                    "cannot generate a reply",
+                ));
+            }
+        };
+        Ok(StepOutcome { ack, reply })
+    }
+
+    /// Loads a document for the cache: from the database, or empty for an
+    /// id the server does not hold (a creation).
+    fn load(&self, doc_id: DocId) -> std::result::Result<LoadedDoc, StepError> {
+        let loaded = self
+            .read(|conn| documents::load(conn, doc_id))
+            .map_err(|e| {
+                tracing::error!(doc = %doc_id, error = %e, "cannot load document");
+                StepError::new(ErrorCode::Internal, "cannot load the document")
+            })?;
+        Ok(match loaded {
+            Some((doc, row)) => LoadedDoc {
+                stored_heads: doc.get_heads(),
+                doc,
+                attrs: Some(row.attrs),
+            },
+            None => LoadedDoc {
+                doc: Automerge::new(),
+                stored_heads: Vec::new(),
+                attrs: None,
+            },
+        })
+    }
+
+    /// Checks and durably stores the changes just applied to `loaded`;
+    /// returns the heads now stored.
+    fn store_new_changes(
+        &self,
+        cx: &StepContext,
+        loaded: &mut LoadedDoc,
+        old_heads: &[ChangeHash],
+    ) -> std::result::Result<Heads, StepError> {
+        let who = &cx.principal;
+        if let Some(attrs) = &loaded.attrs {
+            let access = self.decide(who, attrs);
+            if !access.write {
+                let code = if access.read {
+                    ErrorCode::ReadOnly
+                } else {
+                    ErrorCode::AccessDenied
+                };
+                return Err(StepError::new(
+                    code,
+                    "this device may not change this document",
+                ));
+            }
+        }
+        let invalid = |why: String| StepError::new(ErrorCode::InvalidDocument, why);
+        let meta = branchline_core::model::read_meta(&loaded.doc)
+            .map_err(|e| invalid(format!("document header: {e}")))?;
+        let kind = meta.kind.clone();
+        let branch = BranchId::from_bytes(*meta.branch.as_bytes());
+        if *meta.id.as_bytes() != *cx.doc_id.as_bytes() {
+            return Err(invalid(format!("the header names document {}", meta.id)));
+        }
+        let creator = match &loaded.attrs {
+            Some(attrs) => {
+                if attrs.kind != kind || attrs.branch != branch {
+                    return Err(invalid("the changes alter the document header".into()));
+                }
+                attrs.creator
+            }
+            None => {
+                if !access::may_create(who, &kind, branch) {
+                    return Err(invalid(format!(
+                        "a {} device may not create a {kind} document in branch {branch}",
+                        who.role
+                    )));
+                }
+                Some(who.device)
+            }
+        };
+        let attrs = documents::attributes_of(&loaded.doc, &kind, branch, creator);
+        let heads = loaded.doc.get_heads();
+        let changes: Vec<([u8; 32], Vec<u8>)> = loaded
+            .doc
+            .get_changes_meta(old_heads)
+            .iter()
+            .map(|change| (change.hash.0, change.actor.to_bytes().to_vec()))
+            .collect();
+        let is_new = loaded.attrs.is_none();
+        let bytes = if is_new {
+            loaded.doc.save()
+        } else {
+            loaded.doc.save_after(&loaded.stored_heads)
+        };
+
+        let doc_id = cx.doc_id;
+        let delivered_by = who.clone();
+        let row_attrs = attrs.clone();
+        let row_heads = heads.clone();
+        let shared = self.shared.clone();
+        let origin = cx.connection;
+        let stored = self.writer.submit_with(
+            move |conn| {
+                let seq = if is_new {
+                    documents::insert(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+                } else {
+                    documents::append(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+                };
+                for (hash, actor) in changes {
+                    let (device, member) = match auth::device_of_actor(conn, &actor)? {
+                        Some(known) => known,
+                        None => (delivered_by.device, delivered_by.member),
+                    };
+                    let mut record = AuditRecord::new(event::CHANGE_ACCEPTED);
+                    record.device = Some(device);
+                    record.member = member;
+                    record.branch = Some(row_attrs.branch);
+                    record.doc = Some(doc_id);
+                    record.change_hash = Some(hash);
+                    record.actor = Some(actor);
+                    if device != delivered_by.device {
+                        record.detail = format!("delivered by {}", delivered_by.device);
+                    }
+                    record.insert(conn)?;
+                }
+                Ok(DocRow {
+                    doc_id,
+                    attrs: row_attrs,
+                    heads: documents::to_heads(&row_heads),
+                    seq,
+                })
+            },
+            move |row| shared.publish(std::slice::from_ref(row), Some(origin)),
+        );
+        let row = stored
+            .map_err(|e| e.to_string())
+            .and_then(|receiver| {
+                receiver
+                    .blocking_recv()
+                    .map_err(|_| "the writer stopped".to_owned())?
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|reason| {
+                tracing::error!(doc = %doc_id, %reason, "cannot store changes");
+                StepError::new(
+                    ErrorCode::Internal,
+                    "the server could not store the changes",
+                )
+            })?;
+        loaded.stored_heads = heads;
+        loaded.attrs = Some(attrs);
+        Ok(row.heads)
+    }
+
+    /// Finishes queued writes and stops the writer thread (blocking).
+    pub(crate) fn shutdown(&self) {
+        self.writer.stop();
+    }
+}
+
+impl DocSlot {
+    /// Locks the document; a lock poisoned by a panic drops the document,
+    /// so it is reloaded from disk.
+    fn lock(&self) -> MutexGuard<'_, Option<LoadedDoc>> {
+        self.touch();
+        match self.doc.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                self.doc.clear_poison();
+                let mut guard = poisoned.into_inner();
+                *guard = None;
+                guard
+            }
+        }
+    }
+
+    fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn last_used(&self) -> Instant {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used().elapsed()
+    }
+}
+
+/// Every branch and its parent.
+fn branch_parents(conn: &Connection) -> Result<HashMap<BranchId, Option<BranchId>>> {
+    let mut stmt = conn.prepare_cached("SELECT branch_id, parent_id FROM branches")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
+    rows.map(|row| {
+        let (branch, parent) = row?;
+        Ok((db::parse_id(&branch)?, db::parse_opt_id(parent)?))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The server's TLS identity: a self-signed certificate made on first run.
+//!
+//! Devices do not trust it through a certificate authority: the invite link
+//! carries the SHA-256 of the certificate (DER), and a device pins that
+//! fingerprint. So the certificate must stay the same across restarts; it
+//! is written once, as PEM files under `tls/` in the data directory (the
+//! key readable by the owner only), and reused afterwards.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Host names the certificate is made for.
+const SUBJECT_ALT_NAMES: [&str; 2] = ["localhost", "branchline.local"];
+
+/// The certificate and key the server presents.
+pub(crate) struct Identity {
+    pub cert: CertificateDer<'static>,
+    pub key: PrivateKeyDer<'static>,
+    pub fingerprint: [u8; 32],
+    /// The key QUIC stateless resets are derived from. Kept across
+    /// restarts, so after a crash the server can tell devices at once that
+    /// their old connection is gone, instead of leaving them to wait out
+    /// the idle timeout.
+    pub reset_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("fingerprint", &hex(&self.fingerprint))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lowercase hex of some bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 fingerprint of a certificate.
+pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
+    Sha256::digest(cert.as_ref()).into()
+}
+
+fn tls_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls")
+}
+
+/// Loads the identity from `data_dir`, creating it on first run.
+pub(crate) fn load_or_create(data_dir: &Path) -> Result<Identity> {
+    let dir = tls_dir(data_dir);
+    if !dir.join("cert.pem").exists() {
+        create(data_dir, &dir)?;
+    }
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem"))
+        .map_err(|e| Error::Certificate(format!("cert.pem: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem"))
+        .map_err(|e| Error::Certificate(format!("key.pem: {e}")))?;
+    Ok(Identity {
+        fingerprint: fingerprint(&cert),
+        cert,
+        key,
+        reset_key: load_or_create_reset_key(&dir)?,
+    })
+}
+
+/// Reads `reset.key`, creating it (32 random bytes, owner-only) if absent.
+fn load_or_create_reset_key(dir: &Path) -> Result<[u8; 32]> {
+    let path = dir.join("reset.key");
+    if !path.exists() {
+        match write_private(&path, &rand::random::<[u8; 32]>()) {
+            Ok(()) => {}
+            // Another process starting at the same time made it first.
+            Err(_) if path.exists() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    fs::read(&path)?
+        .try_into()
+        .map_err(|_| Error::Certificate("tls/reset.key must hold exactly 32 bytes".to_owned()))
+}
+
+/// Writes a new certificate and key into a temporary directory, then
+/// renames it into place, so a reader never sees a half-written pair and two
+/// processes starting at once end up sharing one identity.
+fn create(data_dir: &Path, dir: &Path) -> Result<()> {
+    let names: Vec<String> = SUBJECT_ALT_NAMES.iter().map(|n| (*n).to_owned()).collect();
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|e| Error::Certificate(e.to_string()))?;
+    let staging = data_dir.join(format!("tls.tmp-{}", hex(&rand::random::<[u8; 8]>())));
+    fs::create_dir_all(&staging)?;
+    fs::write(staging.join("cert.pem"), certified.cert.pem())?;
+    write_private(
+        &staging.join("key.pem"),
+        certified.signing_key.serialize_pem().as_bytes(),
+    )?;
+    match fs::rename(&staging, dir) {
+        Ok(()) => Ok(()),
+        // Someone else won the race: use theirs.
+        Err(_) if dir.join("cert.pem").exists() => {
+            let _ = fs::remove_dir_all(&staging);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            Err(e.into())
+        }
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Creates the data directory (owner-only on Unix) if it does not exist.
+pub(crate) fn prepare_data_dir(data_dir: &Path) -> Result<()> {
+    if !data_dir.exists() {
+        fs::create_dir_all(data_dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path()).unwrap();
+        let again = load_or_create(dir.path()).unwrap();
+        assert_eq!(first.fingerprint, again.fingerprint);
+        assert_eq!(first.fingerprint, fingerprint(&again.cert));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(dir.path().join("tls/key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No staging directories are left behind.
+        let leftovers = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("tls.tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+}
