@@ -1,0 +1,286 @@
+//! The harness for Branchline's end-to-end tests: a real server on
+//! 127.0.0.1 with its own data directory, real TLS and QUIC, and devices
+//! that each keep a real SQLite store in a temporary directory.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use branchline_core::model::Level;
+use branchline_core::net::{ClientConfig, SyncClient};
+use branchline_core::{BranchId, DocId, MemberId, Store};
+use branchline_protocol::Role;
+use branchline_server::{Admin, RunningServer, Server, ServerConfig};
+use tempfile::TempDir;
+
+/// How long a test waits for something that should take well under a
+/// second; generous so a busy CI machine does not fail tests.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Client settings for tests: quick retries, so a restarted server is
+/// found again within a second or two.
+pub fn client_config() -> ClientConfig {
+    ClientConfig {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        ..ClientConfig::default()
+    }
+}
+
+/// A server running in this process on an ephemeral port.
+pub struct TestServer {
+    /// The running server.
+    pub server: Option<RunningServer>,
+    /// Its data directory (kept until the test ends).
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with a fresh data directory.
+    pub async fn start() -> Result<Self> {
+        init_tracing();
+        let dir = tempfile::tempdir()?;
+        let server = Server::start(Self::config(dir.path().to_path_buf())).await?;
+        Ok(Self {
+            server: Some(server),
+            dir,
+        })
+    }
+
+    fn config(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig::new(data_dir, "127.0.0.1:0".parse().expect("valid address"))
+    }
+
+    /// The running server.
+    pub fn running(&self) -> &RunningServer {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    /// The server's admin interface.
+    pub fn admin(&self) -> Admin {
+        Admin::open(self.dir.path()).expect("open the server database")
+    }
+
+    /// A new branch with its profile and roster.
+    pub fn branch(&self, name: &str) -> Result<BranchId> {
+        Ok(self.admin().add_branch(name, Level::Branch, None)?)
+    }
+
+    /// A new top-level unit of the organization, e.g. a town committee.
+    pub fn root(&self, name: &str, level: Level) -> Result<BranchId> {
+        Ok(self.admin().add_branch(name, level, None)?)
+    }
+
+    /// A new branch under `parent`.
+    pub fn child_branch(&self, name: &str, level: Level, parent: BranchId) -> Result<BranchId> {
+        Ok(self.admin().add_branch(name, level, Some(parent))?)
+    }
+
+    /// An invite link for a new device.
+    pub fn invite(
+        &self,
+        branch: BranchId,
+        role: Role,
+        member: Option<MemberId>,
+    ) -> Result<branchline_protocol::InviteLink> {
+        Ok(self
+            .admin()
+            .create_invite(branch, role, member, Duration::from_secs(3600))?)
+    }
+
+    /// Enrolls a new device with its own store and waits until it is in sync.
+    pub async fn device(
+        &self,
+        name: &str,
+        branch: BranchId,
+        role: Role,
+        member: Option<MemberId>,
+    ) -> Result<Device> {
+        let invite = self.invite(branch, role, member)?;
+        Device::join(name, invite).await
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub async fn restart(&mut self) -> Result<()> {
+        let addr = self.running().local_addr();
+        self.stop().await?;
+        let mut config = Self::config(self.dir.path().to_path_buf());
+        config.listen = addr;
+        self.server = Some(Server::start(config).await?);
+        Ok(())
+    }
+
+    /// The heads of a document as the server stores it, if it has it.
+    pub fn heads(&self, doc: DocId) -> Result<Option<Vec<automerge::ChangeHash>>> {
+        let Some(bytes) = self.admin().document_bytes(doc)? else {
+            return Ok(None);
+        };
+        let mut doc = automerge::AutoCommit::load(&bytes)?;
+        Ok(Some(sorted(doc.get_heads())))
+    }
+}
+
+/// A device: a store in its own directory and, while online, a sync client.
+pub struct Device {
+    /// A name for assertion messages.
+    pub name: String,
+    /// The device's store directory (kept until the test ends).
+    pub dir: TempDir,
+    /// The sync client, while the device runs.
+    pub client: Option<SyncClient>,
+    store: Arc<Mutex<Store>>,
+}
+
+impl Device {
+    /// Creates a store and joins with `invite`; waits until in sync.
+    pub async fn join(name: &str, invite: branchline_protocol::InviteLink) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Mutex::new(Store::open(dir.path().join("branchline.db"))?));
+        let client = SyncClient::join(Arc::clone(&store), invite, name, client_config());
+        let device = Self {
+            name: name.to_owned(),
+            dir,
+            client: Some(client),
+            store,
+        };
+        device
+            .wait_in_sync()
+            .await
+            .with_context(|| format!("{name} enrolling"))?;
+        Ok(device)
+    }
+
+    /// The device's store.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock")
+    }
+
+    /// The sync client.
+    pub fn client(&self) -> &SyncClient {
+        self.client.as_ref().expect("the device is running")
+    }
+
+    /// Waits until everything edited so far is synced.
+    pub async fn wait_in_sync(&self) -> Result<()> {
+        self.client()
+            .wait_in_sync(PATIENCE)
+            .await
+            .with_context(|| format!("{} did not get in sync", self.name))
+    }
+
+    /// Goes offline (the app saw the network disappear).
+    pub async fn go_offline(&self) -> Result<()> {
+        self.client().set_network_available(false);
+        self.client()
+            .wait_for_status(PATIENCE, |s| *s == branchline_core::net::Status::Offline)
+            .await?;
+        Ok(())
+    }
+
+    /// Comes back online and waits until in sync.
+    pub async fn go_online(&self) -> Result<()> {
+        self.client().set_network_available(true);
+        self.wait_in_sync().await
+    }
+
+    /// Stops the sync client, as when the app is closed.
+    pub async fn close(&mut self) {
+        if let Some(client) = self.client.take() {
+            client.shutdown().await;
+        }
+    }
+
+    /// Opens the app again: a new sync client over the same store.
+    pub async fn reopen(&mut self) -> Result<()> {
+        self.close().await;
+        let client = SyncClient::resume(Arc::clone(&self.store), client_config())?;
+        self.client = Some(client);
+        self.wait_in_sync().await
+    }
+
+    /// Every document this device holds, with its sorted heads.
+    pub fn heads(&self) -> Result<Vec<(DocId, Vec<automerge::ChangeHash>)>> {
+        let store = self.store();
+        let mut all = Vec::new();
+        for summary in store.documents()? {
+            let mut doc = store.load_document(summary.id)?;
+            all.push((summary.id, sorted(doc.get_heads())));
+        }
+        all.sort_by_key(|(id, _)| *id);
+        Ok(all)
+    }
+
+    /// Waits until `check` holds for this device's store.
+    pub async fn eventually(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&Store) -> bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if check(&self.store()) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{}: gave up waiting for {what}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Heads in a fixed order, for comparing two replicas.
+pub fn sorted(mut heads: Vec<automerge::ChangeHash>) -> Vec<automerge::ChangeHash> {
+    heads.sort();
+    heads
+}
+
+/// Asserts that every device and the server hold the same documents with
+/// the same heads.
+pub fn assert_converged(server: &TestServer, devices: &[&Device]) -> Result<()> {
+    let first = devices[0].heads()?;
+    for device in &devices[1..] {
+        let other = device.heads()?;
+        anyhow::ensure!(
+            other == first,
+            "{} and {} differ: {} vs {} documents",
+            devices[0].name,
+            device.name,
+            first.len(),
+            other.len()
+        );
+    }
+    for (doc, heads) in &first {
+        let on_server = server.heads(*doc)?;
+        anyhow::ensure!(
+            on_server.as_ref() == Some(heads),
+            "the server's copy of {doc} differs from {}'s",
+            devices[0].name
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! The access matrix, end to end: for every role and document kind, what a
+//! device receives and whether the server keeps its edits; other branches'
+//! documents stay out of reach, alliance documents reach every partner, and
+//! a revoked device is cut off.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use branchline_core::model::{
+    Activity, BranchProfile, DocKind, Level, MemberFile, NewActivity, NewMember, NewPetition,
+    Petition, Roster, Submitter,
+};
+use branchline_core::net::{ClientEvent, Status};
+use branchline_core::sync::SyncEvent;
+use branchline_core::{BranchId, DocId, MemberId};
+use branchline_protocol::{ErrorCode, Role};
+use branchline_tests::{Device, PATIENCE, TestServer};
+
+fn meeting(title: &str) -> NewActivity {
+    NewActivity {
+        kind: "branch_meeting".to_owned(),
+        title: title.to_owned(),
+        starts_at: "2026-11-20T19:00".parse().ok(),
+        ends_at: "2026-11-20T21:00".parse().ok(),
+        ..NewActivity::default()
+    }
+}
+
+fn petition(title: &str, member: Option<MemberId>) -> NewPetition {
+    NewPetition {
+        category: "roads".to_owned(),
+        title: title.to_owned(),
+        description: format!("{title}, please"),
+        submitter: Submitter {
+            member,
+            ..Submitter::default()
+        },
+        ..NewPetition::default()
+    }
+}
+
+/// What a device may do with a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    None,
+    Read,
+    Write,
+}
+
+use Access::{None as N, Read as R, Write as W};
+
+/// Makes a small edit of the right kind to `doc` on `device`.
+fn edit(device: &Device, kind: &str, doc: DocId) -> Result<()> {
+    let mut store = device.store();
+    match kind {
+        "profile" => store.update(doc, |p: &mut BranchProfile| {
+            p.name.push('!');
+            Ok(())
+        })?,
+        "roster" => store.update(doc, |r: &mut Roster| {
+            r.add_member(NewMember {
+                name: format!("added by {}", device.name),
+                ..NewMember::default()
+            })
+            .map(|_| ())
+        })?,
+        "member_file" => store.update(doc, |f: &mut MemberFile| {
+            f.add_training("2026-11-01".parse()?, "Party history", 2.0)
+        })?,
+        "activity" | "partner_activity" | "b_activity" => {
+            store.update(doc, |a: &mut Activity| {
+                a.title.push('!');
+                Ok(())
+            })?
+        }
+        "petition" | "resident_petition" => store.update(doc, |p: &mut Petition| {
+            p.title.push('!');
+            Ok(())
+        })?,
+        other => anyhow::bail!("no edit for {other}"),
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
+    let server = TestServer::start().await?;
+    let town = server.root("Town committee", Level::Committee)?;
+    let general = server.child_branch("East general branch", Level::GeneralBranch, town)?;
+    let a = server.child_branch("Riverside", Level::Branch, general)?;
+    let b = server.branch("Hillside")?;
+    let partner = server.branch("Factory branch")?;
+
+    // The secretary of A sets the branch up.
+    let secretary = server
+        .device("A secretary", a, Role::Secretary, None)
+        .await?;
+    let (m1, m2) = {
+        let mut store = secretary.store();
+        let m1 = store.add_member(
+            a,
+            NewMember {
+                name: "Wang Fang".into(),
+                ..Default::default()
+            },
+        )?;
+        let m2 = store.add_member(
+            a,
+            NewMember {
+                name: "Li Na".into(),
+                ..Default::default()
+            },
+        )?;
+        (m1, m2)
+    };
+    let member_file = secretary.store().member_file(m1)?;
+    let activity = secretary
+        .store()
+        .create_activity(a, meeting("Joint clean-up"))?;
+    secretary.store().share_activity(activity, partner)?;
+    secretary.wait_in_sync().await?;
+
+    let committee = server
+        .device("A committee", a, Role::Committee, None)
+        .await?;
+    let member1 = server
+        .device("A member 1", a, Role::Member, Some(m1))
+        .await?;
+    let member2 = server
+        .device("A member 2", a, Role::Member, Some(m2))
+        .await?;
+    let resident = server.device("A resident", a, Role::Resident, None).await?;
+    let b_secretary = server
+        .device("B secretary", b, Role::Secretary, None)
+        .await?;
+    let partner_member = server
+        .device("Partner member", partner, Role::Member, None)
+        .await?;
+    let overseer = server
+        .device("Town committee", town, Role::Committee, None)
+        .await?;
+
+    // Member 2 submits a petition; the secretary makes member 1 its owner.
+    let petition_doc = member2
+        .store()
+        .submit_petition(a, petition("Street light", Some(m2)))?;
+    member2.wait_in_sync().await?;
+    secretary
+        .eventually("member 2's petition", |s| {
+            s.get::<Petition>(petition_doc).is_ok()
+        })
+        .await?;
+    secretary
+        .store()
+        .assign_petition(petition_doc, m1, "2026-12-31".parse()?)?;
+    secretary.wait_in_sync().await?;
+    // A resident submits one of their own.
+    let resident_doc = resident
+        .store()
+        .submit_petition(a, petition("Noise at night", None))?;
+    resident.wait_in_sync().await?;
+    let b_activity = b_secretary
+        .store()
+        .create_activity(b, meeting("Hillside meeting"))?;
+    b_secretary.wait_in_sync().await?;
+
+    let profile = secretary
+        .store()
+        .branch_document(a, DocKind::BranchProfile)?;
+    let roster = secretary.store().branch_document(a, DocKind::Roster)?;
+    let docs: BTreeMap<&str, DocId> = BTreeMap::from([
+        ("profile", profile),
+        ("roster", roster),
+        ("member_file", member_file),
+        ("activity", activity),
+        ("petition", petition_doc),
+        ("resident_petition", resident_doc),
+        ("b_activity", b_activity),
+    ]);
+
+    // Expected access, per device, in the order of `docs` above
+    // (activity, b_activity, member_file, petition, profile, resident_petition, roster).
+    let devices: Vec<(&Device, [Access; 7])> = vec![
+        (&secretary, [W, N, W, W, W, W, W]),
+        (&committee, [W, N, W, W, W, W, W]),
+        (&member1, [W, N, R, W, R, N, R]),
+        (&member2, [W, N, N, W, R, N, R]),
+        (&resident, [N, N, N, N, N, W, N]),
+        (&b_secretary, [N, W, N, N, N, N, N]),
+        (&partner_member, [W, N, N, N, N, N, N]),
+        (&overseer, [R, N, N, R, R, R, R]),
+    ];
+
+    for (device, expected) in &devices {
+        device.client().sync_now();
+        device.wait_in_sync().await?;
+        for ((kind, doc), want) in docs.iter().zip(expected) {
+            let held = device.store().load_document(*doc).is_ok();
+            assert_eq!(
+                held,
+                *want != N,
+                "{} {} {kind}",
+                device.name,
+                if held { "holds" } else { "lacks" }
+            );
+        }
+    }
+
+    // Writes: each device edits every document it holds; the server keeps
+    // the edit exactly where the device may write.
+    for (device, expected) in &devices {
+        let mut events = device.client().subscribe();
+        for ((kind, doc), want) in docs.iter().zip(expected) {
+            if *want == N {
+                continue;
+            }
+            let before = server.heads(*doc)?.context("server copy")?;
+            edit(device, kind, *doc).with_context(|| format!("{} editing {kind}", device.name))?;
+            device.client().sync_now();
+            if *want == W {
+                device.wait_in_sync().await?;
+                let after = server.heads(*doc)?.context("server copy")?;
+                assert_ne!(before, after, "{} may write {kind}", device.name);
+            } else {
+                let refused = wait_for_refusal(&mut events, *doc).await;
+                assert_eq!(
+                    refused,
+                    Some(ErrorCode::ReadOnly),
+                    "{} may only read {kind}",
+                    device.name
+                );
+                assert_eq!(
+                    server.heads(*doc)?.context("server copy")?,
+                    before,
+                    "{}'s edit to {kind} must not be kept",
+                    device.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_refusal(
+    events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+    doc: DocId,
+) -> Option<ErrorCode> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()?
+            .ok()?;
+        if let ClientEvent::Sync(SyncEvent::DocFailed {
+            doc: failed, code, ..
+        }) = event
+            && failed == doc
+        {
+            return Some(code);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_disconnected_and_refused() -> Result<()> {
+    let server = TestServer::start().await?;
+    let branch = server.branch("Riverside")?;
+    let secretary = server
+        .device("secretary", branch, Role::Secretary, None)
+        .await?;
+    let lost = server
+        .device("lost phone", branch, Role::Member, None)
+        .await?;
+    let lost_id = lost
+        .store()
+        .account()?
+        .context("the lost phone has an account")?
+        .device_id;
+
+    secretary.client().revoke_device(lost_id).await?;
+    let status = lost
+        .client()
+        .wait_for_status(PATIENCE, |s| matches!(s, Status::Refused { .. }))
+        .await?;
+    assert_eq!(
+        status,
+        Status::Refused {
+            code: ErrorCode::DeviceRevoked
+        }
+    );
+    assert!(
+        lost.store().account()?.is_none(),
+        "the revoked account is forgotten"
+    );
+
+    // A secretary can still invite; a member cannot.
+    let (link, _) = secretary
+        .client()
+        .create_invite(Role::Member, None, Duration::from_secs(600))
+        .await?;
+    let newcomer = Device::join("newcomer", link).await?;
+    let refused = newcomer
+        .client()
+        .create_invite(Role::Secretary, None, Duration::from_secs(600))
+        .await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.code().to_owned()),
+        Err("access.denied".to_owned())
+    );
+
+    // Revocation from the admin CLI reaches a live connection too.
+    let newcomer_id = newcomer.store().account()?.context("account")?.device_id;
+    server.admin().revoke_device(newcomer_id)?;
+    newcomer
+        .client()
+        .wait_for_status(PATIENCE, |s| matches!(s, Status::Refused { .. }))
+        .await?;
+    let audit = server.admin().audit(100)?;
+    assert!(
+        audit
+            .iter()
+            .filter(|e| format!("{e:?}").contains("revok"))
+            .count()
+            >= 2,
+        "both revocations are audited: {audit:?}"
+    );
+    let _: BranchId = branch;
+    Ok(())
+}
