@@ -176,6 +176,94 @@ impl Admin {
         })
     }
 
+    /// Stores automerge documents (`save()` bytes) directly, as they are,
+    /// for seeding a server with an existing branch (benchmarks, migrations):
+    /// each document's id, kind and branch come from its `meta` header and its
+    /// access attributes from its content, exactly as for a document a device
+    /// uploads, but nothing is checked against a device's rights and no
+    /// per-change audit entries are written (one `branch.added` entry is
+    /// written per branch registered here).
+    ///
+    /// A branch profile whose branch the server does not know yet registers
+    /// that branch (name, level and parent from the profile; the parent must
+    /// be known or registered by the same call). Every other document must
+    /// belong to a known branch. A document the server already stores is
+    /// refused. Everything is written in one transaction: on error nothing
+    /// is stored. A running server announces the documents within a poll
+    /// interval, and before the next device's manifest. Returns how many
+    /// documents were stored.
+    pub fn import_documents<'a>(&self, docs: impl IntoIterator<Item = &'a [u8]>) -> Result<usize> {
+        let mut loaded = Vec::new();
+        for bytes in docs {
+            let doc = Automerge::load(bytes).map_err(|e| Error::Invalid {
+                what: "document",
+                reason: e.to_string(),
+            })?;
+            let meta = model::read_meta(&doc)?;
+            let doc_id = branchline_protocol::DocId::from(meta.id);
+            let branch = branchline_protocol::BranchId::from(meta.branch);
+            let attrs = documents::attributes_of(&doc, &meta.kind, branch, None);
+            let profile = if meta.kind == model::DocKind::BranchProfile.as_str() {
+                Some(model::hydrate::<BranchProfile>(&doc)?)
+            } else {
+                None
+            };
+            loaded.push((doc_id, attrs, profile, doc));
+        }
+        // Profiles first, so the branches they register exist for the rest.
+        loaded.sort_by_key(|(_, _, profile, _)| profile.is_none());
+        self.write(|tx| {
+            let known = |branch: String| -> Result<bool> {
+                Ok(tx
+                    .query_row(
+                        "SELECT 1 FROM branches WHERE branch_id = ?1",
+                        [branch],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
+            };
+            for (doc_id, attrs, profile, doc) in &loaded {
+                if let Some(profile) = profile
+                    && !known(attrs.branch.to_string())?
+                {
+                    if let Some(parent) = profile.parent
+                        && !known(parent.to_string())?
+                    {
+                        return Err(Error::UnknownBranch(parent.to_string()));
+                    }
+                    tx.execute(
+                        "INSERT INTO branches (branch_id, name, level, parent_id, created_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            attrs.branch.to_string(),
+                            profile.name,
+                            profile.level.as_str(),
+                            profile.parent.map(|p| p.to_string()),
+                            db::now_ms()
+                        ],
+                    )?;
+                    let mut record = AuditRecord::new(event::BRANCH_ADDED);
+                    record.branch = Some(attrs.branch);
+                    record.detail =
+                        format!("{} ({}), imported", profile.name, profile.level.as_str());
+                    record.insert(tx)?;
+                }
+                if !known(attrs.branch.to_string())? {
+                    return Err(Error::UnknownBranch(attrs.branch.to_string()));
+                }
+                if documents::row(tx, *doc_id)?.is_some() {
+                    return Err(Error::Invalid {
+                        what: "document",
+                        reason: format!("the server already stores document {doc_id}"),
+                    });
+                }
+                documents::insert(tx, *doc_id, attrs, &doc.save(), &doc.get_heads())?;
+            }
+            Ok(loaded.len())
+        })
+    }
+
     /// Every branch.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         self.with_conn(|conn| {
@@ -301,5 +389,76 @@ impl Admin {
     pub fn document_ids(&self) -> Result<Vec<DocId>> {
         let ids = self.with_conn(|conn| documents::ids(conn))?;
         Ok(ids.into_iter().map(DocId::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use branchline_core::model::DocKind;
+    use branchline_core::workload::{WorkloadSpec, generate};
+
+    use super::*;
+
+    #[test]
+    fn import_documents_registers_the_branch_and_stores_everything() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let admin = Admin::open(dir.path())?;
+        let spec = WorkloadSpec {
+            members: 6,
+            years: 1,
+            activities_per_month: 1,
+            petitions: 5,
+            ..WorkloadSpec::default()
+        };
+        let branch = generate(&spec)?;
+        // Everything but the profile first: its branch is unknown, nothing is stored.
+        let without_profile = branch
+            .documents
+            .iter()
+            .filter(|d| d.kind != DocKind::BranchProfile)
+            .map(|d| d.bytes.as_slice());
+        assert!(matches!(
+            admin.import_documents(without_profile),
+            Err(Error::UnknownBranch(_))
+        ));
+        assert!(admin.document_ids()?.is_empty());
+
+        let n = admin.import_documents(branch.documents.iter().map(|d| d.bytes.as_slice()))?;
+        assert_eq!(n, branch.documents.len());
+        let branches = admin.branches()?;
+        assert_eq!(branches.len(), 1);
+        assert_eq!(branches[0].branch, branch.branch);
+        assert_eq!(branches[0].name, branch.profile.name);
+        assert_eq!(branches[0].level, "branch");
+        assert_eq!(admin.document_ids()?.len(), branch.documents.len());
+        for generated in &branch.documents {
+            let stored = admin
+                .document_bytes(generated.id)?
+                .expect("the document is stored");
+            let heads = |bytes: &[u8]| -> anyhow::Result<_> {
+                let mut heads = Automerge::load(bytes)?.get_heads();
+                heads.sort();
+                Ok(heads)
+            };
+            assert_eq!(heads(&stored)?, heads(&generated.bytes)?);
+            let row = admin
+                .with_conn(|conn| documents::row(conn, generated.id.into()))?
+                .expect("a row");
+            assert_eq!(row.attrs.kind, generated.kind.as_str());
+            assert_eq!(row.attrs.branch, branch.branch.into());
+        }
+        // Access attributes come from the content, as for an upload.
+        let petition = &branch.petitions[0];
+        let row = admin
+            .with_conn(|conn| documents::row(conn, petition.meta.id.into()))?
+            .expect("a row");
+        assert_eq!(row.attrs.owner, petition.owner.map(Into::into));
+
+        // The same documents again are refused, and nothing changes.
+        let again = admin.import_documents(branch.documents.iter().map(|d| d.bytes.as_slice()));
+        assert!(matches!(again, Err(Error::Invalid { .. })));
+        assert_eq!(admin.document_ids()?.len(), branch.documents.len());
+        assert_eq!(admin.branches()?.len(), 1);
+        Ok(())
     }
 }
