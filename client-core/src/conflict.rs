@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, DocId};
 
 /// A field with more than one concurrent value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {
     /// The document.
     pub doc: DocId,
@@ -29,7 +29,7 @@ pub struct Conflict {
 }
 
 /// One of the concurrent values of a field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConflictValue {
     /// The value, rendered for people (text as is, objects summarised).
     pub value: String,

@@ -758,6 +758,10 @@ impl Runner {
             let in_sync = session.is_in_sync() && link.is_quiet();
             if in_sync {
                 if !was_in_sync {
+                    let now = lock(&self.store).now();
+                    if let Err(e) = lock(&self.store).record_synced(now) {
+                        warn!(error = %e, "could not record the time of this sync");
+                    }
                     let report = link.report(&session);
                     self.report.send_replace(report.clone());
                     let _ = self.events.send(ClientEvent::InSync(report));

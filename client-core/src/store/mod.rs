@@ -286,6 +286,34 @@ impl Store {
         Ok(n as usize)
     }
 
+    /// Local changes, over all documents, no server has acknowledged yet: what
+    /// the app shows as "pending".
+    pub fn pending_changes(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM unacked_changes", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// When this device was last in sync with its server, if ever.
+    pub fn last_synced(&self) -> Result<Option<Timestamp>> {
+        info(&self.conn, LAST_SYNCED_KEY)?
+            .map(|ms| {
+                ms.parse()
+                    .map(Timestamp)
+                    .map_err(|_| Error::Corrupt(format!("{LAST_SYNCED_KEY} = {ms:?}")))
+            })
+            .transpose()
+    }
+
+    /// Records that this device was in sync with its server at `at`.
+    pub fn record_synced(&mut self, at: Timestamp) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        set_info(&tx, LAST_SYNCED_KEY, &at.0.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records that a server durably stored document `id` up to `heads`: every local
     /// change those heads include is acknowledged.
     pub fn mark_acknowledged(&mut self, id: DocId, heads: &[ChangeHash]) -> Result<()> {
@@ -640,6 +668,9 @@ impl Store {
 }
 
 // --- persistence ---------------------------------------------------------------------
+
+/// The `store_info` key of the last time the device was in sync.
+const LAST_SYNCED_KEY: &str = "last_synced_ms";
 
 fn info(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn

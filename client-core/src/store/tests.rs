@@ -396,6 +396,29 @@ fn changes_are_appended_then_compacted_and_acknowledged() {
     assert_eq!(store.unacked_changes(roster).unwrap(), first + 40 - 10);
     store.mark_acknowledged(roster, &summary.heads).unwrap();
     assert_eq!(store.unacked_changes(roster).unwrap(), 0);
+    let pending: usize = store
+        .documents()
+        .unwrap()
+        .iter()
+        .map(|d| d.unacked_changes)
+        .sum();
+    assert_eq!(store.pending_changes().unwrap(), pending);
+}
+
+#[test]
+fn the_last_sync_time_is_kept_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.last_synced().unwrap(), None);
+    store.record_synced(Timestamp(1_700_000_000_000)).unwrap();
+    store.record_synced(Timestamp(1_700_000_600_000)).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.last_synced().unwrap(),
+        Some(Timestamp(1_700_000_600_000))
+    );
 }
 
 #[test]
