@@ -1,0 +1,429 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use branchline_core::BranchId;
+use branchline_core::model::{
+    ActivityStatus, Category, Date, Gender, LocalDateTime, MemberStatus, PetitionStatus,
+};
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Lang;
+
+const EXIT_STATUSES: &str = "\
+Exit status: 0 done; 1 unexpected failure; 2 bad command line; 3 invalid input or \
+refused by a rule of the records; 4 server unreachable; 5 refused by the server; \
+6 the home directory is not an enrolled Branchline store.";
+
+/// The Branchline desktop client: a branch's records, offline, synced with
+/// the branch server.
+#[derive(Parser, Debug)]
+#[command(name = "branchline", version, after_help = EXIT_STATUSES)]
+pub struct Cli {
+    /// The directory holding this device's store (default: the user's data
+    /// directory, e.g. ~/.local/share/branchline).
+    #[arg(long, global = true, env = "BRANCHLINE_HOME")]
+    pub home: Option<PathBuf>,
+    /// Language of messages (default: from the system locale).
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<Lang>,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Join a branch with an invite link from its secretary or server admin.
+    Enroll {
+        /// The invite link, `branchline://host:port/CODE?cert=…`.
+        link: String,
+        /// A name for this device, shown to the secretary.
+        #[arg(long, default_value = "Branchline desktop")]
+        name: String,
+        /// Give up after this many seconds without reaching the server.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Who this device is, changes waiting to sync, and the last sync.
+    Status,
+    /// Sync with the branch server once, or stay connected with --watch.
+    Sync {
+        /// Stay connected: sync live and reconnect by itself until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Give up after this many seconds without getting in sync (once mode).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// The roster: members of the branch.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Meetings and other activities: plan, sign in, minutes.
+    #[command(subcommand)]
+    Activity(ActivityCommand),
+    /// Residents' requests: submit, assign, progress, resolve, rate.
+    #[command(subcommand)]
+    Petition(PetitionCommand),
+    /// The branch's reports for a period: attendance, petitions, meeting
+    /// compliance, term, ages.
+    Report {
+        /// First day (default: 1 January of this year).
+        #[arg(long)]
+        from: Option<Date>,
+        /// Last day (default: today).
+        #[arg(long)]
+        to: Option<Date>,
+        /// The day counted as today for overdue items and ages (default: today).
+        #[arg(long)]
+        as_of: Option<Date>,
+    },
+    /// Fields two devices changed at the same time, and settling them.
+    #[command(subcommand)]
+    Conflicts(ConflictCommand),
+}
+
+/// `branchline member …`
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Add a member to the roster; prints the new member id.
+    Add {
+        /// Full name.
+        name: String,
+        #[command(flatten)]
+        fields: MemberFields,
+    },
+    /// Change a member's roster entry (only the fields given).
+    Update {
+        /// Member id, id prefix, or exact name.
+        member: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: MemberFields,
+    },
+    /// Record that a member transferred to another branch.
+    TransferOut {
+        /// Member id, id prefix, or exact name.
+        member: String,
+        /// The day (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// Record that a member passed away.
+    Deceased {
+        /// Member id, id prefix, or exact name.
+        member: String,
+        /// The day (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// List members.
+    List {
+        /// Only this category: full or probationary.
+        #[arg(long)]
+        category: Option<Category>,
+        /// Only this status (default: all): active, transferred_out, deceased.
+        #[arg(long)]
+        status: Option<MemberStatus>,
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only names containing this text.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Roster fields shared by `member add` and `member update`.
+#[derive(Args, Debug, Default)]
+pub struct MemberFields {
+    /// Gender: male or female.
+    #[arg(long)]
+    pub gender: Option<Gender>,
+    /// Birth date, YYYY-MM-DD.
+    #[arg(long)]
+    pub birth: Option<Date>,
+    /// Date joined, YYYY-MM-DD.
+    #[arg(long)]
+    pub joined: Option<Date>,
+    /// Category: full or probationary.
+    #[arg(long)]
+    pub category: Option<Category>,
+    /// Group (党小组).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Post, e.g. 组织委员.
+    #[arg(long)]
+    pub post: Option<String>,
+    /// Phone.
+    #[arg(long)]
+    pub phone: Option<String>,
+}
+
+/// `branchline activity …`
+#[derive(Subcommand, Debug)]
+pub enum ActivityCommand {
+    /// Plan an activity; prints its id.
+    Create {
+        /// Kind code from the branch profile (see `activity kinds`).
+        #[arg(long)]
+        kind: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Start, branch time: YYYY-MM-DDTHH:MM.
+        #[arg(long)]
+        starts: LocalDateTime,
+        /// End, branch time: YYYY-MM-DDTHH:MM.
+        #[arg(long)]
+        ends: LocalDateTime,
+        /// Venue.
+        #[arg(long)]
+        place: Option<String>,
+        /// Organizing member (id, prefix or name).
+        #[arg(long)]
+        organizer: Option<String>,
+        /// For a group meeting: the group expected.
+        #[arg(long)]
+        group: Option<String>,
+        /// Agenda.
+        #[arg(long)]
+        agenda: Option<String>,
+    },
+    /// Move an activity to another time.
+    Reschedule {
+        /// Activity id or id prefix.
+        activity: String,
+        /// New start, YYYY-MM-DDTHH:MM.
+        #[arg(long)]
+        starts: LocalDateTime,
+        /// New end, YYYY-MM-DDTHH:MM.
+        #[arg(long)]
+        ends: LocalDateTime,
+    },
+    /// Sign in to an activity (default: this device's member).
+    SignIn {
+        /// Activity id or id prefix.
+        activity: String,
+        /// Sign in this member instead (id, prefix or name).
+        #[arg(long)]
+        member: Option<String>,
+        /// Attended remotely rather than on site.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Ask for leave from an activity (default: this device's member).
+    Leave {
+        /// Activity id or id prefix.
+        activity: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// For this member instead (id, prefix or name).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Write (replace) the minutes of an activity.
+    Minutes {
+        /// Activity id or id prefix.
+        activity: String,
+        /// The minutes.
+        text: String,
+    },
+    /// Award bonus points to a member for an activity.
+    Award {
+        /// Activity id or id prefix.
+        activity: String,
+        /// The member (id, prefix or name).
+        #[arg(long)]
+        member: String,
+        /// Points (negative to correct an award).
+        #[arg(long, allow_hyphen_values = true)]
+        points: i64,
+    },
+    /// Share a joint activity with a partner branch.
+    Share {
+        /// Activity id or id prefix.
+        activity: String,
+        /// The partner branch's id.
+        #[arg(long)]
+        partner: BranchId,
+    },
+    /// Close an activity: sign-ins, leave and minutes become final.
+    Close {
+        /// Activity id or id prefix.
+        activity: String,
+    },
+    /// List activities, by start.
+    List {
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only from this day.
+        #[arg(long)]
+        from: Option<Date>,
+        /// Only up to this day.
+        #[arg(long)]
+        to: Option<Date>,
+        /// Only open or closed ones.
+        #[arg(long)]
+        status: Option<ActivityStatus>,
+    },
+    /// One activity with its minutes and attendance.
+    Show {
+        /// Activity id or id prefix.
+        activity: String,
+    },
+    /// The activity kinds the branch profile defines.
+    Kinds,
+}
+
+/// `branchline petition …`
+#[derive(Subcommand, Debug)]
+pub enum PetitionCommand {
+    /// Record a resident's request; prints its id.
+    Submit {
+        /// Category, e.g. 环境卫生.
+        #[arg(long)]
+        category: String,
+        /// Short title.
+        #[arg(long)]
+        title: String,
+        /// What the resident asks.
+        #[arg(long)]
+        description: String,
+        /// Where.
+        #[arg(long)]
+        location: Option<String>,
+        /// The resident's name, if given.
+        #[arg(long)]
+        submitter: Option<String>,
+        /// The resident's phone or other contact, if given (kept private).
+        #[arg(long)]
+        contact: Option<String>,
+        /// Submitted by this member (id, prefix or name).
+        #[arg(long)]
+        by_member: Option<String>,
+    },
+    /// Give a petition an owner and a deadline.
+    Assign {
+        /// Petition id or id prefix.
+        petition: String,
+        /// The member who owns it (id, prefix or name).
+        #[arg(long)]
+        owner: String,
+        /// Deadline, YYYY-MM-DD.
+        #[arg(long)]
+        deadline: Date,
+    },
+    /// Add a progress note.
+    Progress {
+        /// Petition id or id prefix.
+        petition: String,
+        /// What happened.
+        text: String,
+        /// Written by this member (default: this device's member).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Resolve a petition.
+    Resolve {
+        /// Petition id or id prefix.
+        petition: String,
+        /// What was done.
+        summary: String,
+        /// Resolved by this member (default: this device's member).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Record the submitter's satisfaction (1 to 5) with the resolution.
+    Rate {
+        /// Petition id or id prefix.
+        petition: String,
+        /// 1 (very unsatisfied) to 5 (very satisfied).
+        score: u8,
+        /// A comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reopen a resolved petition.
+    Reopen {
+        /// Petition id or id prefix.
+        petition: String,
+        /// Why.
+        reason: String,
+        /// Reopened by this member (default: this device's member).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// The petition ledger (台账), most urgent deadline first.
+    List {
+        /// Only this status: open, assigned, resolved.
+        #[arg(long)]
+        status: Option<PetitionStatus>,
+        /// Only petitions this member owns (id, prefix or name).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only overdue ones.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// One petition with its progress log.
+    Show {
+        /// Petition id or id prefix.
+        petition: String,
+    },
+}
+
+/// `branchline conflicts …`
+#[derive(Subcommand, Debug)]
+pub enum ConflictCommand {
+    /// Fields with more than one concurrent value.
+    List,
+    /// Keep one of a field's values on every device.
+    Settle {
+        /// Document id or id prefix (from `conflicts list`).
+        doc: String,
+        /// The field's path (from `conflicts list`).
+        path: String,
+        /// The number of the value to keep (from `conflicts list`, from 1).
+        keep: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn check(command: &clap::Command, path: &str) {
+        let path = format!("{path} {}", command.get_name());
+        assert!(command.get_about().is_some(), "`{path}` has no help text");
+        for arg in command.get_arguments() {
+            let name = arg.get_id().as_str();
+            if name != "help" && name != "version" {
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{path}` --{name} has no help text"
+                );
+            }
+        }
+        for sub in command.get_subcommands() {
+            check(sub, &path);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        check(&command, "");
+    }
+}

@@ -1,0 +1,403 @@
+//! `branchline enroll` and `branchline sync`: the only commands that talk to
+//! the server. Everything else works offline on the store.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use branchline_core::Store;
+use branchline_core::net::{ClientConfig, ClientEvent, SessionReport, Status, SyncClient};
+use branchline_core::sync::SyncEvent;
+use branchline_protocol::InviteLink;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_NETWORK, EXIT_REFUSED, Failure, Result};
+use crate::home::{open_existing, store_path};
+use crate::output::{Out, local_time};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Failure::from)
+}
+
+/// Status in words, for people and for `--json` lines.
+fn describe(status: &Status, out: Out) -> (String, String) {
+    match status {
+        Status::Offline => ("offline".into(), out.say("offline", "离线")),
+        Status::Connecting => ("connecting".into(), out.say("connecting…", "正在连接…")),
+        Status::Syncing => ("syncing".into(), out.say("syncing…", "正在同步…")),
+        Status::InSync => ("in_sync".into(), out.say("in sync", "已同步")),
+        Status::Waiting { retry_in } => (
+            "waiting".into(),
+            out.say(
+                format!(
+                    "server unreachable; retrying in {} s",
+                    retry_in.as_secs().max(1)
+                ),
+                format!("无法连接服务器；{} 秒后重试", retry_in.as_secs().max(1)),
+            ),
+        ),
+        Status::Refused { code } => (
+            "refused".into(),
+            out.say(
+                format!("refused by the server ({code})"),
+                format!("服务器拒绝（{code}）"),
+            ),
+        ),
+        Status::Stopped => ("stopped".into(), out.say("stopped", "已停止")),
+    }
+}
+
+/// How a wait for the first in-sync ended.
+enum Outcome {
+    InSync,
+    Refused(String),
+    TimedOut { last_error: Option<String> },
+}
+
+/// Waits until the client is in sync, is refused for good, or `timeout` passes.
+async fn until_in_sync(client: &SyncClient, timeout: Duration) -> Outcome {
+    let mut events = client.subscribe();
+    let mut last_error = None;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let wait = client.wait_for_status(timeout, |s| {
+        matches!(s, Status::InSync | Status::Refused { .. } | Status::Stopped)
+    });
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            status = &mut wait => {
+                return match status {
+                    Ok(Status::InSync) => Outcome::InSync,
+                    Ok(Status::Refused { code }) => Outcome::Refused(code.as_str().to_owned()),
+                    _ => Outcome::TimedOut { last_error },
+                };
+            }
+            event = events.recv() => match event {
+                Ok(ClientEvent::Disconnected { reason }) => last_error = Some(reason),
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    tokio::time::sleep_until(deadline).await;
+                }
+            },
+        }
+    }
+}
+
+fn refused(code: String, out: Out) -> Failure {
+    let message = out.say(
+        format!("the server refused this device ({code}); ask your secretary for a new invite"),
+        format!("服务器拒绝了此设备（{code}）；请向书记索取新的邀请"),
+    );
+    Failure::new(code, message, EXIT_REFUSED)
+}
+
+fn unreachable(server: &str, timeout: u64, last_error: Option<String>, out: Out) -> Failure {
+    let detail = last_error.map(|e| format!(" ({e})")).unwrap_or_default();
+    Failure::new(
+        "net.unreachable",
+        out.say(
+            format!("could not sync with the server at {server} within {timeout} s{detail}"),
+            format!("{timeout} 秒内无法与服务器 {server} 同步{detail}"),
+        ),
+        EXIT_NETWORK,
+    )
+}
+
+/// Enrolls this device with an invite link and runs its first sync.
+///
+/// Nothing is left behind when enrollment fails: a store this command
+/// created is removed again (and the home directory, if it made it).
+pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Result<()> {
+    let invite: InviteLink = link
+        .parse()
+        .map_err(|e: branchline_protocol::InviteParseError| {
+            Failure::invalid("invite.malformed", format!("{e}: {link:?}"))
+        })?;
+    if home.exists() && !home.is_dir() {
+        return Err(Failure::new(
+            "home.not_a_directory",
+            format!("{} is a file, not a directory", home.display()),
+            EXIT_HOME,
+        ));
+    }
+    let path = store_path(home);
+    let created_dir = !home.exists();
+    let created_store = !path.exists();
+    if !created_store && Store::open(&path)?.account()?.is_some() {
+        return Err(Failure::invalid(
+            "home.already_enrolled",
+            format!("{} already belongs to an enrolled device", home.display()),
+        ));
+    }
+    std::fs::create_dir_all(home)?;
+    let server = invite.server.clone();
+    let result = enroll_in(&path, invite, name, timeout, out);
+    if let Err(failure) = result {
+        let enrolled = Store::open(&path)
+            .ok()
+            .and_then(|s| s.account().ok().flatten())
+            .is_some();
+        if enrolled {
+            eprintln!(
+                "{}",
+                out.say(
+                    format!(
+                        "enrolled, but the first sync did not finish: {}; run `branchline sync`",
+                        failure.message
+                    ),
+                    format!(
+                        "已加入，但首次同步未完成：{}；请运行 branchline sync",
+                        failure.message
+                    ),
+                )
+            );
+            return print_enrolled(&path, out);
+        }
+        if created_store {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        if created_dir {
+            let _ = std::fs::remove_dir(home);
+        }
+        tracing::debug!(%server, "enrollment failed; nothing kept");
+        return Err(failure);
+    }
+    print_enrolled(&path, out)
+}
+
+fn enroll_in(path: &Path, invite: InviteLink, name: &str, timeout: u64, out: Out) -> Result<()> {
+    let store = Arc::new(Mutex::new(Store::open(path)?));
+    let server = invite.server.clone();
+    runtime()?.block_on(async {
+        let client = SyncClient::join(store, invite, name, ClientConfig::default());
+        let outcome = until_in_sync(&client, Duration::from_secs(timeout)).await;
+        client.shutdown().await;
+        match outcome {
+            Outcome::InSync => Ok(()),
+            Outcome::Refused(code) => Err(refused(code, out)),
+            Outcome::TimedOut { last_error } => Err(unreachable(&server, timeout, last_error, out)),
+        }
+    })
+}
+
+fn print_enrolled(path: &Path, out: Out) -> Result<()> {
+    let store = Store::open(path)?;
+    let account = store
+        .account()?
+        .ok_or_else(|| Failure::new("cli.error", "the account was not saved", EXIT_FAILURE))?;
+    let branch_name = store
+        .profile(account.branch)
+        .map(|p| p.name)
+        .unwrap_or_default();
+    if out.json {
+        out.show(
+            &json!({
+                "device_id": account.device_id.to_string(),
+                "branch": account.branch.to_string(),
+                "branch_name": branch_name,
+                "role": account.role.to_string(),
+                "member": account.member.map(|m| m.to_string()),
+                "documents": store.documents()?.len(),
+            }),
+            || {},
+        );
+    } else {
+        println!(
+            "{}",
+            out.say(
+                format!(
+                    "enrolled in {branch_name} as {} (device {}); {} documents on this device",
+                    account.role,
+                    account.device_id,
+                    store.documents()?.len()
+                ),
+                format!(
+                    "已加入 {branch_name}，角色 {}（设备 {}）；本机共 {} 份文档",
+                    account.role,
+                    account.device_id,
+                    store.documents()?.len()
+                ),
+            )
+        );
+    }
+    Ok(())
+}
+
+/// Syncs once, or stays connected with `watch` until Ctrl-C.
+pub fn sync(home: &Path, watch: bool, timeout: u64, out: Out) -> Result<()> {
+    let store = open_existing(home)?;
+    let account = store.account()?.ok_or_else(|| {
+        Failure::new(
+            "home.not_enrolled",
+            format!(
+                "{} holds no enrolled device; run `branchline enroll` first",
+                home.display()
+            ),
+            EXIT_HOME,
+        )
+    })?;
+    let store = Arc::new(Mutex::new(store));
+    runtime()?.block_on(async {
+        let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
+        let result = if watch {
+            watch_loop(&client, out).await
+        } else {
+            sync_once(&client, &store, &account.server, timeout, out).await
+        };
+        client.shutdown().await;
+        result
+    })
+}
+
+async fn sync_once(
+    client: &SyncClient,
+    store: &Arc<Mutex<Store>>,
+    server: &str,
+    timeout: u64,
+    out: Out,
+) -> Result<()> {
+    let mut events = client.subscribe();
+    let outcome = until_in_sync(client, Duration::from_secs(timeout)).await;
+    match outcome {
+        Outcome::InSync => {}
+        Outcome::Refused(code) => return Err(refused(code, out)),
+        Outcome::TimedOut { last_error } => {
+            return Err(unreachable(server, timeout, last_error, out));
+        }
+    }
+    // Wait for acknowledgements of what this sync sent, then report.
+    client
+        .wait_in_sync(Duration::from_secs(timeout))
+        .await
+        .map_err(Failure::from)?;
+    let mut updated = std::collections::BTreeSet::new();
+    let mut failed = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            ClientEvent::Sync(SyncEvent::DocUpdated(doc)) => {
+                updated.insert(doc);
+            }
+            ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) => {
+                failed.push((doc, code, message));
+            }
+            _ => {}
+        }
+    }
+    let report = client.report();
+    let pending = lock(store)?.pending_changes()?;
+    print_sync(&report, updated.len(), pending, out);
+    // Changes the server refused stay pending here; say which, and fail.
+    let Some((_, code, _)) = failed.first() else {
+        return Ok(());
+    };
+    for (doc, code, message) in &failed {
+        eprintln!(
+            "{} {doc}: [{}] {message}",
+            out.lang.pick("refused:", "被拒绝："),
+            code.as_str()
+        );
+    }
+    Err(Failure::new(
+        code.as_str(),
+        out.say(
+            format!("the server refused changes to {} documents", failed.len()),
+            format!("服务器拒绝了 {} 份文档的修改", failed.len()),
+        ),
+        EXIT_REFUSED,
+    ))
+}
+
+fn lock(store: &Arc<Mutex<Store>>) -> Result<std::sync::MutexGuard<'_, Store>> {
+    store
+        .lock()
+        .map_err(|_| Failure::new("cli.error", "the store lock was poisoned", EXIT_FAILURE))
+}
+
+fn print_sync(report: &SessionReport, updated: usize, pending: usize, out: Out) {
+    out.show(
+        &json!({
+            "in_sync": true,
+            "documents_updated": updated,
+            "documents_synced": report.docs_synced,
+            "pending_changes": pending,
+            "round_trips": report.manifest_round_trips,
+            "bytes_sent": report.udp_bytes_sent,
+            "bytes_received": report.udp_bytes_received,
+        }),
+        || {
+            println!(
+                "{}",
+                out.say(
+                    format!(
+                        "in sync: {updated} documents updated from the server, {} synced, {pending} changes waiting; {} B sent, {} B received",
+                        report.docs_synced, report.udp_bytes_sent, report.udp_bytes_received
+                    ),
+                    format!(
+                        "已同步：从服务器更新 {updated} 份文档，同步 {} 份，待同步修改 {pending} 条；发送 {} 字节，接收 {} 字节",
+                        report.docs_synced, report.udp_bytes_sent, report.udp_bytes_received
+                    ),
+                )
+            );
+        },
+    );
+}
+
+/// Stays connected, printing what happens, until Ctrl-C.
+async fn watch_loop(client: &SyncClient, out: Out) -> Result<()> {
+    let mut events = client.subscribe();
+    let mut shown = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            _ = tick.tick() => {
+                let status = client.status();
+                if shown.as_ref() != Some(&status) {
+                    let (key, text) = describe(&status, out);
+                    if out.json {
+                        println!("{}", json!({ "event": "status", "status": key }));
+                    } else {
+                        println!("{} {text}", now());
+                    }
+                    if let Status::Refused { code } = &status {
+                        return Err(refused(code.as_str().to_owned(), out));
+                    }
+                    shown = Some(status);
+                }
+            }
+            event = events.recv() => match event {
+                Ok(ClientEvent::Sync(SyncEvent::DocUpdated(doc))) => {
+                    if out.json {
+                        println!("{}", json!({ "event": "updated", "doc": doc.to_string() }));
+                    } else {
+                        println!("{} {} {doc}", now(), out.lang.pick("updated", "已更新"));
+                    }
+                }
+                Ok(ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message })) => {
+                    if out.json {
+                        println!("{}", json!({ "event": "failed", "doc": doc.to_string(), "code": code.as_str(), "message": message }));
+                    } else {
+                        println!("{} {} {doc}: [{}] {message}", now(), out.lang.pick("failed", "失败"), code.as_str());
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+fn now() -> String {
+    local_time(branchline_core::model::Timestamp::now())
+}

@@ -1,0 +1,580 @@
+//! The `branchline` binary against a real server on 127.0.0.1: enrollment,
+//! offline edits on two desktops, sync, live updates, and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use branchline_core::model::Level;
+use branchline_core::{BranchId, MemberId};
+use branchline_protocol::{InviteLink, Role};
+use branchline_server::{Admin, RunningServer, Server, ServerConfig};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A server on 127.0.0.1 with its own data directory and runtime.
+struct Hq {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    dir: TempDir,
+}
+
+impl Hq {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
+        let server = runtime.block_on(Server::start(config)).unwrap();
+        Self {
+            runtime,
+            server: Some(server),
+            dir,
+        }
+    }
+
+    fn admin(&self) -> Admin {
+        Admin::open(self.dir.path()).unwrap()
+    }
+
+    fn branch(&self) -> BranchId {
+        self.admin()
+            .add_branch("Riverside", Level::Branch, None)
+            .unwrap()
+    }
+
+    fn invite(&self, branch: BranchId, role: Role, member: Option<MemberId>) -> InviteLink {
+        self.admin()
+            .create_invite(branch, role, member, Duration::from_secs(3600))
+            .unwrap()
+    }
+}
+
+impl Drop for Hq {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+fn branchline(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_branchline"))
+        .arg("--home")
+        .arg(home)
+        .args(["--lang", "en"])
+        .args(args)
+        .env_remove("BRANCHLINE_HOME")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn describe(args: &[&str], out: &Output) -> String {
+    format!(
+        "branchline {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command that must succeed; returns its stdout, trimmed.
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = branchline(home, args);
+    assert!(out.status.success(), "{}", describe(args, &out));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs a command with `--json` that must succeed; returns the value.
+fn json(home: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(home, &all)).unwrap()
+}
+
+/// Runs a command that must fail with `exit` and, if given, the error `code`.
+fn fails(home: &Path, args: &[&str], exit: i32, code: Option<&str>) -> String {
+    let out = branchline(home, args);
+    let text = describe(args, &out);
+    assert_eq!(out.status.code(), Some(exit), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if let Some(code) = code {
+        assert!(stderr.contains(&format!("[{code}]")), "{text}");
+    }
+    stderr
+}
+
+#[test]
+fn two_desktops_edit_offline_sync_and_converge() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let bob = homes.path().join("bob");
+
+    let link = hq.invite(branch, Role::Secretary, None).to_string();
+    let enrolled = ok(&alice, &["enroll", &link, "--name", "Alice's PC"]);
+    assert!(enrolled.contains("Riverside"), "{enrolled}");
+    let li = ok(
+        &alice,
+        &[
+            "member",
+            "add",
+            "Li Wei",
+            "--gender",
+            "male",
+            "--birth",
+            "1980-05-01",
+        ],
+    );
+    let wang = ok(&alice, &["member", "add", "Wang Fang", "--group", "North"]);
+    let activity = ok(
+        &alice,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "branch_meeting",
+            "--title",
+            "March meeting",
+            "--starts",
+            "2026-03-05T14:30",
+            "--ends",
+            "2026-03-05T16:30",
+            "--place",
+            "Hall",
+        ],
+    );
+    let petition = ok(
+        &alice,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "roads",
+            "--title",
+            "Broken street light",
+            "--description",
+            "North gate, two weeks",
+            "--submitter",
+            "Mr Zhao",
+        ],
+    );
+    let status = json(&alice, &["status"]);
+    assert!(status["pending_changes"].as_u64().unwrap() > 0, "{status}");
+    ok(&alice, &["sync", "--timeout", "30"]);
+    let status = json(&alice, &["status"]);
+    assert_eq!(status["pending_changes"], 0, "{status}");
+    assert!(status["last_synced_ms"].as_i64().is_some(), "{status}");
+
+    let member: MemberId = wang.parse().unwrap();
+    let link = hq.invite(branch, Role::Member, Some(member)).to_string();
+    ok(&bob, &["enroll", &link]);
+    assert_eq!(json(&bob, &["member", "list"]).as_array().unwrap().len(), 2);
+
+    // Offline on both desktops.
+    ok(
+        &alice,
+        &[
+            "activity",
+            "minutes",
+            &activity[..8],
+            "Agreed on the spring clean-up.",
+        ],
+    );
+    ok(
+        &alice,
+        &["activity", "sign-in", &activity, "--member", "Li Wei"],
+    );
+    ok(
+        &alice,
+        &[
+            "petition",
+            "assign",
+            &petition[..8],
+            "--owner",
+            &li,
+            "--deadline",
+            "2026-12-31",
+        ],
+    );
+    ok(&bob, &["activity", "sign-in", &activity[..8], "--remote"]);
+    // A member's device may not change the roster: refused before it is made.
+    fails(
+        &bob,
+        &["member", "update", "Wang Fang", "--phone", "1380000"],
+        3,
+        Some("access.read_only"),
+    );
+
+    ok(&alice, &["sync"]);
+    ok(&bob, &["sync"]);
+    ok(&alice, &["sync"]);
+
+    let on_alice = json(&alice, &["activity", "show", &activity]);
+    let on_bob = json(&bob, &["activity", "show", &activity]);
+    assert_eq!(on_alice, on_bob);
+    assert_eq!(on_alice["minutes"], "Agreed on the spring clean-up.");
+    assert_eq!(
+        on_alice["attendance"].as_array().unwrap().len(),
+        2,
+        "{on_alice}"
+    );
+    assert_eq!(
+        json(&alice, &["member", "list"]),
+        json(&bob, &["member", "list"])
+    );
+    // A member who neither owns nor submitted a petition does not see it.
+    assert!(
+        json(&bob, &["petition", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let petitions = json(&alice, &["petition", "list"]);
+    assert_eq!(petitions[0]["owner"], li.as_str(), "{petitions}");
+    for home in [&alice, &bob] {
+        assert_eq!(json(home, &["status"])["pending_changes"], 0);
+    }
+
+    // The rest of the petition workflow, and the report that counts it.
+    ok(
+        &alice,
+        &[
+            "petition",
+            "progress",
+            &petition,
+            "Reported to the street office",
+        ],
+    );
+    ok(
+        &alice,
+        &[
+            "petition",
+            "resolve",
+            &petition,
+            "Light replaced",
+            "--by",
+            "Li Wei",
+        ],
+    );
+    ok(
+        &alice,
+        &["petition", "rate", &petition, "5", "--comment", "Quick"],
+    );
+    let report = json(
+        &alice,
+        &[
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+            "--as-of",
+            "2026-12-31",
+        ],
+    );
+    assert_eq!(report["petitions"]["resolved"], 1, "{report}");
+    assert_eq!(report["petitions"]["average_satisfaction"], 5.0, "{report}");
+    let text = ok(
+        &alice,
+        &["report", "--from", "2026-01-01", "--to", "2026-12-31"],
+    );
+    assert!(text.contains("Attendance by member"), "{text}");
+    assert!(
+        json(&alice, &["conflicts", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        json(&alice, &["activity", "kinds"])
+            .as_array()
+            .unwrap()
+            .len()
+            >= 5
+    );
+}
+
+#[test]
+fn sync_watch_receives_live_changes_and_stops_on_ctrl_c() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let bob = homes.path().join("bob");
+    ok(
+        &alice,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+    ok(
+        &bob,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Committee, None).to_string(),
+        ],
+    );
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_branchline"))
+        .arg("--home")
+        .arg(&bob)
+        .args(["--json", "sync", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |what: &dyn Fn(&Value) -> bool| loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sync --watch printed nothing more in 30 s");
+        let value: Value = serde_json::from_str(&line).unwrap();
+        if what(&value) {
+            return value;
+        }
+    };
+    wait_for(&|v| v["status"] == "in_sync");
+
+    let member = ok(&alice, &["member", "add", "Zhou Min"]);
+    ok(&alice, &["sync"]);
+    wait_for(&|v| v["event"] == "updated");
+    // The watcher stored it: the new member is on bob's roster.
+    let roster = json(&bob, &["member", "list"]);
+    assert_eq!(roster[0]["id"], member.as_str(), "{roster}");
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "sync --watch ended with {status}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+
+    // Invites: malformed, expired, pointing at no server. The home is not created.
+    let nowhere = homes.path().join("nowhere");
+    fails(
+        &nowhere,
+        &["enroll", "https://example.org/join"],
+        3,
+        Some("invite.malformed"),
+    );
+    assert!(!nowhere.exists());
+    let expired = hq
+        .admin()
+        .create_invite(branch, Role::Member, None, Duration::from_secs(1))
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let stderr = fails(&nowhere, &["enroll", &expired, "--timeout", "20"], 5, None);
+    assert!(stderr.contains("invite"), "{stderr}");
+    assert!(!nowhere.exists());
+    let unreachable = format!(
+        "branchline://127.0.0.1:9/ABCD-EFGH?cert={}",
+        "00".repeat(32)
+    );
+    fails(
+        &nowhere,
+        &["enroll", &unreachable, "--timeout", "2"],
+        4,
+        Some("net.unreachable"),
+    );
+    assert!(
+        !nowhere.exists(),
+        "a failed enrollment leaves nothing behind"
+    );
+
+    // Homes that are not enrolled Branchline stores.
+    fails(&nowhere, &["member", "list"], 6, Some("home.not_enrolled"));
+    assert!(!nowhere.exists(), "a read never creates a store");
+    let junk = homes.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("branchline.db"), b"not a database at all").unwrap();
+    fails(&junk, &["status"], 6, Some("store.not_a_store"));
+    assert_eq!(
+        std::fs::read(junk.join("branchline.db")).unwrap(),
+        b"not a database at all"
+    );
+    let file = homes.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    fails(&file, &["status"], 6, Some("home.not_a_directory"));
+
+    // Records: each refusal leaves the store as it was.
+    ok(
+        &alice,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+    let li = ok(&alice, &["member", "add", "Li Wei"]);
+    let activity = ok(
+        &alice,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "branch_meeting",
+            "--title",
+            "April",
+            "--starts",
+            "2026-04-02T09:00",
+            "--ends",
+            "2026-04-02T10:00",
+        ],
+    );
+    let petition = ok(
+        &alice,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "noise",
+            "--title",
+            "Night works",
+            "--description",
+            "After 22:00",
+        ],
+    );
+    let before = (
+        json(&alice, &["status"])["pending_changes"].clone(),
+        json(&alice, &["member", "list"]),
+        json(&alice, &["activity", "show", &activity]),
+        json(&alice, &["petition", "show", &petition]),
+    );
+
+    let stderr = fails(
+        &alice,
+        &["member", "add", "Zhao", "--birth", "1980-13-01"],
+        2,
+        None,
+    );
+    assert!(stderr.contains("1980-13-01"), "{stderr}");
+    fails(
+        &alice,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "branch_meeting",
+            "--title",
+            "x",
+            "--starts",
+            "2026-04-02T10:00",
+            "--ends",
+            "2026-04-02T09:00",
+        ],
+        3,
+        Some("activity.end_before_start"),
+    );
+    fails(
+        &alice,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "karaoke",
+            "--title",
+            "x",
+            "--starts",
+            "2026-04-02T10:00",
+            "--ends",
+            "2026-04-02T11:00",
+        ],
+        3,
+        Some("activity.unknown_kind"),
+    );
+    let stranger = MemberId::random().to_string();
+    fails(
+        &alice,
+        &["activity", "sign-in", &activity, "--member", &stranger],
+        3,
+        Some("member.unknown"),
+    );
+    fails(
+        &alice,
+        &["activity", "sign-in", &activity, "--member", "Nobody"],
+        3,
+        Some("member.unknown"),
+    );
+    fails(
+        &alice,
+        &["activity", "sign-in", &activity],
+        3,
+        Some("input.member_required"),
+    );
+    fails(
+        &alice,
+        &["activity", "minutes", "ffffffff", "text"],
+        3,
+        Some("doc.not_found"),
+    );
+    fails(
+        &alice,
+        &[
+            "petition",
+            "assign",
+            &petition,
+            "--owner",
+            &li,
+            "--deadline",
+            "someday",
+        ],
+        2,
+        None,
+    );
+    fails(
+        &alice,
+        &["petition", "rate", &petition, "5"],
+        3,
+        Some("petition.not_resolved"),
+    );
+    fails(
+        &alice,
+        &["petition", "resolve", &petition, "Done"],
+        3,
+        Some("petition.no_owner"),
+    );
+    fails(
+        &alice,
+        &["conflicts", "settle", &activity, "/title", "1"],
+        3,
+        Some("conflict.not_found"),
+    );
+    let stderr = fails(
+        &alice,
+        &["--json", "member", "update", "Nobody", "--phone", "1"],
+        3,
+        None,
+    );
+    let error: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(error["error"]["code"], "member.unknown", "{stderr}");
+
+    // Nothing changed.
+    let after = (
+        json(&alice, &["status"])["pending_changes"].clone(),
+        json(&alice, &["member", "list"]),
+        json(&alice, &["activity", "show", &activity]),
+        json(&alice, &["petition", "show", &petition]),
+    );
+    assert_eq!(before, after);
+}
