@@ -1,5 +1,6 @@
-//! Administration: branches, invites, devices, the audit log, and read access
-//! to stored documents for tests.
+//! Administration: branches, alliances of partner branches, invites,
+//! devices, the audit log, and read access to stored documents (for exports
+//! and tests).
 //!
 //! [`Admin`] opens the server database directly, so it works whether or not
 //! a server runs on the same data directory: SQLite serialises the writes,
@@ -30,6 +31,24 @@ use crate::tls;
 
 /// The address put into invite links before any server recorded its own.
 const DEFAULT_PUBLIC_ADDR: &str = "localhost:4433";
+
+/// The audit event of a new alliance (kept here: alliances are an admin
+/// matter only).
+pub const ALLIANCE_ADDED: &str = "alliance.added";
+
+/// An alliance of partner branches (结对共建 / 党建联盟), which co-organize
+/// joint activities and share them with each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllianceInfo {
+    /// The alliance's id.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its partner branches, in the order they were given.
+    pub branches: Vec<BranchId>,
+    /// When it was recorded (ms since the Unix epoch).
+    pub created_at_ms: i64,
+}
 
 /// One enrolled device, as the admin CLI lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +312,9 @@ impl Admin {
 
     /// Creates a one-time invite into `branch`, valid for `valid_for`; the
     /// link carries the server's public address and certificate fingerprint.
+    ///
+    /// A `member` must be an active member on the branch's roster as the
+    /// server stores it (`member.unknown`, `member.not_active`).
     pub fn create_invite(
         &self,
         branch: BranchId,
@@ -300,6 +322,15 @@ impl Admin {
         member: Option<MemberId>,
         valid_for: Duration,
     ) -> Result<InviteLink> {
+        if let Some(member) = member {
+            // A device bound to a member must be bound to someone on the
+            // branch's roster who is still on the branch.
+            let roster = self.roster(branch)?;
+            let entry = roster.member(member)?;
+            if entry.status != model::MemberStatus::Active {
+                return Err(branchline_core::Error::MemberNotActive(member).into());
+            }
+        }
         let identity = tls::load_or_create(&self.data_dir)?;
         let (invite, server) = self.write(|tx| {
             let invite = auth::create_invite(
@@ -319,6 +350,198 @@ impl Admin {
             server,
             code: invite.code,
             cert_sha256: identity.fingerprint,
+        })
+    }
+
+    /// Records an alliance of at least two known, distinct branches, with
+    /// an audit entry, in one transaction. Returns its id.
+    ///
+    /// Only recorded for now: sharing an activity with a partner branch
+    /// works through the activity's `shared_with` whether or not the two
+    /// branches are allied.
+    pub fn add_alliance(&self, name: &str, branches: &[BranchId]) -> Result<uuid::Uuid> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::Invalid {
+                what: "name",
+                reason: "an alliance needs a name".into(),
+            });
+        }
+        let mut partners: Vec<BranchId> = Vec::with_capacity(branches.len());
+        for branch in branches {
+            if !partners.contains(branch) {
+                partners.push(*branch);
+            }
+        }
+        if partners.len() < 2 {
+            return Err(Error::Invalid {
+                what: "branches",
+                reason: "an alliance needs at least two different branches".into(),
+            });
+        }
+        let id = uuid::Uuid::new_v4();
+        self.write(|tx| {
+            for branch in &partners {
+                if !branch_known(tx, *branch)? {
+                    return Err(Error::UnknownBranch(branch.to_string()));
+                }
+            }
+            tx.execute(
+                "INSERT INTO alliances (alliance_id, name, created_at_ms) VALUES (?1, ?2, ?3)",
+                params![id.to_string(), name, db::now_ms()],
+            )?;
+            for (position, branch) in partners.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO alliance_branches (alliance_id, branch_id, position)
+                     VALUES (?1, ?2, ?3)",
+                    params![id.to_string(), branch.to_string(), position as i64],
+                )?;
+            }
+            let mut record = AuditRecord::new(ALLIANCE_ADDED);
+            let listed: Vec<String> = partners.iter().map(ToString::to_string).collect();
+            record.detail = format!("{id} {name}: {}", listed.join(", "));
+            record.insert(tx)?;
+            Ok(id)
+        })
+    }
+
+    /// Every alliance, oldest first; with `branch`, only those it belongs to.
+    pub fn alliances(&self, branch: Option<BranchId>) -> Result<Vec<AllianceInfo>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT a.alliance_id, a.name, a.created_at_ms, m.branch_id
+                 FROM alliances a JOIN alliance_branches m ON m.alliance_id = a.alliance_id
+                 WHERE ?1 IS NULL OR a.alliance_id IN
+                     (SELECT alliance_id FROM alliance_branches WHERE branch_id = ?1)
+                 ORDER BY a.created_at_ms, a.alliance_id, m.position",
+            )?;
+            let rows = stmt.query_map([branch.map(|b| b.to_string())], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut alliances: Vec<AllianceInfo> = Vec::new();
+            for row in rows {
+                let (id, name, created_at_ms, member) = row?;
+                let id: uuid::Uuid = parse_id(&id)?;
+                let member: BranchId = parse_id(&member)?;
+                match alliances.last_mut() {
+                    Some(last) if last.id == id => last.branches.push(member),
+                    _ => alliances.push(AllianceInfo {
+                        id,
+                        name,
+                        branches: vec![member],
+                        created_at_ms,
+                    }),
+                }
+            }
+            Ok(alliances)
+        })
+    }
+
+    /// The SHA-256 fingerprint of the server's certificate, which invite
+    /// links carry and devices pin; the certificate and key are created
+    /// on first use and never replaced.
+    pub fn certificate_fingerprint(&self) -> Result<[u8; 32]> {
+        Ok(tls::load_or_create(&self.data_dir)?.fingerprint)
+    }
+
+    /// The `host:port` written into invite links, as last recorded by
+    /// `init` or a running server.
+    pub fn public_addr(&self) -> Result<Option<String>> {
+        self.with_conn(|conn| {
+            Ok(db::get_info(conn, "public_addr")?.and_then(|addr| String::from_utf8(addr).ok()))
+        })
+    }
+
+    /// Records the `host:port` to write into invite links until a server
+    /// records its own.
+    pub fn set_public_addr(&self, addr: &str) -> Result<()> {
+        let addr = addr.trim();
+        if addr.is_empty() || !addr.contains(':') {
+            return Err(Error::Invalid {
+                what: "public address",
+                reason: format!("expected host:port, got {addr:?}"),
+            });
+        }
+        self.write(|tx| db::set_info(tx, "public_addr", addr.as_bytes()))
+    }
+
+    /// The branch's roster as the server stores it.
+    pub fn roster(&self, branch: BranchId) -> Result<Roster> {
+        let doc = self
+            .branch_document(branch, model::DocKind::Roster)?
+            .ok_or_else(|| Error::Model(branchline_core::Error::MissingBranchDocument("roster")))?;
+        self.hydrate(doc)
+    }
+
+    /// The branch's profile as the server stores it.
+    pub fn profile(&self, branch: BranchId) -> Result<BranchProfile> {
+        let doc = self
+            .branch_document(branch, model::DocKind::BranchProfile)?
+            .ok_or_else(|| {
+                Error::Model(branchline_core::Error::MissingBranchDocument(
+                    "branch_profile",
+                ))
+            })?;
+        self.hydrate(doc)
+    }
+
+    /// The one document of `kind` a branch has (profile, roster): the lowest
+    /// id, as devices choose. Fails if the branch is unknown.
+    fn branch_document(&self, branch: BranchId, kind: model::DocKind) -> Result<Option<DocId>> {
+        self.with_conn(|conn| {
+            if !branch_known(conn, branch)? {
+                return Err(Error::UnknownBranch(branch.to_string()));
+            }
+            let id: Option<String> = conn
+                .query_row(
+                    "SELECT doc_id FROM documents WHERE branch_id = ?1 AND kind = ?2
+                     ORDER BY doc_id LIMIT 1",
+                    params![branch.to_string(), kind.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            parse_opt_id(id)
+        })
+    }
+
+    /// The typed record stored in document `doc`.
+    pub fn hydrate<R: model::Record>(&self, doc: DocId) -> Result<R> {
+        let bytes = self
+            .document_bytes(doc)?
+            .ok_or(Error::Model(branchline_core::Error::DocNotFound(doc)))?;
+        let loaded = Automerge::load(&bytes).map_err(|e| Error::CorruptDocument {
+            doc: doc.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(model::hydrate(&loaded)?)
+    }
+
+    /// The documents of `branch`, with their kinds, plus the activities of
+    /// other branches shared with it; ordered by id.
+    pub fn branch_documents(&self, branch: BranchId) -> Result<Vec<(DocId, String)>> {
+        self.with_conn(|conn| {
+            if !branch_known(conn, branch)? {
+                return Err(Error::UnknownBranch(branch.to_string()));
+            }
+            let mut stmt = conn.prepare(
+                "SELECT doc_id, kind FROM documents
+                 WHERE branch_id = ?1
+                    OR EXISTS (SELECT 1 FROM json_each(documents.shared_with) WHERE value = ?1)
+                 ORDER BY doc_id",
+            )?;
+            let rows = stmt.query_map([branch.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (doc, kind) = row?;
+                Ok((parse_id(&doc)?, kind))
+            })
+            .collect()
         })
     }
 
@@ -392,12 +615,126 @@ impl Admin {
     }
 }
 
+/// Whether the server knows `branch`.
+fn branch_known(conn: &Connection, branch: BranchId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM branches WHERE branch_id = ?1",
+            [branch.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use branchline_core::model::DocKind;
     use branchline_core::workload::{WorkloadSpec, generate};
 
     use super::*;
+
+    #[test]
+    fn alliances_are_recorded_whole_or_not_at_all() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let admin = Admin::open(dir.path())?;
+        let a = admin.add_branch("一支部", Level::Branch, None)?;
+        let b = admin.add_branch("二支部", Level::Branch, None)?;
+        let c = admin.add_branch("三支部", Level::Branch, None)?;
+        let audit_before = admin.audit(100)?.len();
+        assert!(matches!(
+            admin.add_alliance("联盟", &[a, a]),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            admin.add_alliance("  ", &[a, b]),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            admin.add_alliance("联盟", &[a, BranchId::random()]),
+            Err(Error::UnknownBranch(_))
+        ));
+        assert!(admin.alliances(None)?.is_empty());
+        assert_eq!(admin.audit(100)?.len(), audit_before);
+
+        let river = admin.add_alliance("河畔联盟", &[b, a])?;
+        let hill = admin.add_alliance("山区联盟", &[c, a, c])?;
+        let all = admin.alliances(None)?;
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].id, all[0].branches.clone()), (river, vec![b, a]));
+        assert_eq!((all[1].id, all[1].branches.clone()), (hill, vec![c, a]));
+        let of_b = admin.alliances(Some(b))?;
+        assert_eq!(of_b.len(), 1);
+        assert_eq!(of_b[0].name, "河畔联盟");
+        assert_eq!(admin.audit(1)?[0].event, ALLIANCE_ADDED);
+        Ok(())
+    }
+
+    #[test]
+    fn invites_for_a_member_need_an_active_roster_entry() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let admin = Admin::open(dir.path())?;
+        let spec = WorkloadSpec {
+            members: 6,
+            years: 1,
+            activities_per_month: 1,
+            petitions: 2,
+            ..WorkloadSpec::default()
+        };
+        let branch = generate(&spec)?;
+        admin.import_documents(branch.documents.iter().map(|d| d.bytes.as_slice()))?;
+        let day = Duration::from_secs(86_400);
+        let on_roster = branch.roster.members.values().next().expect("a member");
+        admin.create_invite(branch.branch, Role::Member, Some(on_roster.id), day)?;
+        let stranger =
+            admin.create_invite(branch.branch, Role::Member, Some(MemberId::random()), day);
+        assert!(
+            matches!(stranger, Err(Error::Model(ref e)) if e.code() == "member.unknown"),
+            "{stranger:?}"
+        );
+        // Someone on another branch's roster is a stranger here too.
+        let other = admin.add_branch("二支部", Level::Branch, None)?;
+        let elsewhere = admin.create_invite(other, Role::Member, Some(on_roster.id), day);
+        assert!(matches!(elsewhere, Err(Error::Model(_))));
+        assert_eq!(admin.roster(branch.branch)?.members.len(), spec.members);
+        Ok(())
+    }
+
+    #[test]
+    fn branch_documents_include_activities_partners_share() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let admin = Admin::open(dir.path())?;
+        let home = admin.add_branch("一支部", Level::Branch, None)?;
+        let partner = admin.add_branch("二支部", Level::Branch, None)?;
+        let mut joint = model::Activity::new(
+            partner,
+            model::NewActivity {
+                kind: "joint".into(),
+                title: "联建共建：清理河道".into(),
+                starts_at: "2025-03-01T09:00".parse().ok(),
+                ends_at: "2025-03-01T11:00".parse().ok(),
+                ..Default::default()
+            },
+        )?;
+        joint.share_with(home)?;
+        let doc = model::create_document(&joint, ActorId::random())?.save();
+        admin.import_documents([doc.as_slice()])?;
+        let of_home: Vec<String> = admin
+            .branch_documents(home)?
+            .into_iter()
+            .map(|(_, kind)| kind)
+            .collect();
+        assert_eq!(of_home.len(), 3, "profile, roster and the shared activity");
+        assert!(of_home.contains(&"activity".to_owned()));
+        assert_eq!(admin.branch_documents(partner)?.len(), 3);
+        let shared: model::Activity = admin.hydrate(joint.meta.id)?;
+        assert_eq!(shared.title, joint.title);
+        assert!(matches!(
+            admin.branch_documents(BranchId::random()),
+            Err(Error::UnknownBranch(_))
+        ));
+        Ok(())
+    }
 
     #[test]
     fn import_documents_registers_the_branch_and_stores_everything() -> anyhow::Result<()> {

@@ -115,6 +115,21 @@ const MIGRATIONS: &[&str] = &[
         detail      TEXT NOT NULL DEFAULT ''
     );
     ",
+    // 2: alliances of partner branches (结对共建 / 党建联盟).
+    "
+    CREATE TABLE alliances (
+        alliance_id   TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE alliance_branches (
+        alliance_id TEXT NOT NULL REFERENCES alliances (alliance_id),
+        branch_id   TEXT NOT NULL REFERENCES branches (branch_id),
+        position    INTEGER NOT NULL,
+        PRIMARY KEY (alliance_id, branch_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX alliance_branches_by_branch ON alliance_branches (branch_id);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -269,6 +284,48 @@ mod tests {
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, vec![b'x'; 4096]).unwrap();
         assert!(matches!(open(&text), Err(Error::NotAServerDatabase(_))));
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_to_the_fresh_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.sqlite3");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO branches (branch_id, name, level, created_at_ms)
+                 VALUES ('b', '一支部', 'branch', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let upgraded = open(&old).unwrap();
+        let fresh = open(&dir.path().join("fresh.sqlite3")).unwrap();
+        let schema = |conn: &Connection| -> Vec<(String, String)> {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL
+                     ORDER BY type, name",
+                )
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(schema(&upgraded), schema(&fresh));
+        let version: i64 = upgraded
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let kept: String = upgraded
+            .query_row("SELECT name FROM branches", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "一支部");
     }
 
     #[test]

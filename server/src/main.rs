@@ -1,48 +1,71 @@
 //! `branchline-server`: run the Branchline server, and administer it.
 //!
 //! ```text
-//! branchline-server [--data-dir DIR] [--lang en|zh] serve [--listen 0.0.0.0:4433] [--public-addr host:port]
-//! branchline-server branch add --name NAME [--level branch|general-branch|committee] [--parent ID]
-//! branchline-server branch list
-//! branchline-server invite --branch ID --role secretary|committee|member|resident [--member ID] [--valid-for-hours 72]
-//! branchline-server revoke DEVICE_ID
-//! branchline-server devices [--branch ID]
-//! branchline-server audit [--limit 50]
+//! branchline-server demo [--keep DIR]                  see it work: a server and two phones
+//! branchline-server [--data-dir DIR] [--lang en|zh] <command>
+//!   init [--listen 0.0.0.0:4433] [--public-addr host:port]
+//!   serve [--config FILE] [--listen …] [--public-addr …] [--max-connections N] …
+//!   branch add --name NAME [--level branch|general-branch|committee] [--parent ID]
+//!   branch list
+//!   alliance add --name NAME --branch ID --branch ID [...]
+//!   alliance list
+//!   invite --branch ID --role secretary|committee|member|resident [--member ID]
+//!          [--valid-for-hours 72] [--qr]
+//!   devices list [--branch ID]
+//!   devices revoke DEVICE_ID
+//!   export --branch ID --out DIR [--format csv|xlsx|all] [--bom] [--from DAY] [--to DAY]
+//!   audit [--limit 50]
 //! ```
 //!
-//! Output meant for people is English or Chinese (`--lang zh`); errors start
-//! with a stable code in brackets, e.g. `error [admin.unknown_branch]: …`.
-//! Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+//! What a script needs is on stdout (a new id, an invite link, the files
+//! written); messages for people go to stderr, in English or Chinese
+//! (`--lang zh`). Errors start with a stable code in brackets, e.g.
+//! `error [admin.unknown_branch]: …`, and exit non-zero. Logs go to stderr,
+//! filtered by `RUST_LOG` (default `info` for `serve`, `error` for `demo`,
+//! `warn` otherwise).
+
+mod demo;
+mod export;
+mod settings;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use branchline_core::model::Level;
+use anyhow::Context as _;
+use branchline_core::model::{Date, Level};
 use branchline_core::{BranchId, MemberId};
 use branchline_protocol::{DeviceId, Role};
-use branchline_server::{Admin, Server, ServerConfig, parse_role};
+use branchline_server::{Admin, Server, parse_role};
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::export::{ExportFormat, ExportRequest};
+use crate::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "branchline-server",
     version,
-    about = "The Branchline sync server and its administration"
+    about = "The Branchline sync server and its administration",
+    long_about = "The Branchline sync server and its administration.\n\n\
+                  New here? Run `branchline-server demo`: it starts a server and two phones on \
+                  this machine, edits offline on both and shows the merge.\n\
+                  To set up a server: `init`, then `serve`, then `branch add` and `invite`."
 )]
 struct Cli {
-    /// Where the database, certificate and key live.
+    /// Where the settings, database, certificate and key live.
     #[arg(long, global = true, default_value = "./branchline-data")]
     data_dir: PathBuf,
-    /// Language of messages for people.
+    /// Language of messages, headers and exported values for people.
     #[arg(long, global = true, value_enum, default_value_t = Lang::En)]
     lang: Lang,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The language people read output in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Lang {
     /// English.
@@ -53,24 +76,59 @@ enum Lang {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server until SIGINT or SIGTERM.
-    Serve {
-        /// UDP address to listen on.
-        #[arg(long, default_value = "0.0.0.0:4433")]
+    /// Set up a new data directory: settings file, database and certificate.
+    ///
+    /// Prints the data directory, settings file, listen address, public
+    /// address and certificate fingerprint, one `key value` per line. Refuses
+    /// a directory that is already set up: keys are never overwritten.
+    Init {
+        /// The UDP address the server will listen on.
+        #[arg(long, default_value = settings::DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// The host:port devices reach this server at (written into
+        /// invites); default: the listen address, with localhost for 0.0.0.0.
+        #[arg(long)]
+        public_addr: Option<String>,
+    },
+    /// Run the server until SIGINT or SIGTERM.
+    ///
+    /// Settings come from the data directory's branchline-server.toml (or
+    /// --config FILE); each flag overrides the file. The first line on stdout
+    /// is `listening ADDR`, then `public HOST:PORT` and `fingerprint HEX`.
+    Serve {
+        /// A settings file to read instead of DATA_DIR/branchline-server.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// UDP address to listen on [default: 0.0.0.0:4433].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// The host:port devices reach this server at (written into invites).
         #[arg(long)]
         public_addr: Option<String>,
-        /// Refuse connections beyond this many.
-        #[arg(long, default_value_t = 1000)]
-        max_connections: usize,
+        /// Refuse connections beyond this many [default: 1000].
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Keep at most this many documents in memory [default: 1000].
+        #[arg(long)]
+        max_loaded_docs: Option<usize>,
+        /// Unload a document unused for this many seconds [default: 300].
+        #[arg(long)]
+        idle_unload_secs: Option<u64>,
     },
     /// Manage branches.
     Branch {
         #[command(subcommand)]
         command: BranchCommand,
     },
+    /// Manage alliances of partner branches (结对共建 / 党建联盟).
+    Alliance {
+        #[command(subcommand)]
+        command: AllianceCommand,
+    },
     /// Create a one-time invite link for a new device.
+    ///
+    /// Prints only the link on stdout's first line; with --qr, a QR code of
+    /// it follows, for a phone to scan.
     Invite {
         /// The branch the device joins.
         #[arg(long)]
@@ -78,23 +136,52 @@ enum Command {
         /// The role it gets: secretary, committee, member or resident.
         #[arg(long, value_parser = role_arg)]
         role: Role,
-        /// The member the device belongs to.
+        /// The member the device belongs to (must be active on the branch's roster).
         #[arg(long)]
         member: Option<MemberId>,
-        /// How long the invite stays valid.
+        /// How long the invite stays valid (1 hour to 1 year).
         #[arg(long, default_value_t = 72)]
         valid_for_hours: u64,
+        /// Also print the link as a QR code.
+        #[arg(long)]
+        qr: bool,
     },
-    /// Revoke a device: its connections close and it is refused from now on.
+    /// List or revoke enrolled devices.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Revoke a device (same as `devices revoke`).
+    #[command(hide = true)]
     Revoke {
         /// The device to revoke.
         device: DeviceId,
     },
-    /// List enrolled devices.
-    Devices {
-        /// Only devices of this branch.
+    /// Export a branch's roster, attendance and petition ledger as CSV and XLSX.
+    ///
+    /// Writes roster.csv, attendance.csv, petitions.csv (UTF-8) and
+    /// branchline-export.xlsx (three sheets) into --out, and prints each
+    /// file written. Attendance covers the branch's activities and those
+    /// partner branches shared with it.
+    Export {
+        /// The branch to export.
         #[arg(long)]
-        branch: Option<BranchId>,
+        branch: BranchId,
+        /// The directory to write into (created if missing; files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which files to write.
+        #[arg(long, value_enum, default_value_t = ExportFormat::All)]
+        format: ExportFormat,
+        /// Start CSV files with a UTF-8 byte order mark, so Excel reads Chinese right.
+        #[arg(long)]
+        bom: bool,
+        /// Only activities on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only activities on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Show the newest audit log entries.
     Audit {
@@ -102,11 +189,26 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// See Branchline work: a server and two phones on this machine edit
+    /// offline, reconnect and merge.
+    ///
+    /// Starts a server on 127.0.0.1 with a temporary data directory, enrolls
+    /// a secretary's and a member's phone, has both edit offline, reconnects
+    /// them and prints each step and the merged result. Exits non-zero if
+    /// the phones and the server do not end up identical.
+    Demo {
+        /// Keep the data (server and both phones) in this directory instead
+        /// of deleting it.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum BranchCommand {
     /// Add a branch (an organization is a committee with no parent).
+    ///
+    /// Prints only the new branch's id on stdout.
     Add {
         /// Its name.
         #[arg(long)]
@@ -118,8 +220,59 @@ enum BranchCommand {
         #[arg(long)]
         parent: Option<BranchId>,
     },
-    /// List branches.
+    /// List branches: id, level, parent, name.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum AllianceCommand {
+    /// Record an alliance of partner branches.
+    ///
+    /// Prints only the new alliance's id on stdout.
+    Add {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// A partner branch; give at least two.
+        #[arg(long = "branch", required = true)]
+        branches: Vec<BranchId>,
+    },
+    /// List alliances: id, name, partner branch ids.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum DevicesCommand {
+    /// List enrolled devices: id, branch, role, member, status, name.
+    List {
+        /// Only devices of this branch.
+        #[arg(long)]
+        branch: Option<BranchId>,
+    },
+    /// Revoke a device: its connections close and it is refused from now on.
+    Revoke {
+        /// The device to revoke.
+        device: DeviceId,
+    },
+}
+
+/// A failure of the command line itself, with its stable code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Failure {
+    /// The stable code, e.g. `init.already_initialized`.
+    code: &'static str,
+    /// What went wrong, for people.
+    message: String,
+}
+
+impl Failure {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 fn role_arg(text: &str) -> Result<Role, String> {
@@ -132,6 +285,14 @@ fn level_arg(text: &str) -> Result<Level, String> {
         .map_err(|_| "expected branch, general-branch or committee".into())
 }
 
+fn date_arg(flag: &str, text: Option<String>) -> anyhow::Result<Option<Date>> {
+    text.map(|text| {
+        text.parse::<Date>()
+            .with_context(|| format!("{flag} {text:?}"))
+    })
+    .transpose()
+}
+
 /// A message for people in both languages.
 fn say(lang: Lang, en: &str, zh: &str) -> String {
     match lang {
@@ -140,12 +301,75 @@ fn say(lang: Lang, en: &str, zh: &str) -> String {
     }
 }
 
+/// The stable code of an error, looking through context.
+fn code_of(e: &anyhow::Error) -> &str {
+    if let Some(failure) = e.downcast_ref::<Failure>() {
+        return failure.code;
+    }
+    if let Some(e) = e.downcast_ref::<branchline_server::Error>() {
+        return match e {
+            branchline_server::Error::Model(inner) => inner.code(),
+            other => other.code(),
+        };
+    }
+    if let Some(e) = e.downcast_ref::<branchline_core::Error>() {
+        return e.code();
+    }
+    if let Some(e) = e.downcast_ref::<branchline_core::net::NetError>() {
+        return e.code();
+    }
+    if e.downcast_ref::<std::io::Error>().is_some() {
+        return "io.error";
+    }
+    "cli.error"
+}
+
+/// The error with its causes, each cause once: a wrapping error often
+/// repeats its source's text already.
+fn message_of(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let rendered = e.render().to_string();
+            let text = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+            eprint!("error [cli.usage]: {text}");
+            return ExitCode::from(2);
+        }
+    };
+    // The demo's own server logs disconnections a newcomer need not read.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info",
+        Command::Demo { .. } => "error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -154,10 +378,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e
-                .downcast_ref::<branchline_server::Error>()
-                .map_or("cli.error", branchline_server::Error::code);
-            eprintln!("{} [{code}]: {e:#}", say(lang, "error", "错误"));
+            eprintln!(
+                "{} [{}]: {}",
+                say(lang, "error", "错误"),
+                code_of(&e),
+                message_of(&e)
+            );
             ExitCode::FAILURE
         }
     }
@@ -165,14 +391,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let lang = cli.lang;
+    let data_dir = cli.data_dir;
     match cli.command {
+        Command::Init {
+            listen,
+            public_addr,
+        } => init(&data_dir, lang, listen, public_addr),
         Command::Serve {
+            config,
             listen,
             public_addr,
             max_connections,
-        } => serve(cli.data_dir, lang, listen, public_addr, max_connections),
+            max_loaded_docs,
+            idle_unload_secs,
+        } => {
+            let flags = Settings {
+                listen,
+                public_addr,
+                max_connections,
+                max_loaded_docs,
+                idle_unload_secs,
+            };
+            serve(data_dir, lang, config, flags)
+        }
         Command::Branch { command } => {
-            let admin = Admin::open(&cli.data_dir)?;
+            let admin = open_admin(&data_dir)?;
             match command {
                 BranchCommand::Add {
                     name,
@@ -181,6 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } => {
                     let branch = admin.add_branch(&name, level, parent)?;
                     println!("{branch}");
+                    let name = name.trim();
                     eprintln!(
                         "{}",
                         say(
@@ -202,17 +446,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Alliance { command } => {
+            let admin = open_admin(&data_dir)?;
+            match command {
+                AllianceCommand::Add { name, branches } => {
+                    let id = admin.add_alliance(&name, &branches)?;
+                    println!("{id}");
+                    let name = name.trim();
+                    eprintln!(
+                        "{}",
+                        say(
+                            lang,
+                            &format!("alliance {name:?} of {} branches recorded", branches.len()),
+                            &format!("已记录党建联盟“{name}”（{} 个组织）", branches.len()),
+                        )
+                    );
+                }
+                AllianceCommand::List => {
+                    for a in admin.alliances(None)? {
+                        let branches: Vec<String> =
+                            a.branches.iter().map(ToString::to_string).collect();
+                        println!("{}\t{}\t{}", a.id, a.name, branches.join(","));
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Invite {
             branch,
             role,
             member,
             valid_for_hours,
+            qr,
         } => {
-            let admin = Admin::open(&cli.data_dir)?;
+            let admin = open_admin(&data_dir)?;
             let hours = valid_for_hours.clamp(1, 24 * 365);
-            let link =
-                admin.create_invite(branch, role, member, Duration::from_secs(hours * 3600))?;
-            println!("{link}");
+            let link = admin
+                .create_invite(branch, role, member, Duration::from_secs(hours * 3600))
+                .with_context(|| format!("inviting a {role} into branch {branch}"))?;
+            let link = link.to_string();
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{link}")?;
+            if qr {
+                write!(out, "{}", qr_code(&link)?)?;
+            }
+            out.flush()?;
             eprintln!(
                 "{}",
                 say(
@@ -223,9 +501,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Revoke { device } => {
-            Admin::open(&cli.data_dir)?.revoke_device(device)?;
-            println!(
+        Command::Devices {
+            command: DevicesCommand::Revoke { device },
+        }
+        | Command::Revoke { device } => {
+            open_admin(&data_dir)?.revoke_device(device)?;
+            eprintln!(
                 "{}",
                 say(
                     lang,
@@ -235,8 +516,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Devices { branch } => {
-            for d in Admin::open(&cli.data_dir)?.devices(branch)? {
+        Command::Devices {
+            command: DevicesCommand::List { branch },
+        } => {
+            for d in open_admin(&data_dir)?.devices(branch)? {
                 let member = d
                     .member
                     .map(|m| m.to_string())
@@ -252,13 +535,96 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export {
+            branch,
+            out,
+            format,
+            bom,
+            from,
+            to,
+        } => {
+            let request = ExportRequest {
+                branch,
+                out,
+                format,
+                bom,
+                from: date_arg("--from", from)?,
+                to: date_arg("--to", to)?,
+                today: Date(chrono::Utc::now().date_naive()),
+                lang,
+            };
+            let admin = open_admin(&data_dir)?;
+            let summary = export::export(&admin, &request)?;
+            for file in &summary.files {
+                println!("{}", file.display());
+            }
+            let shared = summary.shared_activities;
+            eprintln!(
+                "{}",
+                say(
+                    lang,
+                    &format!(
+                        "exported {:?}: {} members, {} activities ({shared} shared by partner \
+                         branches), {} attendance rows, {} petitions",
+                        summary.branch_name,
+                        summary.members,
+                        summary.activities,
+                        summary.attendance_rows,
+                        summary.petitions
+                    ),
+                    &format!(
+                        "已导出“{}”：党员 {} 人，活动 {} 次（其中结对组织共享 {shared} 次），\
+                         考勤 {} 行，问题 {} 件",
+                        summary.branch_name,
+                        summary.members,
+                        summary.activities,
+                        summary.attendance_rows,
+                        summary.petitions
+                    ),
+                )
+            );
+            for alliance in &summary.alliances {
+                eprintln!(
+                    "{}",
+                    say(
+                        lang,
+                        &format!(
+                            "alliance {:?} with {} branches",
+                            alliance.name,
+                            alliance.branches.len()
+                        ),
+                        &format!(
+                            "党建联盟“{}”，{} 个组织",
+                            alliance.name,
+                            alliance.branches.len()
+                        ),
+                    )
+                );
+            }
+            if summary.skipped > 0 {
+                eprintln!(
+                    "{}",
+                    say(
+                        lang,
+                        &format!(
+                            "{} documents written by a newer version were left out",
+                            summary.skipped
+                        ),
+                        &format!("{} 份由更新版本写入的文档未导出", summary.skipped),
+                    )
+                );
+            }
+            Ok(())
+        }
         Command::Audit { limit } => {
-            for entry in Admin::open(&cli.data_dir)?.audit(limit)? {
+            for entry in open_admin(&data_dir)?.audit(limit)? {
                 let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                let at = chrono::DateTime::from_timestamp_millis(entry.at_ms)
+                    .map_or_else(|| entry.at_ms.to_string(), |t| t.to_rfc3339());
                 println!(
                     "{}\t{}\t{}\tdevice={}\tdoc={}\tcode={}\t{}",
                     entry.id,
-                    entry.at_ms,
+                    at,
                     entry.event,
                     opt(entry.device.map(|d| d.to_string())),
                     opt(entry.doc.map(|d| d.to_string())),
@@ -268,33 +634,149 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Demo { keep } => demo::run(lang, keep),
     }
+}
+
+/// Opens the data directory for administration; it must have been set up
+/// (by `init` or a server run), so a mistyped `--data-dir` is an error
+/// rather than a new empty server.
+fn open_admin(data_dir: &Path) -> anyhow::Result<Admin> {
+    let db = data_dir.join("server.sqlite3");
+    if !db.exists() {
+        return Err(Failure::new(
+            "admin.not_initialized",
+            format!(
+                "{} holds no Branchline server; run `branchline-server --data-dir {} init` first",
+                data_dir.display(),
+                data_dir.display()
+            ),
+        )
+        .into());
+    }
+    Ok(Admin::open(data_dir)?)
+}
+
+/// The link as a QR code drawn with Unicode half blocks, two modules per
+/// character cell, light on dark as a terminal shows it.
+fn qr_code(link: &str) -> anyhow::Result<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(link.as_bytes())
+        .map_err(|e| Failure::new("invite.qr", format!("cannot draw a QR code: {e}")))?;
+    let mut image = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    image.push('\n');
+    Ok(image)
+}
+
+fn init(
+    data_dir: &Path,
+    lang: Lang,
+    listen: SocketAddr,
+    public_addr: Option<String>,
+) -> anyhow::Result<()> {
+    let public_addr = public_addr
+        .map(|addr| settings::check_public_addr(&addr))
+        .transpose()?;
+    let config_path = data_dir.join(settings::FILE_NAME);
+    let found = [
+        config_path.clone(),
+        data_dir.join("server.sqlite3"),
+        data_dir.join("tls"),
+    ]
+    .into_iter()
+    .find(|p| p.exists());
+    if let Some(found) = found {
+        return Err(Failure::new(
+            "init.already_initialized",
+            say(
+                lang,
+                &format!(
+                    "{} is already set up ({} exists); init never overwrites settings or keys",
+                    data_dir.display(),
+                    found.display()
+                ),
+                &format!(
+                    "{} 已经初始化（{} 已存在）；init 不会覆盖设置或密钥",
+                    data_dir.display(),
+                    found.display()
+                ),
+            ),
+        )
+        .into());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // The settings file is written beside the database in a temporary
+    // file and moved into place last, so a failed init leaves no settings
+    // describing a server that does not exist.
+    let mut staged = tempfile::Builder::new()
+        .prefix(".branchline-server.toml-")
+        .tempfile_in(data_dir)?;
+    staged.write_all(settings::template(listen, public_addr.as_deref()).as_bytes())?;
+    staged.as_file().sync_all()?;
+    let admin = Admin::open(data_dir)?;
+    let fingerprint = admin.certificate_fingerprint()?;
+    let public = public_addr.unwrap_or_else(|| settings::derived_public_addr(listen));
+    admin.set_public_addr(&public)?;
+    staged
+        .persist_noclobber(&config_path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let shown = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "data-dir {}", shown.display())?;
+    writeln!(out, "config {}", shown.join(settings::FILE_NAME).display())?;
+    writeln!(out, "listen {listen}")?;
+    writeln!(out, "public {public}")?;
+    writeln!(out, "fingerprint {}", hex(&fingerprint))?;
+    out.flush()?;
+    eprintln!(
+        "{}",
+        say(
+            lang,
+            "ready: start it with `serve`, then `branch add` and `invite` (same --data-dir)",
+            "已就绪：用 `serve` 启动服务器，再用 `branch add` 和 `invite`（使用同一个 --data-dir）",
+        )
+    );
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn serve(
     data_dir: PathBuf,
     lang: Lang,
-    listen: SocketAddr,
-    public_addr: Option<String>,
-    max_connections: usize,
+    config: Option<PathBuf>,
+    flags: Settings,
 ) -> anyhow::Result<()> {
+    let file = match config {
+        Some(path) => settings::load(&path)?,
+        None => {
+            let path = data_dir.join(settings::FILE_NAME);
+            if path.exists() {
+                settings::load(&path)?
+            } else {
+                Settings::default()
+            }
+        }
+    };
+    let config = file.overridden_by(flags).server_config(data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut config = ServerConfig::new(data_dir, listen);
-        config.public_addr = public_addr;
-        config.max_connections = max_connections;
         let server = Server::start(config).await?;
-        let fingerprint: String = server
-            .cert_sha256()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening {}", server.local_addr())?;
         writeln!(out, "public {}", server.public_addr())?;
-        writeln!(out, "fingerprint {fingerprint}")?;
+        writeln!(out, "fingerprint {}", hex(&server.cert_sha256()))?;
         out.flush()?;
         drop(out);
         eprintln!(
