@@ -304,6 +304,11 @@ impl SyncClient {
         self.status.borrow().clone()
     }
 
+    /// The status from now on, for an app that shows every change of it.
+    pub fn status_updates(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
     /// Figures for the current (or last) connection.
     pub fn report(&self) -> SessionReport {
         self.report.borrow().clone()
@@ -386,6 +391,12 @@ impl SyncClient {
             .send(Command::Request(request, tx))
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Asks the background task to close the connection politely and stop,
+    /// without waiting; the status becomes [`Status::Stopped`] when it has.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Shutdown);
     }
 
     /// Closes the connection politely and stops the background task.

@@ -456,6 +456,12 @@ impl Store {
         self.update(roster, |r: &mut Roster| r.transfer_out(member, on))
     }
 
+    /// Records that a member passed away.
+    pub fn mark_deceased(&mut self, member: MemberId, on: Date) -> Result<()> {
+        let roster = self.roster_of(member)?;
+        self.update(roster, |r: &mut Roster| r.mark_deceased(member, on))
+    }
+
     fn roster_of(&self, member: MemberId) -> Result<DocId> {
         let doc: Option<String> = self
             .conn
