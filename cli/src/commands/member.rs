@@ -1,7 +1,6 @@
 //! `branchline member …`: the roster.
 
-use branchline_core::model::DocKind;
-use branchline_core::model::{MemberUpdate, NewMember, Roster};
+use branchline_core::model::{MemberUpdate, NewMember};
 use branchline_core::store::query::MemberFilter;
 
 use crate::cli::{MemberCommand, MemberFields};
@@ -78,10 +77,7 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
         }
         MemberCommand::Deceased { member, on } => {
             let id = home.member(&member)?;
-            let roster = home.store.branch_document(branch, DocKind::Roster)?;
-            let on = on.unwrap_or_else(today);
-            home.store
-                .update(roster, |r: &mut Roster| r.mark_deceased(id, on))?;
+            home.store.mark_deceased(id, on.unwrap_or_else(today))?;
             out.done(out.say(
                 format!("member {} recorded as deceased", short(id)),
                 format!("成员 {} 已登记为去世", short(id)),
