@@ -16,7 +16,9 @@ const SECTION: &str = "## Five-minute walk-through";
 
 /// The shell blocks of the walk-through section, joined.
 fn walkthrough_script(readme: &str) -> String {
-    let start = readme.find(SECTION).expect("README has the walk-through section");
+    let start = readme
+        .find(SECTION)
+        .expect("README has the walk-through section");
     let rest = &readme[start + SECTION.len()..];
     let section = rest.find("\n## ").map_or(rest, |end| &rest[..end]);
     let mut script = String::new();
@@ -48,7 +50,14 @@ fn bin_dir() -> PathBuf {
 fn server_binary(dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "branchline-server", "--bin", "branchline-server"]);
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "branchline-server",
+        "--bin",
+        "branchline-server",
+    ]);
     if dir.ends_with("release") {
         build.arg("--release");
     }
@@ -71,7 +80,10 @@ fn the_readme_walkthrough_works_as_written() {
     let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let readme = std::fs::read_to_string(&readme_path).expect("read README.md");
     let script = walkthrough_script(&readme);
-    assert!(script.contains("branchline-server"), "no commands found:\n{script}");
+    assert!(
+        script.contains("branchline-server"),
+        "no commands found:\n{script}"
+    );
     assert!(script.contains("4433"), "the walk-through names port 4433");
     // Whatever happens, the server the walk-through starts in the background
     // stops with the script.
@@ -107,9 +119,17 @@ fn the_readme_walkthrough_works_as_written() {
 
     // What the reader is told to expect.
     assert!(stdout.contains("Agreed the spring clean-up."), "{stdout}");
-    assert!(stdout.contains("Li Wei") && stdout.contains("Wang Fang"), "{stdout}");
+    assert!(
+        stdout.contains("Li Wei") && stdout.contains("Wang Fang"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Attendance by member"), "{stdout}");
-    for file in ["roster.csv", "attendance.csv", "petitions.csv", "branchline-export.xlsx"] {
+    for file in [
+        "roster.csv",
+        "attendance.csv",
+        "petitions.csv",
+        "branchline-export.xlsx",
+    ] {
         assert!(
             work.path().join("export").join(file).is_file(),
             "{file} was not exported:\n{stdout}\n{stderr}"

@@ -1,0 +1,756 @@
+"""The Branchline mobile library, driven through its generated Python bindings.
+
+The same bindings generator makes the Kotlin and Swift code, so what works here is
+what the apps get. `ffi/tests/python.rs` builds the library, generates
+`branchline_ffi.py`, starts a real server on 127.0.0.1, and runs this suite with:
+
+- BRANCHLINE_BRANCH_ID: the branch the server set up;
+- BRANCHLINE_SECRETARY_INVITE: a one-time secretary invite into it;
+- BRANCHLINE_RESIDENT_INVITE: a one-time resident invite into it.
+
+Two phones (a secretary's and a member's) enroll, edit offline, sync, watch their
+status, receive each other's changes, settle a conflict, and get typed errors for bad
+input. Every exported method is recorded when called; the last test fails if one was
+never called, or never refused bad input (unless listed in NO_BAD_INPUT with why).
+
+Standard library only.
+"""
+
+import asyncio
+import collections
+import functools
+import gc
+import inspect
+import os
+import shutil
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import branchline_ffi as bl
+from branchline_ffi import BranchlineClient, BranchlineError
+
+BRANCH = os.environ.get("BRANCHLINE_BRANCH_ID", "")
+SECRETARY_INVITE = os.environ.get("BRANCHLINE_SECRETARY_INVITE", "")
+RESIDENT_INVITE = os.environ.get("BRANCHLINE_RESIDENT_INVITE", "")
+
+PATIENCE = 20.0  # seconds; generous for a busy CI machine, far above normal
+
+# --- recording every exported call -------------------------------------------------
+
+EXPORTED = (bl.BranchlineClient, bl.SyncHandle, bl.ObserverHandle)
+CALLED = collections.Counter()
+REFUSED = collections.defaultdict(set)  # method -> error codes it raised
+
+# Methods that take no input the library could refuse, and why.
+NO_BAD_INPUT = {
+    "BranchlineClient.device_id": "no arguments; reads a value fixed at open",
+    "BranchlineClient.status": "no arguments; reads the cached status line",
+    "BranchlineClient.set_network_available": "a boolean: both values are valid",
+    "BranchlineClient.list_documents": "no arguments",
+    "BranchlineClient.conflicts": "no arguments",
+    "BranchlineClient.account": "no arguments",
+    "BranchlineClient.observe_sync_status": "any observer object is accepted",
+    "BranchlineClient.observe_documents": "any observer object is accepted",
+    "BranchlineClient.observe_conflicts": "any observer object is accepted",
+    "BranchlineClient.observe_errors": "any observer object is accepted",
+    "SyncHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
+    "SyncHandle.is_active": "no arguments",
+    "ObserverHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
+}
+
+
+def exported_methods():
+    """Public methods of every exported class, as `Class.method`."""
+    names = []
+    for cls in EXPORTED:
+        for name, attr in vars(cls).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(attr, classmethod) or inspect.isfunction(attr):
+                names.append(f"{cls.__name__}.{name}")
+    return sorted(names)
+
+
+def _note_error(key, error):
+    if isinstance(error, BranchlineError):
+        REFUSED[key].add(error.code)
+
+
+def _recording(key, fn):
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            CALLED[key] += 1
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException as error:
+                _note_error(key, error)
+                raise
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            CALLED[key] += 1
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as error:
+                _note_error(key, error)
+                raise
+
+    return wrapper
+
+
+def _install_recorders():
+    for cls in EXPORTED:
+        for name, attr in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            key = f"{cls.__name__}.{name}"
+            if isinstance(attr, classmethod):
+                setattr(cls, name, classmethod(_recording(key, attr.__func__)))
+            elif inspect.isfunction(attr):
+                setattr(cls, name, _recording(key, attr))
+
+
+_install_recorders()
+
+# --- helpers ----------------------------------------------------------------------
+
+
+class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver):
+    """Records every callback; callbacks arrive on the library's threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.statuses = []
+        self.documents = []
+        self.conflict_lists = []
+        self.errors = []
+
+    def on_status(self, status):
+        with self.lock:
+            self.statuses.append(status)
+
+    def on_documents_changed(self, doc_ids):
+        with self.lock:
+            self.documents.extend(doc_ids)
+
+    def on_conflicts(self, conflicts):
+        with self.lock:
+            self.conflict_lists.append(conflicts)
+
+    def on_error(self, error):
+        with self.lock:
+            self.errors.append(error)
+
+    def seen_state(self, predicate):
+        with self.lock:
+            return any(predicate(s.state) for s in self.statuses)
+
+    def last_status(self):
+        with self.lock:
+            return self.statuses[-1] if self.statuses else None
+
+    def error_codes(self):
+        with self.lock:
+            return [e.code for e in self.errors]
+
+
+async def eventually(predicate, what, timeout=PATIENCE):
+    """Waits until `predicate()` (sync or async) is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+def library_threads():
+    """Threads of this process named by the library's runtime."""
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as comm:
+                names.append(comm.read().strip())
+        except FileNotFoundError:
+            pass  # the thread ended while we looked
+    return names
+
+
+class State:
+    """What the ordered scenario steps share."""
+
+
+S = State()
+
+
+class Test1Scenario(unittest.IsolatedAsyncioTestCase):
+    """Two phones on one branch, step by step (tests run in name order)."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not (BRANCH and SECRETARY_INVITE and RESIDENT_INVITE):
+            raise unittest.SkipTest("run through `cargo test -p branchline-ffi --test python`")
+        S.dir = tempfile.mkdtemp(prefix="branchline-py-")
+
+    @classmethod
+    def tearDownClass(cls):
+        for name in ("sec", "mem", "res", "sec_sync", "mem_sync", "invite"):
+            if hasattr(S, name):
+                delattr(S, name)
+        gc.collect()
+        shutil.rmtree(S.dir, ignore_errors=True)
+
+    async def assertRefused(self, variant, code, call):
+        """`call()` (a coroutine or a thunk) fails with `variant` and `code`."""
+        with self.assertRaises(variant) as caught:
+            result = call() if callable(call) else call
+            if inspect.isawaitable(result):
+                await result
+        self.assertEqual(caught.exception.code, code, str(caught.exception))
+        self.assertTrue(caught.exception.reason)
+
+    # --- opening and calls before enrollment --------------------------------------
+
+    async def test_01_open_refuses_bad_directories(self):
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", BranchlineClient.open("  "))
+        a_file = os.path.join(S.dir, "a-file")
+        with open(a_file, "w") as f:
+            f.write("not a directory")
+        await self.assertRefused(BranchlineError.Storage, "store.io", BranchlineClient.open(a_file))
+        foreign = os.path.join(S.dir, "foreign")
+        os.makedirs(foreign)
+        with open(os.path.join(foreign, "branchline.db"), "wb") as f:
+            f.write(b"this is not an SQLite database at all" * 100)
+        await self.assertRefused(BranchlineError.Storage, "store.not_a_store", BranchlineClient.open(foreign))
+
+        S.sec = await BranchlineClient.open(os.path.join(S.dir, "secretary"))
+        S.mem = await BranchlineClient.open(os.path.join(S.dir, "member"))
+        self.assertEqual(str(uuid.UUID(S.sec.device_id())), S.sec.device_id())
+        self.assertNotEqual(S.sec.device_id(), S.mem.device_id())
+        self.assertIsNone(await S.sec.account())
+        status = S.sec.status()
+        self.assertTrue(status.state.is_stopped())
+        self.assertEqual(status.pending_changes, 0)
+        self.assertIsNone(status.last_sync_ms)
+
+    async def test_02_sync_control_needs_an_enrolled_device(self):
+        c = S.sec
+        for call in (c.sync_now, c.network_changed, c.sync_report):
+            await self.assertRefused(BranchlineError.Network, "net.not_running", call)
+        await self.assertRefused(BranchlineError.Network, "net.not_running", c.wait_in_sync(100))
+        await self.assertRefused(BranchlineError.Network, "net.not_running", c.shutdown())
+        await self.assertRefused(
+            BranchlineError.Network, "net.not_running", c.create_invite(bl.Role.MEMBER, None, 60)
+        )
+        await self.assertRefused(BranchlineError.Network, "net.not_running", c.revoke_device(str(uuid.uuid4())))
+        await self.assertRefused(BranchlineError.Network, "net.not_enrolled", c.start_sync)
+
+    async def test_03_enroll_refuses_bad_invites(self):
+        c = S.sec
+        await self.assertRefused(BranchlineError.InvalidInput, "invite.scheme", c.enroll("https://example.org", "phone"))
+        await self.assertRefused(BranchlineError.InvalidInput, "invite.server", c.enroll("branchline://nohost/CODE?cert=00", "phone"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.enroll(SECRETARY_INVITE, " "))
+        c.set_network_available(False)
+        await self.assertRefused(BranchlineError.Network, "net.offline", c.enroll(SECRETARY_INVITE, "phone"))
+        c.set_network_available(True)
+        # A well-formed link with a code the server never issued.
+        head, _, tail = SECRETARY_INVITE.rpartition("?")
+        server, _, _code = head.rpartition("/")
+        forged = f"{server}/NOSUCHCODE123?{tail}"
+        await self.assertRefused(BranchlineError.Refused, "auth.invite_invalid", c.enroll(forged, "phone"))
+        self.assertIsNone(await c.account())
+
+    # --- the secretary sets the branch up ----------------------------------------
+
+    async def test_04_secretary_enrolls_and_sets_up_the_branch(self):
+        c = S.sec
+        S.sec_obs = Observer()
+        S.sec_handles = [
+            c.observe_sync_status(S.sec_obs),
+            c.observe_documents(S.sec_obs),
+            c.observe_conflicts(S.sec_obs),
+            c.observe_errors(S.sec_obs),
+        ]
+        self.assertTrue(S.sec_obs.seen_state(lambda s: s.is_stopped()), "told the status at once")
+        S.sec_sync = await c.enroll(SECRETARY_INVITE, "书记的手机")
+        self.assertTrue(S.sec_sync.is_active())
+        account = await c.account()
+        self.assertEqual(account.role, bl.Role.SECRETARY)
+        self.assertEqual(account.branch_id, BRANCH)
+        self.assertEqual(account.device_name, "书记的手机")
+        await c.wait_in_sync(int(PATIENCE * 1000))
+        await self.assertRefused(BranchlineError.Refused, "auth.invite_used", S.mem.enroll(SECRETARY_INVITE, "phone"))
+
+        profile = await c.profile(BRANCH)
+        self.assertEqual(profile.branch_id, BRANCH)
+        self.assertIn("theme_day", [k.code for k in profile.activity_kinds])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.profile("not-an-id"))
+        await self.assertRefused(BranchlineError.NotFound, "doc.missing_branch_document", c.profile(str(uuid.uuid4())))
+
+        await c.set_term(BRANCH, "2023-01-01", "2026-06-30")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_term(BRANCH, "2026-01-01", "2025-01-01"))
+        await c.add_group(BRANCH, "第一党小组")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.add_group(BRANCH, "  "))
+        await c.set_activity_kind(BRANCH, "study", bl.ActivityKindRule(name="学习会", frequency=bl.Frequency.MONTHLY, attendance_points=1))
+        await self.assertRefused(
+            BranchlineError.InvalidInput, "input.empty",
+            c.set_activity_kind(BRANCH, "", bl.ActivityKindRule(name="x", attendance_points=1)),
+        )
+        await c.set_silent_threshold(BRANCH, 60)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_silent_threshold(BRANCH, 150))
+        profile = await c.profile(BRANCH)
+        self.assertEqual(profile.term, bl.Term(start="2023-01-01", end="2026-06-30"))
+        self.assertIn("第一党小组", profile.groups)
+        self.assertEqual(profile.silent_threshold_percent, 60)
+
+        # The roster.
+        S.alice = await c.add_member(BRANCH, bl.NewMember(
+            name="王秀英", gender=bl.Gender.FEMALE, birth_date="1970-05-01", joined="1995-07-01", group="第一党小组"))
+        S.dave = await c.add_member(BRANCH, bl.NewMember(name="李建国", birth_date="1958-03-02", joined="1980-07-01"))
+        S.bob = await c.add_member(BRANCH, bl.NewMember(name="张伟", joined="2001-07-01"))
+        S.carol = await c.add_member(BRANCH, bl.NewMember(name="陈芳", category=bl.Category.PROBATIONARY))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.add_member(BRANCH, bl.NewMember(name=" ")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.add_member(BRANCH, bl.NewMember(name="x", birth_date="1970-13-45")))
+        await c.update_member(S.alice, bl.MemberUpdate(phone="13800000000", post="宣传委员"))
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown", c.update_member(str(uuid.uuid4()), bl.MemberUpdate(name="x")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.update_member("42", bl.MemberUpdate()))
+        await c.transfer_out(S.bob, "2025-02-01")
+        await self.assertRefused(BranchlineError.InvalidState, "member.not_active", c.transfer_out(S.bob, "2025-03-01"))
+        await c.mark_deceased(S.carol, "2025-04-01")
+        await self.assertRefused(BranchlineError.InvalidState, "member.not_active", c.mark_deceased(S.carol, "2025-04-02"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.mark_deceased(S.alice, "yesterday"))
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown", c.transfer_out(str(uuid.uuid4()), "2025-01-01"))
+
+        members = await c.list_members(BRANCH, bl.MemberFilter())
+        self.assertEqual(sorted(m.name for m in members), sorted(["王秀英", "李建国", "张伟", "陈芳"]))
+        active = await c.list_members(BRANCH, bl.MemberFilter(status=bl.MemberStatus.ACTIVE))
+        self.assertEqual(sorted(m.id for m in active), sorted([S.alice, S.dave]))
+        alice = [m for m in members if m.id == S.alice][0]
+        self.assertEqual((alice.phone, alice.post, alice.gender), ("13800000000", "宣传委员", bl.Gender.FEMALE))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.list_members("x", bl.MemberFilter()))
+
+        # Alice's confidential file.
+        await c.set_member_details(S.alice, "110101197005010000", "北京市东城区")
+        await c.add_training(S.alice, "2025-03-01", "党章学习", 2.5)
+        await c.add_commendation(S.alice, "2024-07-01", "优秀共产党员", "街道党工委")
+        await c.set_evaluation(S.alice, 2024, bl.EvaluationGrade.EXCELLENT, "表现突出")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.add_training(S.alice, "2025-03-01", "x", -1.0))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.add_commendation(S.alice, "2024-07-01", " ", None))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_evaluation(S.alice, 1800, bl.EvaluationGrade.QUALIFIED, None))
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown", c.set_member_details(str(uuid.uuid4()), "1", None))
+        file = await c.member_file(S.alice)
+        self.assertEqual(file.member_id, S.alice)
+        self.assertEqual(file.address, "北京市东城区")
+        self.assertEqual(file.training_hours, 2.5)
+        self.assertEqual(file.evaluations, [bl.Evaluation(year=2024, grade=bl.EvaluationGrade.EXCELLENT, comment="表现突出")])
+        self.assertEqual(file.commendations[0].issuer, "街道党工委")
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown", c.member_file(str(uuid.uuid4())))
+
+        # An activity.
+        new = bl.NewActivity(kind="theme_day", title="三月主题党日", starts_at="2025-03-01T09:00",
+                             ends_at="2025-03-01T11:00", place="社区活动室", organizer=S.dave, agenda="学习")
+        S.activity = await c.create_activity(BRANCH, new)
+        await self.assertRefused(BranchlineError.InvalidInput, "activity.end_before_start", c.create_activity(BRANCH, bl.NewActivity(
+            kind="theme_day", title="x", starts_at="2025-03-01T11:00", ends_at="2025-03-01T09:00")))
+        await self.assertRefused(BranchlineError.InvalidInput, "activity.unknown_kind", c.create_activity(BRANCH, bl.NewActivity(
+            kind="karaoke", title="x", starts_at="2025-03-01T09:00", ends_at="2025-03-01T11:00")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.create_activity(BRANCH, bl.NewActivity(
+            kind="theme_day", title="x", starts_at="nine o'clock", ends_at="2025-03-01T11:00")))
+        await c.set_agenda(S.activity, "一、学习党章\n二、讨论")
+        # The first award creates Alice's counter; later awards on any device add up.
+        await c.award_points(S.activity, S.alice, 1)
+        await self.assertRefused(BranchlineError.NotFound, "doc.not_found", c.set_agenda(str(uuid.uuid4()), "x"))
+        await self.assertRefused(BranchlineError.InvalidInput, "activity.end_before_start",
+                                 c.reschedule_activity(S.activity, "2025-03-01T10:00", "2025-03-01T10:00"))
+
+        # A petition through its whole life.
+        S.petition = await c.submit_petition(BRANCH, bl.NewPetition(
+            category="环境卫生", title="楼道堆放杂物", description="三单元楼道堆满杂物。",
+            location="三单元", submitter=bl.Submitter(name="赵阿姨", contact="13900000000")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.submit_petition(BRANCH, bl.NewPetition(
+            category=" ", title="x", description="", submitter=bl.Submitter())))
+        p = S.petition
+        await self.assertRefused(BranchlineError.InvalidState, "petition.no_owner", c.add_progress(p, None, "已联系"))
+        await self.assertRefused(BranchlineError.InvalidState, "petition.no_owner", c.resolve_petition(p, None, "已清理"))
+        await self.assertRefused(BranchlineError.InvalidState, "petition.not_resolved", c.rate_petition(p, 5, None))
+        await self.assertRefused(BranchlineError.InvalidState, "petition.not_resolved", c.reopen_petition(p, None, "x"))
+        await self.assertRefused(BranchlineError.InvalidInput, "petition.deadline_before_submission", c.assign_petition(p, S.alice, "2000-01-01"))
+        await c.assign_petition(p, S.alice, "2099-12-31")
+        await c.add_progress(p, S.alice, "已联系物业")
+        await c.resolve_petition(p, S.alice, "杂物已清理")
+        await self.assertRefused(BranchlineError.InvalidInput, "petition.rating_out_of_range", c.rate_petition(p, 9, None))
+        await c.rate_petition(p, 4, "满意")
+        await self.assertRefused(BranchlineError.InvalidState, "petition.already_rated", c.rate_petition(p, 5, None))
+        await self.assertRefused(BranchlineError.InvalidState, "petition.already_resolved", c.resolve_petition(p, None, "again"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.reopen_petition(p, None, " "))
+        await c.reopen_petition(p, S.alice, "又堆起来了")
+        await c.resolve_petition(p, S.alice, "再次清理并张贴告示")
+        details = await c.petition(p)
+        self.assertEqual(details.status, bl.PetitionStatus.RESOLVED)
+        self.assertEqual(details.submitter.contact, "13900000000")
+        self.assertEqual([n.kind for n in details.progress], [bl.ProgressKind.NOTE, bl.ProgressKind.REOPENED])
+        self.assertIsNone(details.rating, "reopening cleared the rating")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.add_progress(p, "nobody", "x"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.assign_petition(p, S.alice, "soon"))
+
+        # Everything reaches the server; the status line says so.
+        await c.wait_in_sync(int(PATIENCE * 1000))
+        await eventually(lambda: S.sec_obs.seen_state(lambda s: s.is_idle()), "secretary idle")
+        await eventually(lambda: S.sec.status().pending_changes == 0, "secretary's changes acknowledged")
+        self.assertIsNotNone(S.sec.status().last_sync_ms)
+        report = c.sync_report()
+        self.assertGreaterEqual(report.connections, 1)
+        self.assertGreater(report.bytes_sent, 0)
+
+    # --- the member's phone joins ------------------------------------------------
+
+    async def test_05_member_enrolls_with_an_invite_from_the_secretary(self):
+        c = S.sec
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.create_invite(bl.Role.MEMBER, S.alice, 0))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.create_invite(bl.Role.MEMBER, "alice", 600))
+        invite = await c.create_invite(bl.Role.MEMBER, S.alice, 600)
+        self.assertTrue(invite.link.startswith("branchline://"))
+        self.assertGreater(invite.expires_at_ms, int(time.time() * 1000))
+
+        m = S.mem
+        S.mem_obs = Observer()
+        S.mem_handles = [
+            m.observe_sync_status(S.mem_obs),
+            m.observe_documents(S.mem_obs),
+            m.observe_conflicts(S.mem_obs),
+            m.observe_errors(S.mem_obs),
+        ]
+        S.mem_sync = await m.enroll(invite.link, "Alice's phone")
+        await m.wait_in_sync(int(PATIENCE * 1000))
+        account = await m.account()
+        self.assertEqual((account.role, account.member_id), (bl.Role.MEMBER, S.alice))
+        # Everything the secretary wrote that a member may read arrived.
+        activity = await m.activity(S.activity)
+        self.assertEqual(activity.agenda, "一、学习党章\n二、讨论")
+        self.assertEqual(activity.organizer, S.dave)
+        members = await m.list_members(BRANCH, bl.MemberFilter(status=bl.MemberStatus.ACTIVE))
+        self.assertEqual(sorted(x.id for x in members), sorted([S.alice, S.dave]))
+        self.assertIn("第一党小组", (await m.profile(BRANCH)).groups)
+        listed = await m.list_activities(BRANCH, bl.ActivityFilter())
+        self.assertEqual([a.id for a in listed], [S.activity])
+        # A member may neither invite nor revoke.
+        await self.assertRefused(BranchlineError.Refused, "access.denied", m.create_invite(bl.Role.MEMBER, None, 600))
+        sec_device = (await c.account()).device_id
+        await self.assertRefused(BranchlineError.Refused, "access.denied", m.revoke_device(sec_device))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", m.revoke_device("device-1"))
+
+    # --- offline edits on both phones merge -------------------------------------------
+
+    async def test_06_offline_edits_on_two_phones_merge(self):
+        sec, mem, act = S.sec, S.mem, S.activity
+        sec.set_network_available(False)
+        mem.set_network_available(False)
+        await eventually(lambda: sec.status().state.is_offline(), "secretary offline")
+        await eventually(lambda: mem.status().state.is_offline(), "member offline")
+        await eventually(lambda: S.mem_obs.seen_state(lambda s: s.is_offline()), "member's observer told")
+
+        await sec.write_minutes(act, "会议记录：学习党章第一章。")
+        await sec.reschedule_activity(act, "2025-03-01T10:00", "2025-03-01T12:00")
+        await sec.award_points(act, S.alice, 2)
+        await mem.sign_in(act, S.alice, bl.SignInMode.ON_SITE)
+        await mem.reschedule_activity(act, "2025-03-01T11:00", "2025-03-01T12:30")
+        await mem.award_points(act, S.alice, 3)
+        await eventually(lambda: sec.status().pending_changes > 0, "secretary has pending changes")
+        await eventually(lambda: mem.status().pending_changes > 0, "member has pending changes")
+
+        def observer_told_pending():
+            last = S.mem_obs.last_status()
+            return last.state.is_offline() and last.pending_changes > 0
+
+        await eventually(observer_told_pending, "member's observer told of pending changes")
+
+        sec.set_network_available(True)
+        mem.set_network_available(True)
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+
+        async def merged(client):
+            a = await client.activity(act)
+            return (
+                [s.member_id for s in a.sign_ins] == [S.alice]
+                and a.minutes == "会议记录：学习党章第一章。"
+                and [(b.member_id, b.points) for b in a.bonus_points] == [(S.alice, 6)]
+            )
+
+        await eventually(lambda: merged(sec), "the secretary has the member's sign-in")
+        await eventually(lambda: merged(mem), "the member has the secretary's minutes")
+        await eventually(lambda: act in S.sec_obs.documents, "secretary told the activity changed")
+        await eventually(lambda: act in S.mem_obs.documents, "member told the activity changed")
+        await eventually(lambda: sec.status().pending_changes == 0, "secretary's edits acknowledged")
+        await eventually(lambda: mem.status().pending_changes == 0, "member's edits acknowledged")
+
+        attendance = await sec.attendance(act)
+        self.assertEqual([(r.member_id, r.present, r.mode, r.name) for r in attendance],
+                         [(S.alice, True, bl.SignInMode.ON_SITE, "王秀英")])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.attendance("act"))
+
+    async def test_07_concurrent_reschedules_are_a_conflict_a_person_settles(self):
+        sec, mem, act = S.sec, S.mem, S.activity
+
+        async def conflicting_paths(client):
+            return sorted(c.path for c in await client.conflicts() if c.doc_id == act)
+
+        await eventually(lambda: conflicting_paths(sec), "the secretary sees the conflict")
+        paths = await conflicting_paths(sec)
+        self.assertIn("starts_at", paths)
+        await eventually(lambda: any(lst for lst in S.sec_obs.conflict_lists), "conflict observer told")
+        starts = [c for c in await sec.conflicts() if c.path == "starts_at"][0]
+        self.assertEqual(sorted(v.value for v in starts.values), ["2025-03-01T10:00", "2025-03-01T11:00"])
+        self.assertEqual(sum(v.winner for v in starts.values), 1)
+        devices = {v.device_id for v in starts.values}
+        self.assertEqual(devices, {sec.device_id(), mem.device_id()})
+
+        await self.assertRefused(BranchlineError.NotFound, "conflict.not_found", sec.settle_conflict(act, "no/such/field", 0))
+        await self.assertRefused(BranchlineError.NotFound, "conflict.not_found", sec.settle_conflict(act, "starts_at", 7))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.settle_conflict("x", "starts_at", 0))
+        keep = [i for i, v in enumerate(starts.values) if v.value == "2025-03-01T10:00"][0]
+        await sec.settle_conflict(act, "starts_at", keep)
+        for path in paths:
+            if path != "starts_at":
+                await sec.settle_conflict(act, path, 0)
+        self.assertEqual(await conflicting_paths(sec), [])
+        await eventually(lambda: S.sec_obs.conflict_lists[-1] == [], "observer told the list is empty")
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+        await eventually(
+            lambda: _starts_at(mem, act, "2025-03-01T10:00"), "the member has the settled time"
+        )
+        await eventually(lambda: _no_conflicts(mem), "the member's conflict is gone too")
+        await eventually(lambda: S.mem_obs.conflict_lists and S.mem_obs.conflict_lists[-1] == [],
+                         "member's conflict observer told it is settled")
+
+    async def test_08_member_rules_are_kept_on_the_phone(self):
+        mem, act = S.mem, S.activity
+        await self.assertRefused(BranchlineError.InvalidState, "activity.already_signed_in", mem.sign_in(act, S.alice, bl.SignInMode.REMOTE))
+        await self.assertRefused(BranchlineError.InvalidState, "activity.already_signed_in", mem.request_leave(act, S.alice, "出差"))
+        await self.assertRefused(BranchlineError.InvalidState, "member.not_active", mem.request_leave(act, S.bob, "已转出"))
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown", mem.sign_in(act, str(uuid.uuid4()), bl.SignInMode.ON_SITE))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", mem.request_leave(act, S.dave, " "))
+        await mem.request_leave(act, S.dave, "出差在外")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", mem.award_points(act, S.dave, 0))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", mem.reschedule_activity(act, "2025-03-01", "2025-03-01T12:00"))
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+
+        async def on_leave():
+            a = await S.sec.activity(act)
+            return [l.member_id for l in a.leaves] == [S.dave]
+
+        await eventually(on_leave, "the secretary sees the leave request")
+
+    # --- closing, lists and reports --------------------------------------------------
+
+    async def test_09_close_list_and_report(self):
+        c, act = S.sec, S.activity
+        partner = str(uuid.uuid4())
+        await c.share_activity(act, partner)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.share_activity(act, BRANCH))
+        await c.close_activity(act)
+        await self.assertRefused(BranchlineError.InvalidState, "activity.closed", c.close_activity(act))
+        await self.assertRefused(BranchlineError.InvalidState, "activity.closed", c.write_minutes(act, "late"))
+        await self.assertRefused(BranchlineError.InvalidState, "activity.closed", c.sign_in(act, S.dave, bl.SignInMode.ON_SITE))
+        a = await c.activity(act)
+        self.assertEqual((a.status, a.shared_with), (bl.ActivityStatus.CLOSED, [partner]))
+        await self.assertRefused(BranchlineError.NotFound, "doc.not_found", c.activity(str(uuid.uuid4())))
+
+        closed = await c.list_activities(BRANCH, bl.ActivityFilter(status=bl.ActivityStatus.CLOSED))
+        self.assertEqual([(r.id, r.sign_ins, r.leaves) for r in closed], [(act, 1, 1)])
+        in_2024 = await c.list_activities(BRANCH, bl.ActivityFilter(to="2024-12-31"))
+        self.assertEqual(in_2024, [])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.list_activities(BRANCH, bl.ActivityFilter(to="end of year")))
+
+        ledger = await c.list_petitions(BRANCH, bl.PetitionFilter(), "2025-06-01")
+        self.assertEqual([(r.id, r.status, r.owner, r.progress_notes) for r in ledger],
+                         [(S.petition, bl.PetitionStatus.RESOLVED, S.alice, 2)])
+        self.assertEqual(await c.list_petitions(BRANCH, bl.PetitionFilter(overdue_only=True), "2025-06-01"), [])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.list_petitions(BRANCH, bl.PetitionFilter(), "today"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.list_petitions(BRANCH, bl.PetitionFilter(owner="me"), "2025-06-01"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.petition("p-1"))
+
+        report = await c.report(BRANCH, "2025-01-01", "2025-12-31", "2026-02-01")
+        attendance = {m.member_id: m for m in report.attendance.members}
+        self.assertEqual((attendance[S.alice].attended, attendance[S.alice].expected), (1, 1))
+        self.assertEqual(attendance[S.dave].on_leave, 1)
+        self.assertTrue(attendance[S.dave].silent)
+        self.assertEqual(report.attendance.silent_threshold_percent, 60)
+        self.assertIsNotNone(report.term)
+        self.assertTrue(report.term.due, "term ends 2026-06-30, within six months of 2026-02-01")
+        self.assertEqual(report.petitions.resolved, 0, "the petition was submitted today, not in 2025")
+        self.assertEqual(report.attendance, await c.attendance_report(BRANCH, "2025-01-01", "2025-12-31"))
+        self.assertEqual(report.compliance, await c.compliance_report(BRANCH, "2025-01-01", "2025-12-31"))
+        self.assertEqual(report.term, await c.term_reminder(BRANCH, "2026-02-01"))
+        self.assertEqual(report.ages, await c.age_structure(BRANCH, "2026-02-01"))
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        petitions = await c.petition_report(BRANCH, "2025-01-01", "2099-12-31", today)
+        self.assertEqual((petitions.submitted, petitions.resolved, petitions.resolved_in_time), (1, 1, 1))
+        theme_days = [k for k in report.compliance if k.kind == "theme_day"][0]
+        march = [p for p in theme_days.periods if p.start == "2025-03-01"][0]
+        self.assertEqual((march.held, march.met), (1, True))
+        self.assertEqual(sum(b.members for b in report.ages.bands), 2)
+
+        bad_period = ("2025-12-31", "2025-01-01")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.report(BRANCH, *bad_period, "2025-06-01"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.attendance_report(BRANCH, *bad_period))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.petition_report(BRANCH, *bad_period, "2025-06-01"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.compliance_report("b", "2025-01-01", "2025-12-31"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.term_reminder(BRANCH, "02/01/2026"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.age_structure(BRANCH, ""))
+
+        docs = await c.list_documents()
+        kinds = collections.Counter(d.kind for d in docs)
+        self.assertEqual((kinds["branch_profile"], kinds["roster"], kinds["activity"], kinds["petition"]), (1, 1, 1, 1))
+        self.assertTrue(all(d.branch_id == BRANCH and d.stored_bytes > 0 for d in docs))
+
+        # A branch set up on the phone alone (a committee's own unit, offline).
+        local = await c.create_branch("新建支部", bl.Level.BRANCH, BRANCH)
+        self.assertEqual((await c.profile(local)).parent, BRANCH)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.create_branch(" ", bl.Level.BRANCH, None))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.create_branch("x", bl.Level.BRANCH, "parent"))
+
+    # --- errors reported in the background ------------------------------------------
+
+    async def test_10_the_server_refusing_a_document_reaches_the_error_observer(self):
+        # Members may read the profile but not write it: the phone accepts the edit
+        # (it is offline-first), the server refuses it, and the app hears why.
+        await S.mem.add_group(BRANCH, "成员自建小组")
+        await eventually(lambda: "access.read_only" in S.mem_obs.error_codes(), "member told of the refusal")
+        refusal = [e for e in S.mem_obs.errors if e.code == "access.read_only"][0]
+        self.assertIsInstance(refusal, BranchlineError.Refused)
+
+    async def test_11_revoking_a_device_stops_it(self):
+        invite = await S.sec.create_invite(bl.Role.RESIDENT, None, 600)
+        S.res = await BranchlineClient.open(os.path.join(S.dir, "resident"))
+        observer = Observer()
+        handle = S.res.observe_errors(observer)
+        status = S.res.observe_sync_status(observer)
+        await S.res.enroll(invite.link, "居民的手机")
+        device = (await S.res.account()).device_id
+        await S.sec.revoke_device(device)
+        await eventually(lambda: S.res.status().state.is_refused(), "the revoked device stops")
+        self.assertEqual(S.res.status().state.code, "auth.device_revoked")
+        await eventually(lambda: "auth.device_revoked" in observer.error_codes(), "told it was revoked")
+        await eventually(lambda: _no_account(S.res), "the revoked device forgot its account")
+        await self.assertRefused(BranchlineError.Refused, "access.denied", S.sec.revoke_device(str(uuid.uuid4())))
+        handle.cancel()
+        status.cancel()
+        del S.res
+
+    # --- sync handles and observer handles --------------------------------------------
+
+    async def test_12_handles_stop_and_restart_sync(self):
+        mem = S.mem
+        self.assertTrue(S.mem_sync.is_active())
+        mem.network_changed()
+        mem.sync_now()
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        S.mem_sync.cancel()
+        S.mem_sync.cancel()  # harmless
+        self.assertFalse(S.mem_sync.is_active())
+        await eventually(lambda: mem.status().state.is_stopped(), "cancelled sync stops")
+        await self.assertRefused(BranchlineError.Network, "net.not_running", mem.sync_now)
+
+        again = mem.start_sync()
+        self.assertTrue(again.is_active())
+        self.assertTrue(mem.start_sync().is_active(), "a second start returns the running sync")
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        mem.set_network_available(False)
+        await eventually(lambda: mem.status().state.is_offline(), "member offline")
+        await self.assertRefused(BranchlineError.Network, "net.timeout", mem.wait_in_sync(200))
+        mem.set_network_available(True)
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        await mem.shutdown()
+        self.assertFalse(again.is_active())
+        await eventually(lambda: mem.status().state.is_stopped(), "shut down sync stops")
+
+        # A cancelled observer hears nothing more.
+        for handle in S.mem_handles:
+            handle.cancel()
+            handle.cancel()  # harmless
+        await asyncio.sleep(0.2)  # a callback already under way may still land
+        heard = len(S.mem_obs.statuses)
+        restarted = mem.start_sync()
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        self.assertEqual(len(S.mem_obs.statuses), heard)
+        restarted.cancel()
+
+
+def _starts_at(client, act, value):
+    async def check():
+        return (await client.activity(act)).starts_at == value
+
+    return check()
+
+
+def _no_conflicts(client):
+    async def check():
+        return await client.conflicts() == []
+
+    return check()
+
+
+def _no_account(client):
+    async def check():
+        return await client.account() is None
+
+    return check()
+
+
+class Test2Threads(unittest.IsolatedAsyncioTestCase):
+    """Dropping a client leaves none of its threads running."""
+
+    async def test_dropping_a_syncing_client_ends_its_threads(self):
+        if not RESIDENT_INVITE:
+            raise unittest.SkipTest("needs the server from `cargo test`")
+        gc.collect()
+        await eventually(lambda: "branchline" not in library_threads(), "earlier clients' threads gone")
+        before = len(library_threads())
+        directory = tempfile.mkdtemp(prefix="branchline-threads-")
+        try:
+            client = await BranchlineClient.open(directory)
+            await client.enroll(RESIDENT_INVITE, "thread test")
+            await client.wait_in_sync(int(PATIENCE * 1000))
+            self.assertIn("branchline", library_threads(), "the runtime's threads are named")
+            del client
+            gc.collect()
+            await eventually(lambda: "branchline" not in library_threads(), "the client's threads ended", timeout=10)
+            await eventually(lambda: len(library_threads()) <= before, "no extra thread left", timeout=10)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+class Test9Coverage(unittest.TestCase):
+    """Every exported method was called, and refused bad input where it can."""
+
+    def test_every_exported_method_was_called(self):
+        if not BRANCH:
+            raise unittest.SkipTest("needs the scenario")
+        never = [m for m in exported_methods() if CALLED[m] == 0]
+        self.assertEqual(never, [], "exported methods the suite never called")
+
+    def test_every_method_refused_bad_input_or_cannot(self):
+        if not BRANCH:
+            raise unittest.SkipTest("needs the scenario")
+        missing = [m for m in exported_methods() if not REFUSED[m] and m not in NO_BAD_INPUT]
+        self.assertEqual(missing, [], "methods never shown refusing bad input")
+        stale = [m for m in NO_BAD_INPUT if m not in exported_methods()]
+        self.assertEqual(stale, [], "NO_BAD_INPUT names methods that do not exist")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,250 @@
+//! The one error type apps see, and the one place every other error turns into it.
+//!
+//! client-core, the transport and the invite parser each have their own error enum.
+//! Apps should not have to know that: they get a [`BranchlineError`] whose variant says
+//! what they can do about it (fix the input, refresh, retry later, ask a person) and
+//! whose `code` is the stable identifier they translate (`petition.no_owner`,
+//! `auth.invite_used`, …). Codes are client-core's and the server's own; the few
+//! codes this crate adds are listed on [`BranchlineError`].
+
+use branchline_core::net::NetError;
+use branchline_protocol::InviteParseError;
+
+/// Everything that can go wrong in a call to the library.
+///
+/// Every variant carries `code`, a stable identifier apps translate and never
+/// parse, and `reason`, an English explanation for logs. Codes added by this
+/// library (besides client-core's and the server's): `net.not_running` (no
+/// background sync; enroll or start it first), `internal.poisoned` (an earlier call
+/// panicked while holding the store), `internal.task` (a background task died),
+/// `store.io` (the data directory could not be created).
+#[derive(Clone, Debug, thiserror::Error, uniffi::Error)]
+#[non_exhaustive]
+pub enum BranchlineError {
+    /// The input was refused; fix it and try again (`input.*`, `invite.*`,
+    /// `activity.end_before_start`, `petition.rating_out_of_range`, …).
+    #[error("{code}: {reason}")]
+    InvalidInput {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// The record is not in a state that allows the operation (`activity.closed`,
+    /// `petition.no_owner`, `member.not_active`, `doc.schema_too_new`, …).
+    #[error("{code}: {reason}")]
+    InvalidState {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// The document, member or conflict named is not in the store (`doc.not_found`,
+    /// `member.unknown`, `conflict.not_found`, …).
+    #[error("{code}: {reason}")]
+    NotFound {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// The network is unavailable or the connection failed; retrying later may
+    /// help (`net.offline`, `net.connection`, `net.timeout`, `net.not_running`, …).
+    #[error("{code}: {reason}")]
+    Network {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// The server refused; a person must act (`auth.invite_used`,
+    /// `auth.device_revoked`, `access.denied`, …).
+    #[error("{code}: {reason}")]
+    Refused {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// The local store cannot be used (`store.not_a_store`, `store.too_new`,
+    /// `store.sqlite`, `doc.corrupt`, …).
+    #[error("{code}: {reason}")]
+    Storage {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+    /// A defect in the library (`internal.*`); please report it.
+    #[error("{code}: {reason}")]
+    Internal {
+        /// Stable identifier of the error.
+        code: String,
+        /// Explanation for logs.
+        reason: String,
+    },
+}
+
+/// Result with the library's [`BranchlineError`].
+pub type Result<T, E = BranchlineError> = std::result::Result<T, E>;
+
+/// Which variant an error becomes.
+#[derive(Clone, Copy)]
+enum Kind {
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    Network,
+    Refused,
+    Storage,
+    Internal,
+}
+
+impl BranchlineError {
+    /// The stable identifier of this error.
+    pub fn code(&self) -> &str {
+        match self {
+            BranchlineError::InvalidInput { code, .. }
+            | BranchlineError::InvalidState { code, .. }
+            | BranchlineError::NotFound { code, .. }
+            | BranchlineError::Network { code, .. }
+            | BranchlineError::Refused { code, .. }
+            | BranchlineError::Storage { code, .. }
+            | BranchlineError::Internal { code, .. } => code,
+        }
+    }
+
+    fn new(kind: Kind, code: &str, reason: impl std::fmt::Display) -> Self {
+        let (code, reason) = (code.to_owned(), reason.to_string());
+        match kind {
+            Kind::InvalidInput => BranchlineError::InvalidInput { code, reason },
+            Kind::InvalidState => BranchlineError::InvalidState { code, reason },
+            Kind::NotFound => BranchlineError::NotFound { code, reason },
+            Kind::Network => BranchlineError::Network { code, reason },
+            Kind::Refused => BranchlineError::Refused { code, reason },
+            Kind::Storage => BranchlineError::Storage { code, reason },
+            Kind::Internal => BranchlineError::Internal { code, reason },
+        }
+    }
+
+    /// Background sync is not running, so there is nothing to control.
+    pub(crate) fn not_running() -> Self {
+        Self::new(
+            Kind::Network,
+            "net.not_running",
+            "background sync is not running; enroll or start it first",
+        )
+    }
+
+    /// A mutex was poisoned by a panic in an earlier call.
+    pub(crate) fn poisoned(what: &str) -> Self {
+        Self::new(
+            Kind::Internal,
+            "internal.poisoned",
+            format!("an earlier call panicked while holding the {what}"),
+        )
+    }
+
+    /// A task on the library's runtime panicked or was cancelled.
+    pub(crate) fn task(error: impl std::fmt::Display) -> Self {
+        Self::new(Kind::Internal, "internal.task", error)
+    }
+
+    /// The data directory could not be prepared.
+    pub(crate) fn io(error: impl std::fmt::Display) -> Self {
+        Self::new(Kind::Storage, "store.io", error)
+    }
+
+    /// A value the caller passed that is out of range for the library's types.
+    pub(crate) fn invalid(what: &str, value: impl std::fmt::Display) -> Self {
+        Self::new(
+            Kind::InvalidInput,
+            "input.invalid",
+            format!("invalid {what}: {value}"),
+        )
+    }
+}
+
+impl From<branchline_core::Error> for BranchlineError {
+    fn from(error: branchline_core::Error) -> Self {
+        use branchline_core::Error as E;
+        let kind = match &error {
+            E::EmptyField { .. }
+            | E::InvalidValue { .. }
+            | E::EndBeforeStart
+            | E::UnknownActivityKind(_)
+            | E::RatingOutOfRange(_)
+            | E::DeadlineBeforeSubmission
+            | E::WrongKind { .. } => Kind::InvalidInput,
+            E::MemberNotActive(_)
+            | E::AlreadySignedIn(_)
+            | E::AlreadyOnLeave(_)
+            | E::ActivityClosed
+            | E::PetitionNoOwner
+            | E::PetitionNotResolved
+            | E::PetitionAlreadyResolved
+            | E::PetitionAlreadyRated
+            | E::SchemaTooNew { .. } => Kind::InvalidState,
+            E::UnknownMember(_)
+            | E::DocNotFound(_)
+            | E::MissingBranchDocument(_)
+            | E::ConflictNotFound(_) => Kind::NotFound,
+            E::Corrupt(_)
+            | E::InvalidHeader { .. }
+            | E::Malformed(_)
+            | E::StoreTooNew { .. }
+            | E::NotAStore(_)
+            | E::Sqlite(_) => Kind::Storage,
+            // A variant added to client-core later: its code is still stable.
+            _ => Kind::Internal,
+        };
+        Self::new(kind, error.code(), &error)
+    }
+}
+
+impl From<NetError> for BranchlineError {
+    fn from(error: NetError) -> Self {
+        match error {
+            NetError::Store(e) => e.into(),
+            NetError::Refused { code, message } => Self::new(Kind::Refused, code.as_str(), message),
+            NetError::NotEnrolled
+            | NetError::Offline
+            | NetError::Connection(_)
+            | NetError::Timeout
+            | NetError::Stopped => Self::new(Kind::Network, error.code(), &error),
+            other => Self::new(Kind::Internal, other.code(), &other),
+        }
+    }
+}
+
+impl From<InviteParseError> for BranchlineError {
+    fn from(error: InviteParseError) -> Self {
+        Self::new(Kind::InvalidInput, error.code(), &error)
+    }
+}
+
+/// The refusal of a server as the error apps see (a revoked device, a used invite).
+pub(crate) fn refused(code: &str, reason: impl std::fmt::Display) -> BranchlineError {
+    BranchlineError::new(Kind::Refused, code, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_keep_their_codes_and_land_in_actionable_variants() {
+        let e = BranchlineError::from(branchline_core::Error::PetitionNoOwner);
+        assert!(
+            matches!(&e, BranchlineError::InvalidState { code, .. } if code == "petition.no_owner")
+        );
+        let e = BranchlineError::from(branchline_core::Error::EmptyField { field: "name" });
+        assert!(
+            matches!(&e, BranchlineError::InvalidInput { code, reason } if code == "input.empty" && reason.contains("name"))
+        );
+        let e = BranchlineError::from(NetError::Timeout);
+        assert!(matches!(&e, BranchlineError::Network { code, .. } if code == "net.timeout"));
+        let e = BranchlineError::from(InviteParseError::Scheme);
+        assert_eq!(e.code(), "invite.scheme");
+    }
+}
