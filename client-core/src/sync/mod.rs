@@ -689,6 +689,13 @@ impl Session {
     ) -> Result<Vec<Outgoing>, SessionError> {
         let ours = store.heads(doc)?.map(|h| wire_heads(&h));
         if ours.as_ref() == Some(&heads) {
+            // The server announces only heads it has stored durably, so equal
+            // heads acknowledge our changes: an Ack lost with an earlier
+            // connection (whose late packets still delivered the changes) is
+            // made good here rather than at the next session.
+            if store.unacked_changes(doc)? > 0 {
+                acknowledge(store, &mut self.events, [(doc.into(), &heads)])?;
+            }
             return Ok(Vec::new());
         }
         self.sync_doc(store, doc, Some(heads))

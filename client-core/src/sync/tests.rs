@@ -769,6 +769,24 @@ fn acknowledgements_clear_unacknowledged_changes() {
     let (again, _) = reconnect(&mut store, &mut server);
     assert!(again.stats().manifest_round_trips >= 2);
     assert!(store.unacknowledged().unwrap().is_empty());
+
+    // A change that reaches the server while a session is live but not through
+    // it (late packets of a connection the device gave up on): the session's
+    // `DocChanged` at our own heads acknowledges it.
+    let (mut live, _) = reconnect(&mut store, &mut server);
+    store.add_progress(p, None, "路灯已修好").unwrap();
+    let mut late = AutoCommit::load(&store.export(p).unwrap()).unwrap();
+    server
+        .docs
+        .get_mut(&p.into())
+        .unwrap()
+        .merge(&mut late)
+        .unwrap();
+    assert_eq!(store.unacknowledged().unwrap(), vec![p]);
+    let notice = server.doc_changed(p);
+    assert!(live.handle(&mut store, notice).unwrap().is_empty());
+    assert!(store.unacknowledged().unwrap().is_empty());
+    assert!(live.take_events().contains(&SyncEvent::Acknowledged(p)));
 }
 
 #[test]
