@@ -13,6 +13,7 @@
 //!   for manifests; a bounded cache of loaded documents.
 //! - `session`: one connection's protocol logic.
 //! - [`endpoint`]: the QUIC endpoint, admission control, graceful shutdown.
+//! - [`sync_core`]: the same sync logic without I/O, for simulations and fuzzing.
 //! - [`admin`]: branches, invites, devices and the audit log, straight on the
 //!   database (the CLI uses it, with or without a running server).
 //! - [`audit`]: the audit log.
@@ -28,6 +29,7 @@ mod error;
 mod hub;
 mod session;
 mod storage;
+pub mod sync_core;
 mod tls;
 
 pub use admin::{Admin, BranchInfo, DeviceInfo};
