@@ -156,20 +156,30 @@ pub struct Device {
 impl Device {
     /// Creates a store and joins with `invite`; waits until in sync.
     pub async fn join(name: &str, invite: branchline_protocol::InviteLink) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let store = Arc::new(Mutex::new(Store::open(dir.path().join("branchline.db"))?));
-        let client = SyncClient::join(Arc::clone(&store), invite, name, client_config());
-        let device = Self {
-            name: name.to_owned(),
-            dir,
-            client: Some(client),
-            store,
-        };
+        let device = Self::start(name, invite, client_config())?;
         device
             .wait_in_sync()
             .await
             .with_context(|| format!("{name} enrolling"))?;
         Ok(device)
+    }
+
+    /// Creates a store and starts joining with `invite` under `config`,
+    /// without waiting.
+    pub fn start(
+        name: &str,
+        invite: branchline_protocol::InviteLink,
+        config: ClientConfig,
+    ) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Mutex::new(Store::open(dir.path().join("branchline.db"))?));
+        let client = SyncClient::join(Arc::clone(&store), invite, name, config);
+        Ok(Self {
+            name: name.to_owned(),
+            dir,
+            client: Some(client),
+            store,
+        })
     }
 
     /// The device's store.
@@ -283,4 +293,249 @@ pub fn assert_converged(server: &TestServer, devices: &[&Device]) -> Result<()> 
         );
     }
     Ok(())
+}
+
+pub mod impair;
+
+/// A server in a child process (the `branchline-test-server` bin), so a test
+/// can SIGKILL it: no chance to flush, close or say goodbye.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `exe` (pass `env!("CARGO_BIN_EXE_branchline-test-server")`) on
+    /// `dir`, listening on `listen`; returns once it accepts connections.
+    pub fn start(exe: &str, dir: &std::path::Path, listen: &str) -> Result<Self> {
+        use std::io::BufRead as _;
+        let child = std::process::Command::new(exe)
+            .arg(dir)
+            .arg(listen)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("start the server process")?;
+        // From here on, dropping `server` kills the child, even on an error.
+        let mut server = Self {
+            child,
+            addr: listen.parse()?,
+        };
+        let stdout = server.child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        server.addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .with_context(|| format!("unexpected server output {line:?}"))?
+            .parse()?;
+        Ok(server)
+    }
+
+    /// SIGKILLs the server (`Child::kill` is SIGKILL on Unix) and reaps it.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free UDP port on 127.0.0.1, as `127.0.0.1:port`, so a restarted server
+/// listens where devices expect it.
+pub fn free_udp_addr() -> Result<String> {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+/// The invite with the server address replaced by `addr` (the server's, or
+/// a proxy's in front of it).
+pub fn with_server(
+    mut invite: branchline_protocol::InviteLink,
+    addr: std::net::SocketAddr,
+) -> branchline_protocol::InviteLink {
+    invite.server = addr.to_string();
+    invite
+}
+
+/// Runs SQLite's `PRAGMA integrity_check` on the database file at `path`.
+pub fn integrity_check(path: &std::path::Path) -> Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        verdict == "ok",
+        "integrity check of {} failed: {verdict}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The server database file in a data directory.
+pub fn server_db(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("server.sqlite3")
+}
+
+/// Documents and heads the server acknowledged to `device`: its documents
+/// with no unacknowledged change left.
+pub fn acknowledged(device: &Device) -> Result<Vec<(DocId, Vec<automerge::ChangeHash>)>> {
+    let store = device.store();
+    let mut out = Vec::new();
+    for summary in store.documents()? {
+        if summary.unacked_changes == 0 {
+            out.push((summary.id, sorted(summary.heads.clone())));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that the server's database in `data_dir` holds every change of
+/// every acknowledged `(document, heads)`; returns how many were checked.
+pub fn assert_on_server(
+    data_dir: &std::path::Path,
+    acked: &[(DocId, Vec<automerge::ChangeHash>)],
+) -> Result<usize> {
+    let admin = Admin::open(data_dir)?;
+    let mut checked = 0;
+    for (doc, heads) in acked {
+        let bytes = admin
+            .document_bytes(*doc)?
+            .with_context(|| format!("acknowledged document {doc} lost"))?;
+        let mut stored = automerge::AutoCommit::load(&bytes)?;
+        for head in heads {
+            anyhow::ensure!(
+                stored.get_change_by_hash(head).is_some(),
+                "acknowledged change {head} of {doc} lost"
+            );
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// Waits until every device and the server (its data directory) hold the
+/// same documents at the same heads.
+pub async fn wait_converged(data_dir: &std::path::Path, devices: &[&Device]) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + PATIENCE * 4;
+    loop {
+        let outcome = converged_now(data_dir, devices);
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(e.context("devices did not converge"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn converged_now(data_dir: &std::path::Path, devices: &[&Device]) -> Result<()> {
+    let first = devices[0].heads()?;
+    for device in &devices[1..] {
+        anyhow::ensure!(
+            device.heads()? == first,
+            "{} and {} differ",
+            devices[0].name,
+            device.name
+        );
+    }
+    let admin = Admin::open(data_dir)?;
+    anyhow::ensure!(
+        admin.document_ids()?.len() == first.len(),
+        "the server holds {} documents, the devices {}",
+        admin.document_ids()?.len(),
+        first.len()
+    );
+    for (doc, heads) in &first {
+        let bytes = admin
+            .document_bytes(*doc)?
+            .with_context(|| format!("the server lacks {doc}"))?;
+        let mut stored = automerge::AutoCommit::load(&bytes)?;
+        anyhow::ensure!(
+            &sorted(stored.get_heads()) == heads,
+            "the server's copy of {doc} differs"
+        );
+    }
+    Ok(())
+}
+
+/// A day's work at a branch, by the device holding `store`: a meeting is
+/// planned and held (up to 20 sign-ins, minutes, bonus points), and two
+/// residents' petitions come in. Returns the documents it changed.
+pub fn a_day_of_work(store: &mut Store, branch: BranchId, day: u32) -> Result<Vec<DocId>> {
+    use branchline_core::model::{NewActivity, NewPetition, SignInMode, Submitter};
+    use branchline_core::store::query::MemberFilter;
+    let active = MemberFilter {
+        status: Some(branchline_core::model::MemberStatus::Active),
+        ..MemberFilter::default()
+    };
+    let members = store.list_members(branch, &active)?;
+    let meeting = store.create_activity(
+        branch,
+        NewActivity {
+            kind: "branch_meeting".to_owned(),
+            title: format!("Branch meeting, day {day}"),
+            starts_at: "2026-11-20T19:00".parse().ok(),
+            ends_at: "2026-11-20T21:00".parse().ok(),
+            place: Some("Village hall".to_owned()),
+            agenda: Some("1. Roads\n2. Water supply\n3. Any other business".to_owned()),
+            ..NewActivity::default()
+        },
+    )?;
+    for member in members.iter().take(20) {
+        store.sign_in(meeting, member.id, SignInMode::OnSite)?;
+    }
+    for member in members.iter().take(3) {
+        store.award_points(meeting, member.id, 2)?;
+    }
+    store.write_minutes(
+        meeting,
+        &format!(
+            "Day {day}. Present: {} members. The branch agreed to repair the well by \
+             the school and to visit the two elderly members on the hill road.",
+            members.len().min(20)
+        ),
+    )?;
+    let mut changed = vec![meeting];
+    for n in 0..2 {
+        changed.push(store.submit_petition(
+            branch,
+            NewPetition {
+                category: "water".to_owned(),
+                title: format!("Well pump broken, report {n} of day {day}"),
+                description: "The pump handle came off; thirty households share it.".to_owned(),
+                location: Some("School lane".to_owned()),
+                submitter: Submitter {
+                    name: Some("A resident".to_owned()),
+                    contact: None,
+                    member: None,
+                },
+            },
+        )?);
+    }
+    Ok(changed)
+}
+
+/// A small generated branch (members, a few months of activities, some
+/// petitions) for scenarios that need documents to move.
+pub fn small_branch(
+    seed: u64,
+    petitions: usize,
+) -> Result<branchline_core::workload::GeneratedBranch> {
+    let spec = branchline_core::workload::WorkloadSpec {
+        seed,
+        members: 25,
+        years: 1,
+        activities_per_month: 2,
+        petitions,
+        ..branchline_core::workload::WorkloadSpec::default()
+    };
+    Ok(branchline_core::workload::generate(&spec)?)
 }
