@@ -62,7 +62,7 @@ pub use codec::{DecodeError, EncodeError, FrameCodec, decode, encode};
 pub use ids::{BranchId, DeviceId, DeviceSecret, DocId, Heads, IdParseError, MemberId, Role};
 pub use invite::{InviteLink, InviteParseError};
 pub use manifest::{Manifest, ManifestTally};
-pub use message::{Credentials, ErrorCode, ManifestEntry, Message, RangeSummary};
+pub use message::{ChangeRejection, Credentials, ErrorCode, ManifestEntry, Message, RangeSummary};
 pub use version::{negotiate, negotiate_between};
 
 /// The QUIC ALPN protocol id; a server refuses connections that offer
@@ -70,7 +70,10 @@ pub use version::{negotiate, negotiate_between};
 pub const ALPN: &[u8] = b"branchline/1";
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added [`Message::Rejected`] and the submission requests
+/// (resident petitions, the feedback box).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version this build still speaks.
 ///

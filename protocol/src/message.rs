@@ -20,10 +20,22 @@
 //! | `0x20` | [`Message::SyncDoc`]               | either          |
 //! | `0x21` | [`Message::DocChanged`]            | server          |
 //! | `0x22` | [`Message::Ack`]                   | server          |
+//! | `0x23` | [`Message::Rejected`]              | server          |
 //! | `0x30` | [`Message::CreateInvite`]          | client          |
 //! | `0x31` | [`Message::InviteCreated`]         | server          |
 //! | `0x32` | [`Message::RevokeDevice`]          | client          |
 //! | `0x33` | [`Message::DeviceRevoked`]         | server          |
+//! | `0x34` | [`Message::GetSubmissionCode`]     | client          |
+//! | `0x35` | [`Message::SubmissionCode`]        | server          |
+//! | `0x36` | [`Message::SubmitPetition`]        | client          |
+//! | `0x37` | [`Message::PetitionSubmitted`]     | server          |
+//! | `0x38` | [`Message::SubmitSuggestion`]      | client          |
+//! | `0x39` | [`Message::SuggestionSubmitted`]   | server          |
+//!
+//! Tags `0x23` and `0x34`–`0x39` are protocol version 2: a server sends
+//! `Rejected` only on a version-2 connection (a version-1 device gets the
+//! first rejection's code as an `Error`), and a client sends the requests
+//! only once version 2 was agreed.
 //!
 //! The tags are written out here rather than taken from postcard's enum
 //! numbering so that reordering the Rust enum cannot change the wire, and
@@ -76,6 +88,8 @@ pub mod tag {
     pub const DOC_CHANGED: u8 = 0x21;
     /// [`Message::Ack`](super::Message::Ack).
     pub const ACK: u8 = 0x22;
+    /// [`Message::Rejected`](super::Message::Rejected).
+    pub const REJECTED: u8 = 0x23;
     /// [`Message::CreateInvite`](super::Message::CreateInvite).
     pub const CREATE_INVITE: u8 = 0x30;
     /// [`Message::InviteCreated`](super::Message::InviteCreated).
@@ -84,9 +98,21 @@ pub mod tag {
     pub const REVOKE_DEVICE: u8 = 0x32;
     /// [`Message::DeviceRevoked`](super::Message::DeviceRevoked).
     pub const DEVICE_REVOKED: u8 = 0x33;
+    /// [`Message::GetSubmissionCode`](super::Message::GetSubmissionCode).
+    pub const GET_SUBMISSION_CODE: u8 = 0x34;
+    /// [`Message::SubmissionCode`](super::Message::SubmissionCode).
+    pub const SUBMISSION_CODE: u8 = 0x35;
+    /// [`Message::SubmitPetition`](super::Message::SubmitPetition).
+    pub const SUBMIT_PETITION: u8 = 0x36;
+    /// [`Message::PetitionSubmitted`](super::Message::PetitionSubmitted).
+    pub const PETITION_SUBMITTED: u8 = 0x37;
+    /// [`Message::SubmitSuggestion`](super::Message::SubmitSuggestion).
+    pub const SUBMIT_SUGGESTION: u8 = 0x38;
+    /// [`Message::SuggestionSubmitted`](super::Message::SuggestionSubmitted).
+    pub const SUGGESTION_SUBMITTED: u8 = 0x39;
 
     /// Every tag in use, in table order.
-    pub const ALL: [u8; 13] = [
+    pub const ALL: [u8; 20] = [
         HELLO,
         WELCOME,
         ERROR,
@@ -96,10 +122,17 @@ pub mod tag {
         SYNC_DOC,
         DOC_CHANGED,
         ACK,
+        REJECTED,
         CREATE_INVITE,
         INVITE_CREATED,
         REVOKE_DEVICE,
         DEVICE_REVOKED,
+        GET_SUBMISSION_CODE,
+        SUBMISSION_CODE,
+        SUBMIT_PETITION,
+        PETITION_SUBMITTED,
+        SUBMIT_SUGGESTION,
+        SUGGESTION_SUBMITTED,
     ];
 }
 
@@ -193,6 +226,19 @@ pub enum Message {
         /// The heads now safe on the server.
         heads: Heads,
     },
+    /// Server → client, on a document stream: changes the server refused.
+    /// They were not stored and no other device receives them; nor does
+    /// any change that depends on them. The document sync ends here: the
+    /// device drops the refused changes (and replays its later ones as
+    /// new changes), forgets its sync state for the document and syncs it
+    /// again. Changes accepted from the same message were acknowledged by
+    /// an [`Message::Ack`] just before.
+    Rejected {
+        /// The document.
+        doc_id: DocId,
+        /// Each refused change with the rule it broke.
+        rejections: Vec<ChangeRejection>,
+    },
     /// Client → server, on a request stream: make a one-time invite into
     /// the device's own branch.
     CreateInvite {
@@ -222,6 +268,54 @@ pub enum Message {
     DeviceRevoked {
         /// The device now revoked.
         device_id: DeviceId,
+    },
+    /// Client → server, on a request stream: the branch's public
+    /// submission link, which residents scan to send requests (committee
+    /// devices only).
+    GetSubmissionCode,
+    /// Server → client: the answer to [`Message::GetSubmissionCode`].
+    SubmissionCode {
+        /// The link residents open (an invite link whose code is the
+        /// branch's public submission code).
+        link: String,
+    },
+    /// Client → server, on a request stream: a resident's request to the
+    /// branch. The server writes the petition document itself and gives
+    /// the sending device access to that petition only.
+    SubmitPetition {
+        /// The kind of problem, e.g. "环境卫生".
+        category: String,
+        /// A short title.
+        title: String,
+        /// What the resident asks for.
+        description: String,
+        /// Where, if it is about a place.
+        location: Option<String>,
+        /// The resident's name, if they give it.
+        name: Option<String>,
+        /// How to reach them (seen only by the committee and the owner).
+        contact: Option<String>,
+    },
+    /// Server → client: the answer to [`Message::SubmitPetition`].
+    PetitionSubmitted {
+        /// The new petition document, which the device now syncs.
+        doc_id: DocId,
+    },
+    /// Client → server, on a request stream: a member's suggestion for the
+    /// branch's feedback box. When `anonymous`, the server keeps nothing
+    /// that links it to the device or the member.
+    SubmitSuggestion {
+        /// The suggestion.
+        text: String,
+        /// Whether to leave the author out.
+        anonymous: bool,
+    },
+    /// Server → client: the answer to [`Message::SubmitSuggestion`].
+    SuggestionSubmitted {
+        /// The feedback box document it was written to.
+        doc_id: DocId,
+        /// The suggestion's key in the box (a UUID).
+        suggestion_id: String,
     },
     /// Either side: a request failed, or the sender is about to close the
     /// connection or stream, and why.
@@ -319,6 +413,17 @@ pub struct ManifestEntry {
     pub heads: Heads,
 }
 
+/// One refused change in [`Message::Rejected`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRejection {
+    /// The automerge change hash.
+    pub change: [u8; 32],
+    /// The rule it broke.
+    pub code: ErrorCode,
+    /// A human-readable explanation for logs, naming the field.
+    pub message: String,
+}
+
 /// Why a request failed, as carried by [`Message::Error`].
 ///
 /// Each code has a stable dotted string form ([`as_str`](Self::as_str)),
@@ -362,13 +467,38 @@ pub enum ErrorCode {
     ServerBusy,
     /// `server.internal`: something broke on the server; not the client's fault.
     Internal,
+    /// `rule.committee_only`: only the branch committee may change this.
+    CommitteeOnly,
+    /// `rule.not_own_entry`: a member may add or remove only their own
+    /// sign-in or leave request.
+    NotOwnEntry,
+    /// `rule.organizer_only`: only the activity's organizer or the
+    /// committee may change this.
+    OrganizerOnly,
+    /// `rule.owner_only`: only the petition's owner or the committee may
+    /// record progress or resolve it.
+    OwnerOnly,
+    /// `rule.submitter_only`: only the petition's submitter may rate it.
+    SubmitterOnly,
+    /// `rule.not_resolved`: a petition is rated only once it is resolved.
+    NotResolved,
+    /// `rule.foreign_actor`: the change was written under another device's
+    /// actor id.
+    ForeignActor,
+    /// `rule.not_a_new_submission`: a petition created by a member or a
+    /// resident must start open, unassigned and unrated.
+    NotANewSubmission,
+    /// `request.rate_limited`: too many requests of this kind; try later.
+    RateLimited,
+    /// `request.invalid`: a field of the request is missing or too long.
+    InvalidRequest,
     /// A code this build does not know, kept as its string form.
     Unknown(String),
 }
 
 impl ErrorCode {
     /// Every known code, for tests and documentation.
-    pub const KNOWN: [ErrorCode; 15] = [
+    pub const KNOWN: [ErrorCode; 25] = [
         ErrorCode::VersionUnsupported,
         ErrorCode::FrameTooLarge,
         ErrorCode::Malformed,
@@ -384,6 +514,16 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::ReadOnly,
         ErrorCode::InvalidDocument,
+        ErrorCode::CommitteeOnly,
+        ErrorCode::NotOwnEntry,
+        ErrorCode::OrganizerOnly,
+        ErrorCode::OwnerOnly,
+        ErrorCode::SubmitterOnly,
+        ErrorCode::NotResolved,
+        ErrorCode::ForeignActor,
+        ErrorCode::NotANewSubmission,
+        ErrorCode::RateLimited,
+        ErrorCode::InvalidRequest,
     ];
 
     /// The code's stable string form, as sent on the wire.
@@ -404,6 +544,16 @@ impl ErrorCode {
             ErrorCode::Internal => "server.internal",
             ErrorCode::ReadOnly => "access.read_only",
             ErrorCode::InvalidDocument => "sync.invalid_document",
+            ErrorCode::CommitteeOnly => "rule.committee_only",
+            ErrorCode::NotOwnEntry => "rule.not_own_entry",
+            ErrorCode::OrganizerOnly => "rule.organizer_only",
+            ErrorCode::OwnerOnly => "rule.owner_only",
+            ErrorCode::SubmitterOnly => "rule.submitter_only",
+            ErrorCode::NotResolved => "rule.not_resolved",
+            ErrorCode::ForeignActor => "rule.foreign_actor",
+            ErrorCode::NotANewSubmission => "rule.not_a_new_submission",
+            ErrorCode::RateLimited => "request.rate_limited",
+            ErrorCode::InvalidRequest => "request.invalid",
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -493,10 +643,17 @@ impl Message {
             Message::SyncDoc { .. } => tag::SYNC_DOC,
             Message::DocChanged { .. } => tag::DOC_CHANGED,
             Message::Ack { .. } => tag::ACK,
+            Message::Rejected { .. } => tag::REJECTED,
             Message::CreateInvite { .. } => tag::CREATE_INVITE,
             Message::InviteCreated { .. } => tag::INVITE_CREATED,
             Message::RevokeDevice { .. } => tag::REVOKE_DEVICE,
             Message::DeviceRevoked { .. } => tag::DEVICE_REVOKED,
+            Message::GetSubmissionCode => tag::GET_SUBMISSION_CODE,
+            Message::SubmissionCode { .. } => tag::SUBMISSION_CODE,
+            Message::SubmitPetition { .. } => tag::SUBMIT_PETITION,
+            Message::PetitionSubmitted { .. } => tag::PETITION_SUBMITTED,
+            Message::SubmitSuggestion { .. } => tag::SUBMIT_SUGGESTION,
+            Message::SuggestionSubmitted { .. } => tag::SUGGESTION_SUBMITTED,
         }
     }
 
@@ -512,10 +669,17 @@ impl Message {
             Message::SyncDoc { .. } => "sync_doc",
             Message::DocChanged { .. } => "doc_changed",
             Message::Ack { .. } => "ack",
+            Message::Rejected { .. } => "rejected",
             Message::CreateInvite { .. } => "create_invite",
             Message::InviteCreated { .. } => "invite_created",
             Message::RevokeDevice { .. } => "revoke_device",
             Message::DeviceRevoked { .. } => "device_revoked",
+            Message::GetSubmissionCode => "get_submission_code",
+            Message::SubmissionCode { .. } => "submission_code",
+            Message::SubmitPetition { .. } => "submit_petition",
+            Message::PetitionSubmitted { .. } => "petition_submitted",
+            Message::SubmitSuggestion { .. } => "submit_suggestion",
+            Message::SuggestionSubmitted { .. } => "suggestion_submitted",
         }
     }
 
@@ -568,6 +732,9 @@ impl Message {
             }
             Message::DocChanged { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
             Message::Ack { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
+            Message::Rejected { doc_id, rejections } => {
+                postcard::to_io(&(doc_id, rejections), out)
+            }
             Message::CreateInvite {
                 role,
                 member_id,
@@ -579,6 +746,27 @@ impl Message {
             } => postcard::to_io(&(invite, expires_at_ms), out),
             Message::RevokeDevice { device_id } => postcard::to_io(device_id, out),
             Message::DeviceRevoked { device_id } => postcard::to_io(device_id, out),
+            Message::GetSubmissionCode => postcard::to_io(&(), out),
+            Message::SubmissionCode { link } => postcard::to_io(link, out),
+            Message::SubmitPetition {
+                category,
+                title,
+                description,
+                location,
+                name,
+                contact,
+            } => postcard::to_io(
+                &(category, title, description, location, name, contact),
+                out,
+            ),
+            Message::PetitionSubmitted { doc_id } => postcard::to_io(doc_id, out),
+            Message::SubmitSuggestion { text, anonymous } => {
+                postcard::to_io(&(text, anonymous), out)
+            }
+            Message::SuggestionSubmitted {
+                doc_id,
+                suggestion_id,
+            } => postcard::to_io(&(doc_id, suggestion_id), out),
         };
         // Every field type here serialises infallibly (sequences know their
         // length up front), and callers write into memory, which cannot fail.
@@ -666,6 +854,43 @@ impl Message {
             tag::DEVICE_REVOKED => Message::DeviceRevoked {
                 device_id: read_exactly(tag, body)?,
             },
+            tag::REJECTED => {
+                let (doc_id, rejections) = read_exactly(tag, body)?;
+                Message::Rejected { doc_id, rejections }
+            }
+            tag::GET_SUBMISSION_CODE => {
+                read_exactly::<()>(tag, body)?;
+                Message::GetSubmissionCode
+            }
+            tag::SUBMISSION_CODE => Message::SubmissionCode {
+                link: read_exactly(tag, body)?,
+            },
+            tag::SUBMIT_PETITION => {
+                let (category, title, description, location, name, contact) =
+                    read_exactly(tag, body)?;
+                Message::SubmitPetition {
+                    category,
+                    title,
+                    description,
+                    location,
+                    name,
+                    contact,
+                }
+            }
+            tag::PETITION_SUBMITTED => Message::PetitionSubmitted {
+                doc_id: read_exactly(tag, body)?,
+            },
+            tag::SUBMIT_SUGGESTION => {
+                let (text, anonymous) = read_exactly(tag, body)?;
+                Message::SubmitSuggestion { text, anonymous }
+            }
+            tag::SUGGESTION_SUBMITTED => {
+                let (doc_id, suggestion_id) = read_exactly(tag, body)?;
+                Message::SuggestionSubmitted {
+                    doc_id,
+                    suggestion_id,
+                }
+            }
             _ => return Err(DecodeError::UnknownMessage { tag }),
         };
         Ok(message)
@@ -786,6 +1011,44 @@ impl fmt::Debug for Message {
             Message::DeviceRevoked { device_id } => f
                 .debug_struct("DeviceRevoked")
                 .field("device_id", device_id)
+                .finish(),
+            Message::Rejected { doc_id, rejections } => f
+                .debug_struct("Rejected")
+                .field("doc_id", doc_id)
+                .field("rejections", rejections)
+                .finish(),
+            Message::GetSubmissionCode => f.write_str("GetSubmissionCode"),
+            Message::SubmissionCode { link } => {
+                f.debug_struct("SubmissionCode").field("link", link).finish()
+            }
+            // What residents write stays out of logs: only its size shows.
+            Message::SubmitPetition {
+                category,
+                title,
+                description,
+                ..
+            } => f
+                .debug_struct("SubmitPetition")
+                .field("category", category)
+                .field("title_len", &title.len())
+                .field("description_len", &description.len())
+                .finish_non_exhaustive(),
+            Message::PetitionSubmitted { doc_id } => f
+                .debug_struct("PetitionSubmitted")
+                .field("doc_id", doc_id)
+                .finish(),
+            Message::SubmitSuggestion { text, anonymous } => f
+                .debug_struct("SubmitSuggestion")
+                .field("text_len", &text.len())
+                .field("anonymous", anonymous)
+                .finish(),
+            Message::SuggestionSubmitted {
+                doc_id,
+                suggestion_id,
+            } => f
+                .debug_struct("SuggestionSubmitted")
+                .field("doc_id", doc_id)
+                .field("suggestion_id", suggestion_id)
                 .finish(),
         }
     }
@@ -1012,6 +1275,49 @@ pub(crate) mod strategy {
             any::<[u8; 16]>().prop_map(|device| Message::DeviceRevoked {
                 device_id: DeviceId::from_bytes(device)
             }),
+            (
+                doc_id(),
+                prop::collection::vec(
+                    (any::<[u8; 32]>(), error_code(), any::<String>()).prop_map(
+                        |(change, code, message)| ChangeRejection {
+                            change,
+                            code,
+                            message
+                        }
+                    ),
+                    0..3
+                )
+            )
+                .prop_map(|(doc_id, rejections)| Message::Rejected { doc_id, rejections }),
+            Just(Message::GetSubmissionCode),
+            any::<String>().prop_map(|link| Message::SubmissionCode { link }),
+            (
+                any::<String>(),
+                any::<String>(),
+                any::<String>(),
+                prop::option::of(any::<String>()),
+                prop::option::of(any::<String>()),
+                prop::option::of(any::<String>()),
+            )
+                .prop_map(|(category, title, description, location, name, contact)| {
+                    Message::SubmitPetition {
+                        category,
+                        title,
+                        description,
+                        location,
+                        name,
+                        contact,
+                    }
+                }),
+            doc_id().prop_map(|doc_id| Message::PetitionSubmitted { doc_id }),
+            (any::<String>(), any::<bool>())
+                .prop_map(|(text, anonymous)| Message::SubmitSuggestion { text, anonymous }),
+            (doc_id(), any::<String>()).prop_map(|(doc_id, suggestion_id)| {
+                Message::SuggestionSubmitted {
+                    doc_id,
+                    suggestion_id,
+                }
+            }),
         ]
     }
 }
@@ -1062,6 +1368,16 @@ mod tests {
                 "server.internal",
                 "access.read_only",
                 "sync.invalid_document",
+                "rule.committee_only",
+                "rule.not_own_entry",
+                "rule.organizer_only",
+                "rule.owner_only",
+                "rule.submitter_only",
+                "rule.not_resolved",
+                "rule.foreign_actor",
+                "rule.not_a_new_submission",
+                "request.rate_limited",
+                "request.invalid",
             ]
         );
     }

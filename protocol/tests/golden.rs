@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use branchline_protocol::{
+use branchline_protocol::{ChangeRejection, 
     BranchId, Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, Heads, ManifestEntry,
     MemberId, Message, RangeSummary, Role, decode, encode,
 };
@@ -234,6 +234,53 @@ fn examples() -> Vec<(&'static str, Message)> {
                 device_id: device(),
             },
         ),
+        (
+            "rejected",
+            Message::Rejected {
+                doc_id: doc_a(),
+                rejections: vec![ChangeRejection {
+                    change: [0x5a; 32],
+                    code: ErrorCode::NotOwnEntry,
+                    message: "sign_ins/m2".to_owned(),
+                }],
+            },
+        ),
+        ("get_submission_code", Message::GetSubmissionCode),
+        (
+            "submission_code",
+            Message::SubmissionCode {
+                link: "branchline://example.org:4433/PUBLIC?cert=00".to_owned(),
+            },
+        ),
+        (
+            "submit_petition",
+            Message::SubmitPetition {
+                category: "环境".to_owned(),
+                title: "路灯".to_owned(),
+                description: "坏了".to_owned(),
+                location: Some("3号楼".to_owned()),
+                name: None,
+                contact: Some("138".to_owned()),
+            },
+        ),
+        (
+            "petition_submitted",
+            Message::PetitionSubmitted { doc_id: doc_b() },
+        ),
+        (
+            "submit_suggestion",
+            Message::SubmitSuggestion {
+                text: "多开夜校".to_owned(),
+                anonymous: true,
+            },
+        ),
+        (
+            "suggestion_submitted",
+            Message::SuggestionSubmitted {
+                doc_id: doc_a(),
+                suggestion_id: "s1".to_owned(),
+            },
+        ),
     ]
 }
 
@@ -271,10 +318,17 @@ fn examples_cover_every_message_and_credentials_variant() {
             Message::InviteCreated { .. } => "invite_created",
             Message::RevokeDevice { .. } => "revoke_device",
             Message::DeviceRevoked { .. } => "device_revoked",
+            Message::Rejected { .. } => "rejected",
+            Message::GetSubmissionCode => "get_submission_code",
+            Message::SubmissionCode { .. } => "submission_code",
+            Message::SubmitPetition { .. } => "submit_petition",
+            Message::PetitionSubmitted { .. } => "petition_submitted",
+            Message::SubmitSuggestion { .. } => "submit_suggestion",
+            Message::SuggestionSubmitted { .. } => "suggestion_submitted",
         };
         if !seen.contains(&variant) {
             seen.push(variant);
         }
     }
-    assert_eq!(seen.len(), 14, "missing a golden example: have {seen:?}");
+    assert_eq!(seen.len(), 21, "missing a golden example: have {seen:?}");
 }
