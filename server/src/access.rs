@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | branch profile | S, C, M of its branch | committee of its branch |
 //! | roster | S, C, M of its branch | committee of its branch |
+//! | feedback box | S, C, M of its branch | committee of its branch |
 //! | member file | committee of its branch; the member it describes | committee of its branch |
 //! | activity | S, C, M of its branch or of a branch in `shared_with` | same as read |
 //! | petition | committee of its branch; its owner; its submitter | same as read |
@@ -63,6 +64,8 @@ pub enum DocClass {
     Activity,
     /// `petition`.
     Petition,
+    /// `feedback_box`: one per branch, suggestions and answers.
+    FeedbackBox,
     /// A kind this build does not know (written by a newer client).
     Other,
 }
@@ -80,9 +83,14 @@ impl DocClass {
         ]
         .into_iter()
         .find(|(known, _)| known.as_str() == kind)
-        .map_or(DocClass::Other, |(_, class)| class)
+        .map(|(_, class)| class)
+        .or((kind == FEEDBACK_BOX).then_some(DocClass::FeedbackBox))
+        .unwrap_or(DocClass::Other)
     }
 }
+
+/// The stable kind name of the feedback box.
+pub const FEEDBACK_BOX: &str = "feedback_box";
 
 /// What access control needs to know about one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +167,7 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
     let is_member = |m: Option<MemberId>| who.member.is_some() && who.member == m;
 
     let local = match class {
-        DocClass::BranchProfile | DocClass::Roster => {
+        DocClass::BranchProfile | DocClass::Roster | DocClass::FeedbackBox => {
             if committee_here {
                 Access::READ_WRITE
             } else if home && who.is_member_or_above() {

@@ -23,6 +23,14 @@ pub struct ServerConfig {
     /// At most this many documents stay loaded; the least recently used
     /// idle ones are unloaded first.
     pub max_loaded_docs: usize,
+    /// Check every incoming change against the sender's role (the rule
+    /// tables of [`crate::rules`]). Always on in service; turned off only by
+    /// benchmarks that measure what the check costs.
+    pub validate_changes: bool,
+    /// Residents a branch's public submission code may register per hour.
+    pub resident_registrations_per_hour: u32,
+    /// Petitions or suggestions one device may submit per day.
+    pub submissions_per_device_per_day: u32,
 }
 
 impl ServerConfig {
@@ -35,6 +43,9 @@ impl ServerConfig {
             max_connections: 1_000,
             idle_unload: Duration::from_secs(300),
             max_loaded_docs: 1_000,
+            validate_changes: true,
+            resident_registrations_per_hour: 30,
+            submissions_per_device_per_day: 10,
         }
     }
 }

@@ -81,6 +81,7 @@ impl Server {
         let options = CacheOptions {
             idle_unload: config.idle_unload,
             max_loaded: config.max_loaded_docs.max(1),
+            validate_changes: config.validate_changes,
         };
         let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path, options))
             .await

@@ -108,8 +108,8 @@ async fn serve(state: Arc<ServerState>, conn: Connection) {
             return;
         }
     };
-    let principal = match said_hello {
-        Ok(principal) => principal,
+    let (principal, version) = match said_hello {
+        Ok(hello) => hello,
         Err(()) => {
             refuse(&conn, writer, close_code::AUTH_FAILED).await;
             return;
@@ -135,7 +135,17 @@ async fn serve(state: Arc<ServerState>, conn: Connection) {
     }
     info!(role = %principal.role, "device connected");
 
-    let end = control_loop(&state, &conn, id, &principal, &revoked, reader, &mut writer).await;
+    let end = control_loop(
+        &state,
+        &conn,
+        id,
+        &principal,
+        version,
+        &revoked,
+        reader,
+        &mut writer,
+    )
+    .await;
     state.hub.unregister(id);
     match end {
         End::Shutdown => {
@@ -187,7 +197,7 @@ async fn hello(
     state: &Arc<ServerState>,
     reader: &mut Reader,
     writer: &mut Writer,
-) -> Result<Principal, ()> {
+) -> Result<(Principal, u16), ()> {
     let first = tokio::time::timeout(limits::FIRST_MESSAGE, reader.next()).await;
     let (version, min_version, credentials) = match first {
         Err(_) => {
@@ -315,7 +325,7 @@ async fn hello(
         device_secret: secret,
     };
     send_control(writer, welcome).await?;
-    Ok(principal)
+    Ok((principal, version))
 }
 
 fn auth_message(failure: AuthFailure) -> &'static str {
@@ -343,11 +353,13 @@ fn decode_error(e: &DecodeError, doc_id: Option<DocId>) -> Message {
 }
 
 /// Runs the control stream after Welcome until the connection ends.
+#[allow(clippy::too_many_arguments)]
 async fn control_loop(
     state: &Arc<ServerState>,
     conn: &Connection,
     id: u64,
     principal: &Principal,
+    version: u16,
     revoked: &CancellationToken,
     mut reader: Reader,
     writer: &mut Writer,
@@ -442,6 +454,7 @@ async fn control_loop(
                     let stream = StreamTask {
                         state: state.clone(),
                         principal: principal.clone(),
+                        version,
                         connection: id,
                         stop: streams_done.clone(),
                     };
@@ -505,6 +518,8 @@ fn notice_for(
 struct StreamTask {
     state: Arc<ServerState>,
     principal: Principal,
+    /// The protocol version agreed at Hello.
+    version: u16,
     connection: u64,
     stop: CancellationToken,
 }
@@ -592,19 +607,18 @@ impl StreamTask {
             sync_state = state_back;
             match outcome {
                 Ok(outcome) => {
-                    if let Some(heads) = outcome.ack
-                        && self
-                            .send(writer, Message::Ack { doc_id, heads })
-                            .await
-                            .is_err()
-                    {
-                        return;
+                    let (messages, end) = outcome.into_messages(doc_id, self.version);
+                    for message in messages {
+                        if self.send(writer, message).await.is_err() {
+                            return;
+                        }
                     }
-                    let reply = Message::SyncDoc {
-                        doc_id,
-                        payload: outcome.reply,
-                    };
-                    if self.send(writer, reply).await.is_err() {
+                    if end {
+                        // Changes were refused: this sync is over, and the
+                        // device starts the document afresh.
+                        self.state
+                            .storage
+                            .save_sync_state(device, doc_id, &sync_state);
                         return;
                     }
                 }

@@ -117,6 +117,7 @@ impl SyncCore {
         let options = CacheOptions {
             idle_unload: Duration::from_secs(300),
             max_loaded: 1_000,
+            validate_changes: true,
         };
         let storage = Storage::open(&data_dir.join(db::FILE_NAME), options)?;
         Ok(SyncCore {
@@ -325,18 +326,16 @@ impl SyncCore {
         };
         match self.storage.sync_step(&cx, &mut stream.state, payload) {
             Ok(outcome) => {
-                let mut messages = Vec::new();
-                if let Some(heads) = outcome.ack {
-                    messages.push(Message::Ack {
-                        doc_id: stream.doc_id,
-                        heads,
-                    });
+                let (messages, end) =
+                    outcome.into_messages(stream.doc_id, branchline_protocol::PROTOCOL_VERSION);
+                if end {
+                    self.storage.save_sync_state(
+                        peer.principal.device,
+                        stream.doc_id,
+                        &stream.state,
+                    );
                 }
-                messages.push(Message::SyncDoc {
-                    doc_id: stream.doc_id,
-                    payload: outcome.reply,
-                });
-                Answer::reply(messages)
+                Answer { messages, end }
             }
             Err(refused) => Answer::fail(refused.code, refused.message, Some(stream.doc_id)),
         }

@@ -405,7 +405,7 @@ pub(crate) fn attributes_of(
                 .and_then(|submitter| read_member(doc, &submitter, "member"));
         }
         DocClass::MemberFile => attrs.subject = read_member(doc, &ROOT, "member"),
-        DocClass::BranchProfile | DocClass::Roster | DocClass::Other => {}
+        DocClass::BranchProfile | DocClass::Roster | DocClass::FeedbackBox | DocClass::Other => {}
     }
     attrs
 }

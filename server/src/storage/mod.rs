@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use automerge::sync::{self, SyncDoc as _};
 use automerge::{Automerge, ChangeHash};
 use branchline_protocol::manifest::Manifest;
-use branchline_protocol::{BranchId, DeviceId, DocId, ErrorCode, Heads, ManifestEntry};
+use branchline_protocol::{
+    BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry, Message,
+};
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
@@ -40,6 +42,7 @@ use crate::audit::{AuditRecord, event};
 use crate::auth;
 use crate::db;
 use crate::error::{Error, Result};
+use crate::rules;
 use documents::DocRow;
 use writer::Writer;
 
@@ -105,6 +108,9 @@ impl Catalog {
 pub(crate) struct CacheOptions {
     pub idle_unload: Duration,
     pub max_loaded: usize,
+    /// Check every incoming change against the rules ([`crate::rules`]).
+    /// Off only to measure what the check costs.
+    pub validate_changes: bool,
 }
 
 /// A loaded document and what the disk holds of it.
@@ -192,6 +198,52 @@ pub(crate) struct StepOutcome {
     pub ack: Option<Heads>,
     /// The reply payload (empty: nothing to say).
     pub reply: Vec<u8>,
+    /// Changes refused by the rules; when there are any, the document
+    /// sync ends after the `Ack` of what was accepted.
+    pub rejected: Vec<ChangeRejection>,
+}
+
+impl StepOutcome {
+    /// The messages that answer the step on a connection speaking protocol
+    /// `version`, and whether the stream ends after them.
+    pub(crate) fn into_messages(self, doc_id: DocId, version: u16) -> (Vec<Message>, bool) {
+        let mut messages = Vec::new();
+        if let Some(heads) = self.ack {
+            messages.push(Message::Ack { doc_id, heads });
+        }
+        let Some(first) = self.rejected.first() else {
+            messages.push(Message::SyncDoc {
+                doc_id,
+                payload: self.reply,
+            });
+            return (messages, false);
+        };
+        messages.push(if version >= 2 {
+            Message::Rejected {
+                doc_id,
+                rejections: self.rejected,
+            }
+        } else {
+            // A version-1 device only understands an error for the document.
+            Message::Error {
+                code: first.code.clone(),
+                message: first.message.clone(),
+                doc_id: Some(doc_id),
+            }
+        });
+        (messages, true)
+    }
+}
+
+/// The changes of one sync message, sorted by the rules.
+#[derive(Debug, Default)]
+struct Judgement {
+    /// Changes that may be stored, in causal order.
+    accepted: Vec<automerge::Change>,
+    /// Changes refused on their own.
+    rejected: Vec<ChangeRejection>,
+    /// How many changes depend on a refused one (not stored, not listed).
+    blocked: usize,
 }
 
 /// Who is syncing which document, for one step.
@@ -529,14 +581,48 @@ impl Storage {
         }
         let new_heads = loaded.doc.get_heads();
         let mut ack = None;
+        let mut rejected = Vec::new();
         if new_heads != old_heads {
-            match self.store_new_changes(cx, loaded, &old_heads) {
-                Ok(heads) => ack = Some(heads),
-                Err(e) => {
-                    // Memory must not hold what the disk does not.
+            let judgement = self.judge(cx, loaded, &old_heads);
+            if !judgement.rejected.is_empty() {
+                self.audit_rejections(cx, &judgement);
+                // Start again from what the disk holds, plus what passed.
+                *guard = Some(self.load(cx.doc_id)?);
+                let Some(reloaded) = guard.as_mut() else {
+                    return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
+                };
+                if let Err(e) = reloaded.doc.apply_changes(judgement.accepted) {
                     *guard = None;
-                    return Err(e);
+                    tracing::error!(doc = %cx.doc_id, error = %e, "cannot reapply accepted changes");
+                    return Err(StepError::new(
+                        ErrorCode::Internal,
+                        "cannot apply the changes",
+                    ));
                 }
+                // The device forgets its state for this document too, so the
+                // next sync starts from what each side really holds.
+                *sync_state = sync::State::new();
+                rejected = judgement.rejected;
+            }
+            let Some(loaded) = guard.as_mut() else {
+                return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
+            };
+            if loaded.doc.get_heads() != old_heads {
+                match self.store_new_changes(cx, loaded, &old_heads) {
+                    Ok(heads) => ack = Some(heads),
+                    Err(e) => {
+                        // Memory must not hold what the disk does not.
+                        *guard = None;
+                        return Err(e);
+                    }
+                }
+            }
+            if !rejected.is_empty() {
+                return Ok(StepOutcome {
+                    ack,
+                    reply: Vec::new(),
+                    rejected,
+                });
             }
         }
         let Some(loaded) = guard.as_mut() else {
@@ -555,7 +641,114 @@ impl Storage {
                 ));
             }
         };
-        Ok(StepOutcome { ack, reply })
+        Ok(StepOutcome {
+            ack,
+            reply,
+            rejected,
+        })
+    }
+
+    /// Sorts the changes applied since `old_heads` into accepted, refused
+    /// and blocked (depending on a refused one), by the sender's write
+    /// access and the rules of the document's kind.
+    fn judge(&self, cx: &StepContext, loaded: &LoadedDoc, old_heads: &[ChangeHash]) -> Judgement {
+        let changes = loaded.doc.get_changes(old_heads);
+        let mut judgement = Judgement::default();
+        let who = &cx.principal;
+        let refuse_all = |code: ErrorCode, why: &str| Judgement {
+            accepted: Vec::new(),
+            rejected: changes
+                .iter()
+                .map(|change| ChangeRejection {
+                    change: change.hash().0,
+                    code: code.clone(),
+                    message: why.to_owned(),
+                })
+                .collect(),
+            blocked: 0,
+        };
+        if let Some(attrs) = &loaded.attrs {
+            let access = self.decide(who, attrs);
+            if !access.write {
+                return if access.read {
+                    refuse_all(
+                        ErrorCode::ReadOnly,
+                        "this device may only read this document",
+                    )
+                } else {
+                    refuse_all(
+                        ErrorCode::AccessDenied,
+                        "this device may not change this document",
+                    )
+                };
+            }
+        }
+        if !self.options.validate_changes {
+            judgement.accepted = changes;
+            return judgement;
+        }
+        let kind = match (
+            &loaded.attrs,
+            branchline_core::model::read_meta(&loaded.doc),
+        ) {
+            (Some(attrs), _) => attrs.kind.clone(),
+            (None, Ok(meta)) => meta.kind,
+            (None, Err(_)) => String::new(),
+        };
+        let device = who.device;
+        let actor_is_senders = |actor: &[u8]| {
+            self.read(|conn| auth::device_of_actor(conn, actor))
+                .ok()
+                .flatten()
+                .is_some_and(|(owner, _)| owner == device)
+        };
+        let subject = rules::Subject {
+            who,
+            actor_is_senders: &actor_is_senders,
+            stored: loaded.attrs.as_ref(),
+            kind: &kind,
+        };
+        let mut refused: std::collections::HashSet<ChangeHash> = Default::default();
+        for change in changes {
+            if change.deps().iter().any(|dep| refused.contains(dep)) {
+                refused.insert(change.hash());
+                judgement.blocked += 1;
+                continue;
+            }
+            match rules::check_change(&loaded.doc, &change, &subject) {
+                Ok(()) => judgement.accepted.push(change),
+                Err(violation) => {
+                    refused.insert(change.hash());
+                    judgement.rejected.push(ChangeRejection {
+                        change: change.hash().0,
+                        code: violation.code,
+                        message: violation.message,
+                    });
+                }
+            }
+        }
+        judgement
+    }
+
+    /// Records refused changes in the audit log (queued; not waited for).
+    fn audit_rejections(&self, cx: &StepContext, judgement: &Judgement) {
+        tracing::info!(
+            rejected = judgement.rejected.len(),
+            blocked = judgement.blocked,
+            "changes refused by the rules"
+        );
+        for rejection in &judgement.rejected {
+            self.audit_refusal(
+                Some(&cx.principal),
+                Some(cx.doc_id),
+                &rejection.code,
+                format!(
+                    "change {}: {}",
+                    ChangeHash(rejection.change),
+                    rejection.message
+                ),
+            );
+        }
     }
 
     /// Loads a document for the cache: from the database, or empty for an

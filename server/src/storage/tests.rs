@@ -24,6 +24,7 @@ fn options() -> CacheOptions {
     CacheOptions {
         idle_unload: Duration::from_secs(300),
         max_loaded: 100,
+        validate_changes: true,
     }
 }
 
@@ -415,6 +416,7 @@ fn documents_are_unloaded_when_idle_or_over_the_cap() {
     let f = fixture_with(CacheOptions {
         idle_unload: Duration::from_millis(50),
         max_loaded: 3,
+        ..options()
     });
     let secretary = principal(Role::Secretary, f.branch);
     let mut ids = Vec::new();
