@@ -264,10 +264,32 @@ pub(crate) fn check_change(
     let context = Context::read(doc, &deps, subject, who);
     let class = DocClass::of(subject.kind);
     for patch in doc.diff(&deps, &here) {
+        if rewrites_same_value(doc, &patch, &deps) {
+            continue;
+        }
         let (path, clears) = touched(&patch);
         check_path(table(class), &path, clears, &context)?;
     }
     Ok(())
+}
+
+/// Whether `patch` writes the value its author already saw there. Such a
+/// write changes nothing anyone reads; it happens when an edit settles a
+/// concurrent conflict on a field as a side effect (the workflow writes
+/// back the winner it read), and it is not a change of that field.
+fn rewrites_same_value(doc: &Automerge, patch: &Patch, deps: &[ChangeHash]) -> bool {
+    let (prop, value): (Prop, &Value<'_>) = match &patch.action {
+        PatchAction::PutMap { key, value, .. } => (Prop::Map(key.clone()), &value.0),
+        PatchAction::PutSeq { index, value, .. } => (Prop::Seq(*index), &value.0),
+        _ => return false,
+    };
+    let Value::Scalar(new) = value else {
+        return false;
+    };
+    matches!(
+        doc.get_at(&patch.obj, prop, deps),
+        Ok(Some((Value::Scalar(old), _))) if old == *new
+    )
 }
 
 /// The modified path of one patch and whether it clears what was there.
@@ -328,6 +350,10 @@ fn check_path(
             format!("no rule covers {}", path.join("/")),
         ));
     };
+    // Clearing is taking the whole entry away; a null written deeper inside
+    // (an optional field left empty) is part of setting it.
+    let fixed = rule.path.iter().filter(|seg| !matches!(seg, Rest)).count();
+    let clears = clears && path.len() <= fixed;
     let allowed = if clears { rule.clear } else { rule.set };
     if allowed.iter().any(|allow| context.allows(*allow, key)) {
         return Ok(());
@@ -477,4 +503,574 @@ fn check_creation(doc: &Automerge, here: &[ChangeHash], who: &Principal) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{ActorId, AutoCommit};
+    use branchline_core::model::{
+        self, Activity, Date, LocalDateTime, NewActivity, NewMember, NewPetition, Petition, Record,
+        Roster, SignInMode, Submitter, Timestamp,
+    };
+    use branchline_protocol::{BranchId, Role};
+
+    use super::*;
+
+    /// The server's copy of one document, and who is asking.
+    struct Lab {
+        server: Automerge,
+        kind: &'static str,
+        attrs: DocAttributes,
+    }
+
+    fn person(role: Role, branch: BranchId) -> Principal {
+        Principal {
+            device: DeviceId::new_random(),
+            role,
+            branch,
+            member: (role != Role::Resident).then(MemberId::new_random),
+        }
+    }
+
+    fn actor(who: &Principal) -> ActorId {
+        ActorId::from(who.device.as_bytes().as_slice())
+    }
+
+    fn at(text: &str) -> LocalDateTime {
+        text.parse().unwrap()
+    }
+
+    impl Lab {
+        /// A document created by `creator` and stored on the server.
+        fn new<R: Record>(record: &R, creator: &Principal, branch: BranchId) -> Lab {
+            let mut doc = model::create_document(record, actor(creator)).unwrap();
+            let server = Automerge::load(&doc.save()).unwrap();
+            let mut attrs = DocAttributes::new(R::KIND.as_str(), branch);
+            attrs.creator = Some(creator.device);
+            Lab {
+                server,
+                kind: R::KIND.as_str(),
+                attrs,
+            }
+        }
+
+        /// `who` edits their copy (as of the server's state now) with `op`;
+        /// returns the change, already applied on the server.
+        fn edit<R: Record>(
+            &mut self,
+            who: &Principal,
+            op: impl FnOnce(&mut R) -> branchline_core::Result<()>,
+        ) -> Change {
+            let mut copy = AutoCommit::load(&self.server.save())
+                .unwrap()
+                .with_actor(actor(who));
+            self.edit_copy(&mut copy, op)
+        }
+
+        fn copy_for(&self, who: &Principal) -> AutoCommit {
+            AutoCommit::load(&self.server.save())
+                .unwrap()
+                .with_actor(actor(who))
+        }
+
+        fn edit_copy<R: Record>(
+            &mut self,
+            copy: &mut AutoCommit,
+            op: impl FnOnce(&mut R) -> branchline_core::Result<()>,
+        ) -> Change {
+            let before = copy.get_heads();
+            model::edit(copy, op).unwrap();
+            copy.commit();
+            let mut changes = copy.get_changes(&before);
+            assert_eq!(changes.len(), 1, "one operation, one change");
+            changes.remove(0).clone()
+        }
+
+        /// Checks `change` as the server would, keeping it only if it passes.
+        fn check(&mut self, change: &Change, who: &Principal) -> Result<(), Violation> {
+            let device = who.device;
+            let senders = move |bytes: &[u8]| bytes == device.as_bytes().as_slice();
+            let subject = Subject {
+                who,
+                actor_is_senders: &senders,
+                stored: Some(&self.attrs),
+                kind: self.kind,
+            };
+            let mut probe = self.server.clone();
+            probe.apply_changes([change.clone()]).unwrap();
+            let verdict = check_change(&probe, change, &subject);
+            if verdict.is_ok() {
+                self.server = probe;
+            }
+            verdict
+        }
+    }
+
+    fn code(result: Result<(), Violation>) -> Option<String> {
+        result.err().map(|v| v.code.as_str().to_owned())
+    }
+
+    fn core_member(who: &Principal) -> branchline_core::ids::MemberId {
+        who.member.unwrap().into()
+    }
+
+    fn activity(branch: BranchId, organizer: Option<&Principal>) -> Activity {
+        Activity::new(
+            branch.into(),
+            NewActivity {
+                kind: "branch_meeting".into(),
+                title: "支部党员大会".into(),
+                starts_at: Some(at("2026-03-01T09:00")),
+                ends_at: Some(at("2026-03-01T11:00")),
+                organizer: organizer.map(core_member),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn members_sign_only_themselves_in_and_the_organizer_runs_the_activity() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let organizer = person(Role::Member, branch);
+        let member = person(Role::Member, branch);
+        let other = person(Role::Member, branch);
+        let third = person(Role::Member, branch);
+        let mut lab = Lab::new(&activity(branch, Some(&organizer)), &secretary, branch);
+        let now = Timestamp(1_772_355_600_000);
+
+        let own = lab.edit(&member, |a: &mut Activity| {
+            a.sign_in(core_member(&member), now, SignInMode::OnSite)
+        });
+        assert_eq!(code(lab.check(&own, &member)), None);
+
+        let someone_else = lab.edit(&member, |a: &mut Activity| {
+            a.sign_in(core_member(&other), now, SignInMode::Remote)
+        });
+        assert_eq!(
+            code(lab.check(&someone_else, &member)).as_deref(),
+            Some("rule.not_own_entry")
+        );
+        let leave = lab.edit(&third, |a: &mut Activity| {
+            a.request_leave(core_member(&third), "出差", now)
+        });
+        assert_eq!(code(lab.check(&leave, &third)), None);
+
+        let title = lab.edit(&member, |a: &mut Activity| {
+            a.title = "改个标题".into();
+            Ok(())
+        });
+        assert_eq!(
+            code(lab.check(&title, &member)).as_deref(),
+            Some("rule.organizer_only")
+        );
+        let minutes = lab.edit(&organizer, |a: &mut Activity| a.write_minutes("会议记录"));
+        assert_eq!(code(lab.check(&minutes, &organizer)), None);
+        let points = lab.edit(&secretary, |a: &mut Activity| {
+            a.award_points(core_member(&member), 2)
+        });
+        assert_eq!(code(lab.check(&points, &secretary)), None);
+        let sign_other_in = lab.edit(&organizer, |a: &mut Activity| {
+            a.sign_in(core_member(&third), now, SignInMode::OnSite)
+        });
+        assert_eq!(code(lab.check(&sign_other_in, &organizer)), None);
+        let close = lab.edit(&member, Activity::close);
+        assert_eq!(
+            code(lab.check(&close, &member)).as_deref(),
+            Some("rule.organizer_only")
+        );
+    }
+
+    fn petition(branch: BranchId, submitter: Option<&Principal>) -> Petition {
+        Petition::submit(
+            branch.into(),
+            NewPetition {
+                category: "环境卫生".into(),
+                title: "楼道堆放杂物".into(),
+                description: "三单元楼道堆满杂物".into(),
+                submitter: Submitter {
+                    member: submitter.map(core_member),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            Timestamp(1_772_355_600_000),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_owner_works_a_petition_and_only_its_submitter_rates_it_once_resolved() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let owner = person(Role::Member, branch);
+        let member = person(Role::Member, branch);
+        let resident = person(Role::Resident, branch);
+        let mut lab = Lab::new(&petition(branch, None), &resident, branch);
+        let day = Date::ymd(2026, 3, 20).unwrap();
+        let now = Timestamp(1_772_400_000_000);
+
+        let assign = lab.edit(&owner, |p: &mut Petition| {
+            p.assign(core_member(&owner), day)
+        });
+        assert_eq!(
+            code(lab.check(&assign, &owner)).as_deref(),
+            Some("rule.committee_only"),
+            "a member may not assign a petition, even to themselves"
+        );
+        let mut lab = Lab::new(&petition(branch, None), &resident, branch);
+        let assign = lab.edit(&secretary, |p: &mut Petition| {
+            p.assign(core_member(&owner), day)
+        });
+        assert_eq!(code(lab.check(&assign, &secretary)), None);
+
+        let stranger_note = lab.edit(&member, |p: &mut Petition| {
+            p.add_progress(member.member.map(Into::into), "我来看看", now)
+        });
+        assert_eq!(
+            code(lab.check(&stranger_note, &member)).as_deref(),
+            Some("rule.owner_only")
+        );
+        let early_rating = lab.edit(&resident, |p: &mut Petition| {
+            p.status = model::PetitionStatus::Resolved;
+            p.rate(5, None, now)
+        });
+        assert!(
+            matches!(
+                code(lab.check(&early_rating, &resident)).as_deref(),
+                Some("rule.owner_only" | "rule.not_resolved")
+            ),
+            "a resident may not mark their own request resolved"
+        );
+
+        let mut lab = Lab::new(&petition(branch, None), &resident, branch);
+        let assign = lab.edit(&secretary, |p: &mut Petition| {
+            p.assign(core_member(&owner), day)
+        });
+        assert_eq!(code(lab.check(&assign, &secretary)), None);
+        let note = lab.edit(&owner, |p: &mut Petition| {
+            p.add_progress(owner.member.map(Into::into), "已联系物业", now)
+        });
+        assert_eq!(code(lab.check(&note, &owner)), None);
+        let resolve = lab.edit(&owner, |p: &mut Petition| {
+            p.resolve(owner.member.map(Into::into), "已清理", now)
+        });
+        assert_eq!(code(lab.check(&resolve, &owner)), None);
+        let not_theirs = lab.edit(&member, |p: &mut Petition| p.rate(1, None, now));
+        assert_eq!(
+            code(lab.check(&not_theirs, &member)).as_deref(),
+            Some("rule.submitter_only")
+        );
+        let mut lab2 = Lab::new(&petition(branch, None), &resident, branch);
+        let unresolved = lab2.edit(&resident, |p: &mut Petition| {
+            p.rating = Some(model::Rating {
+                score: 5,
+                comment: None,
+                at: now,
+            });
+            Ok(())
+        });
+        assert_eq!(
+            code(lab2.check(&unresolved, &resident)).as_deref(),
+            Some("rule.not_resolved")
+        );
+        let rating = lab.edit(&resident, |p: &mut Petition| p.rate(4, Some("满意"), now));
+        assert_eq!(code(lab.check(&rating, &resident)), None);
+        let reopen = lab.edit(&owner, |p: &mut Petition| {
+            p.reopen(owner.member.map(Into::into), "又堆起来了", now)
+        });
+        assert_eq!(
+            code(lab.check(&reopen, &owner)),
+            None,
+            "reopening clears the rating"
+        );
+        let retitle = lab.edit(&resident, |p: &mut Petition| {
+            p.title = "别的".into();
+            Ok(())
+        });
+        assert_eq!(
+            code(lab.check(&retitle, &resident)).as_deref(),
+            Some("rule.committee_only")
+        );
+    }
+
+    #[test]
+    fn an_owner_reassigned_while_offline_still_gets_their_note_in() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let first = person(Role::Member, branch);
+        let second = person(Role::Member, branch);
+        let mut lab = Lab::new(&petition(branch, None), &secretary, branch);
+        let day = Date::ymd(2026, 3, 20).unwrap();
+        let assign = lab.edit(&secretary, |p: &mut Petition| {
+            p.assign(core_member(&first), day)
+        });
+        assert_eq!(code(lab.check(&assign, &secretary)), None);
+        let mut offline = lab.copy_for(&first);
+        let reassign = lab.edit(&secretary, |p: &mut Petition| {
+            p.assign(core_member(&second), day)
+        });
+        assert_eq!(code(lab.check(&reassign, &secretary)), None);
+        let note = lab.edit_copy(&mut offline, |p: &mut Petition| {
+            p.add_progress(first.member.map(Into::into), "上周已处理一半", Timestamp(0))
+        });
+        assert_eq!(code(lab.check(&note, &first)), None);
+    }
+
+    #[test]
+    fn only_the_committee_edits_the_roster_and_nobody_rewrites_the_header() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let member = person(Role::Member, branch);
+        let mut lab = Lab::new(&Roster::new(branch.into()), &secretary, branch);
+        let add = |name: &str| {
+            let name = name.to_owned();
+            move |r: &mut Roster| {
+                r.add_member(NewMember {
+                    name,
+                    ..Default::default()
+                })
+                .map(|_| ())
+            }
+        };
+        let by_member = lab.edit(&member, add("王五"));
+        assert_eq!(
+            code(lab.check(&by_member, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let by_secretary = lab.edit(&secretary, add("李四"));
+        assert_eq!(code(lab.check(&by_secretary, &secretary)), None);
+        let header = lab.edit(&secretary, |r: &mut Roster| {
+            r.meta.schema = 99;
+            Ok(())
+        });
+        assert_eq!(
+            code(lab.check(&header, &secretary)).as_deref(),
+            Some("sync.invalid_document")
+        );
+    }
+
+    #[test]
+    fn a_change_under_another_devices_actor_is_refused() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let impostor = person(Role::Committee, branch);
+        let mut lab = Lab::new(&Roster::new(branch.into()), &secretary, branch);
+        let forged = lab.edit(&secretary, |r: &mut Roster| {
+            r.add_member(NewMember {
+                name: "张三".into(),
+                ..Default::default()
+            })
+            .map(|_| ())
+        });
+        assert_eq!(
+            code(lab.check(&forged, &impostor)).as_deref(),
+            Some("rule.foreign_actor")
+        );
+    }
+
+    fn creation(record: &impl Record, who: &Principal) -> Result<(), Violation> {
+        let mut doc = model::create_document(record, actor(who)).unwrap();
+        let change = doc.get_changes(&[]).remove(0).clone();
+        let server = Automerge::load(&doc.save()).unwrap();
+        let device = who.device;
+        let senders = move |bytes: &[u8]| bytes == device.as_bytes().as_slice();
+        let kind = model::read_meta(&server).unwrap().kind;
+        check_change(
+            &server,
+            &change,
+            &Subject {
+                who,
+                actor_is_senders: &senders,
+                stored: None,
+                kind: &kind,
+            },
+        )
+    }
+
+    #[test]
+    fn members_create_only_fresh_petitions_in_their_own_name_and_branch() {
+        let branch = BranchId::new_random();
+        let member = person(Role::Member, branch);
+        let other = person(Role::Member, branch);
+        assert_eq!(
+            code(creation(&petition(branch, Some(&member)), &member)),
+            None
+        );
+        assert_eq!(
+            code(creation(&petition(branch, Some(&other)), &member)).as_deref(),
+            Some("rule.not_a_new_submission")
+        );
+        let mut assigned = petition(branch, Some(&member));
+        assigned
+            .assign(core_member(&member), Date::ymd(2026, 4, 1).unwrap())
+            .unwrap();
+        assert_eq!(
+            code(creation(&assigned, &member)).as_deref(),
+            Some("rule.not_a_new_submission")
+        );
+        assert_eq!(
+            code(creation(&Roster::new(branch.into()), &member)).as_deref(),
+            Some("sync.invalid_document")
+        );
+        let elsewhere = BranchId::new_random();
+        assert_eq!(
+            code(creation(&petition(elsewhere, Some(&member)), &member)).as_deref(),
+            Some("sync.invalid_document")
+        );
+        let secretary = person(Role::Secretary, branch);
+        assert_eq!(code(creation(&assigned, &secretary)), None);
+    }
+
+    /// One workflow operation on a record.
+    type Op<R> = Box<dyn FnOnce(&mut R) -> branchline_core::Result<()>>;
+
+    /// The people of one branch in the property test: a secretary, a
+    /// committee member, four members (the first organizes, the second and
+    /// third may own the petition) and the resident who filed the petition.
+    fn cast(branch: BranchId) -> Vec<Principal> {
+        let mut people = vec![
+            person(Role::Secretary, branch),
+            person(Role::Committee, branch),
+        ];
+        people.extend((0..4).map(|_| person(Role::Member, branch)));
+        people.push(person(Role::Resident, branch));
+        people
+    }
+
+    /// One honest operation: what this person's role lets them do, made
+    /// through the same workflow methods the app uses. `None` when the
+    /// role has nothing of this kind to do.
+    fn honest_activity_op(
+        who: &Principal,
+        organizer: &Principal,
+        people: &[Principal],
+        pick: u8,
+    ) -> Option<Op<Activity>> {
+        let now = Timestamp(1_772_355_600_000 + i64::from(pick) * 60_000);
+        let target = core_member(&people[2 + usize::from(pick) % 4]);
+        let committee = who.is_committee();
+        let organizing = who.member == organizer.member;
+        let me = who.member.map(branchline_core::ids::MemberId::from)?;
+        let text = format!("第{pick}条");
+        Some(match pick % 6 {
+            0 => Box::new(move |a| a.sign_in(me, now, SignInMode::OnSite)),
+            1 => Box::new(move |a| a.request_leave(me, "家里有事", now)),
+            2 if committee || organizing => Box::new(move |a| a.write_minutes(&text)),
+            3 if committee || organizing => Box::new(move |a| a.award_points(target, 1)),
+            4 if committee || organizing => {
+                Box::new(move |a| a.sign_in(target, now, SignInMode::Remote))
+            }
+            5 if committee || organizing => Box::new(move |a| a.set_agenda(&text)),
+            _ => return None,
+        })
+    }
+
+    fn honest_petition_op(
+        who: &Principal,
+        people: &[Principal],
+        pick: u8,
+    ) -> Option<Op<Petition>> {
+        let now = Timestamp(1_772_400_000_000 + i64::from(pick) * 60_000);
+        let me = who.member.map(branchline_core::ids::MemberId::from);
+        let owner = core_member(&people[3 + usize::from(pick) % 2]);
+        let day = Date::ymd(2026, 4, 1).unwrap();
+        let committee = who.is_committee();
+        let text = format!("进展{pick}");
+        Some(match (who.role, pick % 4) {
+            (Role::Resident, _) => Box::new(move |p| p.rate(1 + pick % 5, None, now)),
+            (_, 0) if committee => Box::new(move |p| p.assign(owner, day)),
+            (_, 1) => Box::new(move |p: &mut Petition| {
+                // Only the owner (or the committee) works on it.
+                if !committee && p.owner != me {
+                    return Err(branchline_core::Error::PetitionNoOwner);
+                }
+                p.add_progress(me, &text, now)
+            }),
+            (_, 2) => Box::new(move |p: &mut Petition| {
+                if !committee && p.owner != me {
+                    return Err(branchline_core::Error::PetitionNoOwner);
+                }
+                p.resolve(me, &text, now)
+            }),
+            (_, 3) => Box::new(move |p: &mut Petition| {
+                if !committee && p.owner != me {
+                    return Err(branchline_core::Error::PetitionNoOwner);
+                }
+                p.reopen(me, &text, now)
+            }),
+            _ => return None,
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Every person edits their own, possibly stale, copy and the
+        /// server checks each change against the document as the server
+        /// holds it: honest operations from every role, made concurrently,
+        /// are never refused.
+        #[test]
+        fn honest_concurrent_operations_are_never_refused(
+            steps in proptest::collection::vec((0usize..7, proptest::prelude::any::<u8>(), proptest::prelude::any::<bool>()), 1..40)
+        ) {
+            let branch = BranchId::new_random();
+            let people = cast(branch);
+            let organizer = people[2].clone();
+            let mut meeting = Lab::new(&activity(branch, Some(&organizer)), &people[0], branch);
+            let mut request = Lab::new(&petition(branch, None), &people[6], branch);
+            let mut meeting_copies: Vec<AutoCommit> =
+                people.iter().map(|who| meeting.copy_for(who)).collect();
+            let mut request_copies: Vec<AutoCommit> =
+                people.iter().map(|who| request.copy_for(who)).collect();
+            for (index, pick, catch_up) in steps {
+                let who = &people[index];
+                if catch_up {
+                    meeting_copies[index].merge(&mut AutoCommit::load(&meeting.server.save()).unwrap()).unwrap();
+                    request_copies[index].merge(&mut AutoCommit::load(&request.server.save()).unwrap()).unwrap();
+                }
+                if pick % 2 == 0 {
+                    if let Some(op) = honest_activity_op(who, &organizer, &people, pick / 2) {
+                        let copy = &mut meeting_copies[index];
+                        let before = copy.get_heads();
+                        if model::edit(copy, op).is_ok() {
+                            copy.commit();
+                            for change in copy.get_changes(&before) {
+                                let change = change.clone();
+                                let verdict = meeting.check(&change, who);
+                                proptest::prop_assert!(verdict.is_ok(), "{} refused: {verdict:?}", who.role);
+                            }
+                        }
+                    }
+                } else if let Some(op) = honest_petition_op(who, &people, pick / 2) {
+                    let copy = &mut request_copies[index];
+                    let before = copy.get_heads();
+                    if model::edit(copy, op).is_ok() {
+                        copy.commit();
+                        for change in copy.get_changes(&before) {
+                            let change = change.clone();
+                            let verdict = request.check(&change, who);
+                            proptest::prop_assert!(verdict.is_ok(), "{} refused: {verdict:?}", who.role);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_paths() {
+        let path = |p: &str| p.split('/').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            matches(&[Key("sign_ins"), Any, Rest], &path("sign_ins/m1/at")),
+            Some(Some("m1"))
+        );
+        assert_eq!(
+            matches(&[Key("sign_ins"), Any, Rest], &path("sign_ins")),
+            None
+        );
+        assert_eq!(matches(&[Key("status")], &path("status/x")), None);
+        assert_eq!(matches(&[Rest], &path("anything/at/all")), Some(None));
+    }
 }
