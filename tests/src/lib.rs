@@ -296,6 +296,7 @@ pub fn assert_converged(server: &TestServer, devices: &[&Device]) -> Result<()> 
 }
 
 pub mod impair;
+pub mod raw;
 
 /// A server in a child process (the `branchline-test-server` bin), so a test
 /// can SIGKILL it: no chance to flush, close or say goodbye.

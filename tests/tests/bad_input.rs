@@ -7,76 +7,11 @@ use anyhow::{Context as _, Result, bail};
 use automerge::sync::SyncDoc as _;
 use branchline_core::model::DocKind;
 use branchline_protocol::{
-    Credentials, DocId, ErrorCode, FrameCodec, InviteLink, MIN_SUPPORTED_VERSION, Message,
-    PROTOCOL_VERSION, Role, encode,
+    Credentials, DocId, ErrorCode, InviteLink, MIN_SUPPORTED_VERSION, Message, PROTOCOL_VERSION,
+    Role, encode,
 };
-use branchline_tests::{PATIENCE, TestServer};
-use futures_util::StreamExt as _;
-use tokio_util::codec::FramedRead;
-
-/// A hand-driven connection: frames in, frames out, nothing checked.
-struct Raw {
-    connection: quinn::Connection,
-    _endpoint: quinn::Endpoint,
-}
-
-impl Raw {
-    async fn connect(server: &TestServer) -> Result<Self> {
-        Self::connect_with_alpn(server, branchline_protocol::ALPN).await
-    }
-
-    async fn connect_with_alpn(server: &TestServer, alpn: &[u8]) -> Result<Self> {
-        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-        let mut config = branchline_core::net::quic_client_config(server.running().cert_sha256())?;
-        if alpn != branchline_protocol::ALPN {
-            config = branchline_core::net::quic_client_config_with_alpn(
-                server.running().cert_sha256(),
-                alpn,
-            )?;
-        }
-        let connection = endpoint
-            .connect_with(config, server.running().local_addr(), "branchline.local")?
-            .await?;
-        Ok(Self {
-            connection,
-            _endpoint: endpoint,
-        })
-    }
-
-    /// Opens a stream, writes `bytes`, and reads messages until the server
-    /// ends the stream, closes the connection, or goes quiet.
-    async fn exchange(&self, bytes: &[u8]) -> Result<Vec<Message>> {
-        let (mut send, recv) = self.connection.open_bi().await?;
-        send.write_all(bytes).await?;
-        let mut frames = FramedRead::new(recv, FrameCodec::new());
-        let mut messages = Vec::new();
-        while let Ok(Some(frame)) =
-            tokio::time::timeout(Duration::from_secs(5), frames.next()).await
-        {
-            match frame {
-                Ok(message) => messages.push(message),
-                Err(_) => break,
-            }
-        }
-        Ok(messages)
-    }
-
-    /// Hello with these credentials; returns the Welcome or the error.
-    async fn hello(&self, credentials: Credentials) -> Result<(quinn::SendStream, Message)> {
-        let (mut send, recv) = self.connection.open_bi().await?;
-        let hello = Message::Hello {
-            version: PROTOCOL_VERSION,
-            min_version: MIN_SUPPORTED_VERSION,
-            credentials,
-        };
-        send.write_all(&encode(&hello)?).await?;
-        let mut frames = FramedRead::new(recv, FrameCodec::new());
-        let answer = tokio::time::timeout(PATIENCE, frames.next())
-            .await?
-            .context("no answer to Hello")??;
-        Ok((send, answer))
-    }
-}
+use branchline_tests::TestServer;
+use branchline_tests::raw::Raw;
 
 fn enroll(code: &str) -> Credentials {
     Credentials::Enroll {

@@ -1,0 +1,410 @@
+//! The server checks every change against the sender's role: a hostile
+//! client speaking the raw protocol tries each forbidden edit, gets each
+//! refused with its code, nobody else ever sees them, and its honest
+//! changes afterwards go through.
+
+use anyhow::{Context as _, Result, bail};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use branchline_core::model::{
+    self, Activity, DocKind, NewActivity, NewMember, NewPetition, Petition, Record, Roster,
+    SignInMode, Submitter, Timestamp,
+};
+use branchline_core::{BranchId, DocId, MemberId};
+use branchline_protocol::{ErrorCode, Message, Role};
+use branchline_tests::raw::Raw;
+use branchline_tests::{TestServer, init_tracing};
+
+/// A client that follows the protocol but not the rules.
+struct Hostile {
+    raw: Raw,
+    actor: ActorId,
+}
+
+impl Hostile {
+    async fn enroll(
+        server: &TestServer,
+        branch: BranchId,
+        role: Role,
+        member: Option<MemberId>,
+    ) -> Result<Self> {
+        let actor = ActorId::random();
+        let invite = server.invite(branch, role, member)?;
+        let (raw, _) = Raw::enroll(server, &invite, actor.to_bytes()).await?;
+        Ok(Hostile { raw, actor })
+    }
+
+    /// The server's copy of `doc`, written to from here on as this device.
+    async fn fetch(&self, doc: DocId) -> Result<AutoCommit> {
+        let mut copy = AutoCommit::new().with_actor(self.actor.clone());
+        let said = self.raw.sync_doc(doc.into(), &mut copy).await?;
+        if let Some(refused) = said.iter().find(|m| !matches!(m, Message::Ack { .. })) {
+            bail!("fetching {doc}: {refused:?}");
+        }
+        Ok(copy)
+    }
+
+    /// Makes one edit on `copy` and sends it; returns the change and what
+    /// the server said.
+    async fn try_edit<R: Record>(
+        &self,
+        doc: DocId,
+        copy: &mut AutoCommit,
+        op: impl FnOnce(&mut R) -> branchline_core::Result<()>,
+    ) -> Result<(ChangeHash, Vec<Message>)> {
+        model::edit(copy, op)?;
+        copy.commit();
+        let hash = *copy.get_heads().first().context("no change made")?;
+        let said = self.raw.sync_doc(doc.into(), copy).await?;
+        Ok((hash, said))
+    }
+}
+
+/// The code a `Rejected` gave `change`, if it was refused.
+fn refusal(said: &[Message], change: ChangeHash) -> Option<ErrorCode> {
+    said.iter().find_map(|m| match m {
+        Message::Rejected { rejections, .. } => rejections
+            .iter()
+            .find(|r| r.change == change.0)
+            .map(|r| r.code.clone()),
+        Message::Error { code, .. } => Some(code.clone()),
+        _ => None,
+    })
+}
+
+fn accepted(said: &[Message]) -> bool {
+    said.iter().any(|m| matches!(m, Message::Ack { .. }))
+        && !said
+            .iter()
+            .any(|m| matches!(m, Message::Rejected { .. } | Message::Error { .. }))
+}
+
+/// Whether the server stored `change` in `doc`.
+fn on_server(server: &TestServer, doc: DocId, change: ChangeHash) -> Result<bool> {
+    let Some(bytes) = server.admin().document_bytes(doc.into())? else {
+        return Ok(false);
+    };
+    Ok(AutoCommit::load(&bytes)?
+        .get_change_by_hash(&change)
+        .is_some())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody() -> Result<()> {
+    init_tracing();
+    let server = TestServer::start().await?;
+    let branch: BranchId = server.branch("幸福里支部")?;
+    let elsewhere: BranchId = server.branch("光明路支部")?;
+    let secretary = server
+        .device("secretary", branch, Role::Secretary, None)
+        .await?;
+    let (honest, hostile_member, owner) = {
+        let mut store = secretary.store();
+        let mut add = |name: &str| {
+            store.add_member(
+                branch,
+                NewMember {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            )
+        };
+        (add("李明")?, add("赵强")?, add("王芳")?)
+    };
+    let meeting = secretary.store().create_activity(
+        branch,
+        NewActivity {
+            kind: "branch_meeting".into(),
+            title: "三月支部党员大会".into(),
+            starts_at: Some("2026-03-01T09:00".parse()?),
+            ends_at: Some("2026-03-01T11:00".parse()?),
+            ..Default::default()
+        },
+    )?;
+    secretary.wait_in_sync().await?;
+
+    let member = server
+        .device("member", branch, Role::Member, Some(honest))
+        .await?;
+    // A request the honest member filed, given to the hostile member to
+    // handle and already resolved.
+    let theirs = member.store().submit_petition(
+        branch,
+        NewPetition {
+            category: "环境卫生".into(),
+            title: "楼道堆放杂物".into(),
+            description: "三单元楼道堆满杂物".into(),
+            submitter: Submitter {
+                member: Some(honest),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )?;
+    member.wait_in_sync().await?;
+    secretary
+        .eventually("the member's petition", |s| {
+            s.get::<Petition>(theirs).is_ok()
+        })
+        .await?;
+    {
+        let mut store = secretary.store();
+        store.assign_petition(theirs, hostile_member, "2026-12-31".parse()?)?;
+        store.resolve_petition(theirs, None, "已清理")?;
+    }
+    secretary.wait_in_sync().await?;
+
+    let hostile = Hostile::enroll(&server, branch, Role::Member, Some(hostile_member)).await?;
+    let mut cases: Vec<(&str, DocId, ChangeHash, ErrorCode)> = Vec::new();
+
+    // Someone else's sign-in.
+    let mut copy = hostile.fetch(meeting).await?;
+    let (change, said) = hostile
+        .try_edit(meeting, &mut copy, |a: &mut Activity| {
+            a.sign_in(honest, Timestamp(1_772_355_600_000), SignInMode::OnSite)
+        })
+        .await?;
+    cases.push((
+        "someone else's sign-in",
+        meeting,
+        change,
+        ErrorCode::NotOwnEntry,
+    ));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::NotOwnEntry),
+        "{said:?}"
+    );
+
+    // The roster, as a member.
+    let roster = secretary.store().branch_document(branch, DocKind::Roster)?;
+    let mut copy = hostile.fetch(roster).await?;
+    let (change, said) = hostile
+        .try_edit(roster, &mut copy, |r: &mut Roster| {
+            r.add_member(NewMember {
+                name: "冒名顶替".into(),
+                ..Default::default()
+            })
+            .map(|_| ())
+        })
+        .await?;
+    // Members may only read the roster, so access control refuses it before
+    // the rules are asked.
+    cases.push((
+        "the roster as a member",
+        roster,
+        change,
+        ErrorCode::ReadOnly,
+    ));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::ReadOnly),
+        "{said:?}"
+    );
+
+    // A rating by the owner, who did not submit the request.
+    let mut copy = hostile.fetch(theirs).await?;
+    let (change, said) = hostile
+        .try_edit(theirs, &mut copy, |p: &mut Petition| {
+            p.rate(5, Some("自己给自己打分"), Timestamp(0))
+        })
+        .await?;
+    cases.push((
+        "a rating by a non-submitter",
+        theirs,
+        change,
+        ErrorCode::SubmitterOnly,
+    ));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::SubmitterOnly),
+        "{said:?}"
+    );
+
+    // Progress on the hostile member's own request, owned by someone else.
+    let mut own = Petition::submit(
+        branch,
+        NewPetition {
+            category: "道路交通".into(),
+            title: "路灯不亮".into(),
+            description: "小区东门路灯坏了".into(),
+            submitter: Submitter {
+                member: Some(hostile_member),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        Timestamp(1_772_355_600_000),
+    )?;
+    own.meta.id = branchline_core::DocId::random();
+    let mine = own.meta.id;
+    let mut copy = model::create_document(&own, hostile.actor.clone())?;
+    let said = hostile.raw.sync_doc(mine.into(), &mut copy).await?;
+    assert!(accepted(&said), "a fresh petition of one's own: {said:?}");
+    secretary
+        .eventually("the hostile member's petition", |s| {
+            s.get::<Petition>(mine).is_ok()
+        })
+        .await?;
+    secretary
+        .store()
+        .assign_petition(mine, owner, "2026-12-31".parse()?)?;
+    secretary.wait_in_sync().await?;
+    let mut copy = hostile.fetch(mine).await?;
+    let (change, said) = hostile
+        .try_edit(mine, &mut copy, |p: &mut Petition| {
+            p.add_progress(Some(hostile_member), "我自己处理完了", Timestamp(0))
+        })
+        .await?;
+    cases.push((
+        "progress by a non-owner",
+        mine,
+        change,
+        ErrorCode::OwnerOnly,
+    ));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::OwnerOnly),
+        "{said:?}"
+    );
+
+    // A resident who filed a request marks it resolved.
+    let resident = Hostile::enroll(&server, branch, Role::Resident, None).await?;
+    let mut request = Petition::submit(
+        branch,
+        NewPetition {
+            category: "环境卫生".into(),
+            title: "垃圾桶满了".into(),
+            description: "三号楼垃圾桶没人清".into(),
+            ..Default::default()
+        },
+        Timestamp(1_772_355_600_000),
+    )?;
+    request.meta.id = branchline_core::DocId::random();
+    let filed = request.meta.id;
+    let mut copy = model::create_document(&request, resident.actor.clone())?;
+    let said = resident.raw.sync_doc(filed.into(), &mut copy).await?;
+    assert!(
+        accepted(&said),
+        "a resident files a fresh request: {said:?}"
+    );
+    let (change, said) = resident
+        .try_edit(filed, &mut copy, |p: &mut Petition| {
+            p.status = model::PetitionStatus::Resolved;
+            Ok(())
+        })
+        .await?;
+    cases.push(("a write by a resident", filed, change, ErrorCode::OwnerOnly));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::OwnerOnly),
+        "{said:?}"
+    );
+
+    // A document of another branch.
+    let foreign = Activity::new(
+        elsewhere,
+        NewActivity {
+            kind: "theme_day".into(),
+            title: "别的支部的活动".into(),
+            starts_at: Some("2026-03-05T09:00".parse()?),
+            ends_at: Some("2026-03-05T11:00".parse()?),
+            ..Default::default()
+        },
+    )?;
+    let foreign_id = foreign.meta.id;
+    let mut copy = model::create_document(&foreign, hostile.actor.clone())?;
+    let change = *copy.get_heads().first().context("a change")?;
+    let said = hostile.raw.sync_doc(foreign_id.into(), &mut copy).await?;
+    cases.push((
+        "a write to another branch",
+        foreign_id,
+        change,
+        ErrorCode::InvalidDocument,
+    ));
+    assert_eq!(
+        refusal(&said, change),
+        Some(ErrorCode::InvalidDocument),
+        "{said:?}"
+    );
+
+    // Nobody else ever sees any of them.
+    secretary.wait_in_sync().await?;
+    member.wait_in_sync().await?;
+    for (what, doc, change, _) in &cases {
+        assert!(
+            !on_server(&server, *doc, *change)?,
+            "{what}: stored on the server"
+        );
+        for device in [&secretary, &member] {
+            if let Ok(mut held) = device.store().load_document(*doc) {
+                assert!(
+                    held.get_change_by_hash(change).is_none(),
+                    "{what}: reached {}",
+                    device.name
+                );
+            }
+        }
+    }
+
+    // The refusals are in the audit log, with their codes.
+    let audit = server.admin().audit(1_000)?;
+    for (what, _, change, code) in &cases {
+        assert!(
+            audit
+                .iter()
+                .any(|entry| entry.code.as_deref() == Some(code.as_str())
+                    && entry.detail.contains(&change.to_string())),
+            "{what}: not audited"
+        );
+    }
+
+    // A forbidden edit with an honest one on top: the honest one cannot be
+    // stored without it, so it is held back, and only the forbidden one is
+    // named.
+    let mut copy = hostile.fetch(meeting).await?;
+    model::edit(&mut copy, |a: &mut Activity| {
+        a.title = "我改的标题".into();
+        Ok(())
+    })?;
+    copy.commit();
+    let forbidden = *copy.get_heads().first().context("a change")?;
+    let (on_top, said) = hostile
+        .try_edit(meeting, &mut copy, |a: &mut Activity| {
+            a.sign_in(
+                hostile_member,
+                Timestamp(1_772_355_700_000),
+                SignInMode::OnSite,
+            )
+        })
+        .await?;
+    let named: Vec<[u8; 32]> = said
+        .iter()
+        .flat_map(|m| match m {
+            Message::Rejected { rejections, .. } => rejections.iter().map(|r| r.change).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(named, vec![forbidden.0], "{said:?}");
+    assert!(!on_server(&server, meeting, on_top)?);
+
+    // Its honest changes made afterwards, on what the server holds, go through.
+    let mut copy = hostile.fetch(meeting).await?;
+    let (change, said) = hostile
+        .try_edit(meeting, &mut copy, |a: &mut Activity| {
+            a.sign_in(
+                hostile_member,
+                Timestamp(1_772_355_700_000),
+                SignInMode::OnSite,
+            )
+        })
+        .await?;
+    assert!(accepted(&said), "{said:?}");
+    assert!(on_server(&server, meeting, change)?);
+    secretary
+        .eventually("the hostile member's own sign-in", |s| {
+            s.get::<Activity>(meeting)
+                .is_ok_and(|a| a.signed_in(hostile_member))
+        })
+        .await?;
+    Ok(())
+}
