@@ -828,6 +828,40 @@ mod tests {
     }
 
     #[test]
+    fn edits_inside_what_the_refused_change_created_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, branch) = open(&dir.path().join("store.db"));
+        let wang = store.add_member(branch, member("王秀英")).unwrap();
+        let a = store.create_activity(branch, theme_day()).unwrap();
+        let unacked = store.unacked_changes(a).unwrap();
+        store.sign_in(a, wang, SignInMode::OnSite).unwrap();
+        let x = head(&store, a);
+        // Only inside the refused sign-in: nothing of it is left to replay.
+        store
+            .update(a, |act: &mut Activity| {
+                act.sign_ins.get_mut(&wang.to_string()).unwrap().mode = SignInMode::Remote;
+                Ok(())
+            })
+            .unwrap();
+        store.write_minutes(a, "补记。").unwrap();
+
+        let records = store
+            .drop_rejected(a, &[refused(x, "rule.not_own_entry")])
+            .unwrap();
+
+        assert_eq!(
+            (records[0].dropped_changes, records[0].replayed_changes),
+            (3, 1)
+        );
+        let act: Activity = store.get(a).unwrap();
+        assert!(act.sign_ins.is_empty(), "the refused sign-in stays refused");
+        assert_eq!(act.minutes.as_str(), "补记。");
+        assert_eq!(store.unacked_changes(a).unwrap(), unacked + 1);
+        let rows = store.list_activities(branch, &Default::default()).unwrap();
+        assert_eq!(rows[0].sign_ins, 0, "the index follows");
+    }
+
+    #[test]
     fn a_refused_creation_removes_the_document() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
