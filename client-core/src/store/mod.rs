@@ -17,6 +17,7 @@ mod account;
 mod feedback;
 mod index;
 pub mod query;
+mod reject;
 mod remote;
 pub(crate) mod schema;
 
@@ -35,6 +36,7 @@ use crate::model::{
 
 pub use account::Account;
 pub(crate) use account::hex;
+pub use reject::{RejectedChange, Rejection};
 pub use remote::Applied;
 pub(crate) use remote::{change_hashes, wire_heads};
 

@@ -181,6 +181,24 @@ const MIGRATIONS: &[Migration] = &[
         ",
         rebuilds_index: false,
     },
+    // 4: changes a server refused, dropped from their documents, for the app to show.
+    Migration {
+        sql: "
+        CREATE TABLE rejections (
+            id          INTEGER PRIMARY KEY,
+            doc_id      TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            change_hash BLOB NOT NULL,
+            code        TEXT NOT NULL,
+            message     TEXT NOT NULL,
+            at          INTEGER NOT NULL,
+            dropped     INTEGER NOT NULL,
+            replayed    INTEGER NOT NULL,
+            removed     INTEGER NOT NULL
+        );
+        ",
+        rebuilds_index: false,
+    },
 ];
 
 /// The store schema version this build creates.
