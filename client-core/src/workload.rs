@@ -98,6 +98,20 @@ pub struct GeneratedBranch {
     pub petitions: Vec<Petition>,
     /// All documents, saved.
     pub documents: Vec<GeneratedDoc>,
+    /// Who wrote as each actor: every change's author, for replaying the
+    /// branch's traffic as the devices that made it.
+    pub authors: BTreeMap<DeviceId, Author>,
+}
+
+/// The person behind a device of the generated branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Author {
+    /// The secretary's phone.
+    Secretary,
+    /// A member's phone.
+    Member(MemberId),
+    /// A resident's phone, which filed one petition.
+    Resident,
 }
 
 const SURNAMES: &[&str] = &[
@@ -217,6 +231,7 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
     let start = spec.start.0;
     let end = spec.end().0;
     let secretary_device = DeviceId::from_bytes(g.id());
+    let mut authors = BTreeMap::new();
     let mut documents = Vec::new();
 
     // Profile: the usual kinds, groups, a committee term and the dues rate.
@@ -446,6 +461,7 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         let submitted = submitted_day
             .and_time(NaiveTime::from_hms_opt(g.rng.random_range(7..21), 0, 0).expect("time"));
         let resident = DeviceId::from_bytes(g.id());
+        authors.insert(resident, Author::Resident);
         let mut petition = Petition::submit(
             branch,
             NewPetition {
@@ -499,6 +515,12 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         documents.push(doc);
     }
 
+    authors.insert(secretary_device, Author::Secretary);
+    authors.extend(
+        devices
+            .iter()
+            .map(|(member, device)| (*device, Author::Member(*member))),
+    );
     Ok(GeneratedBranch {
         spec: spec.clone(),
         branch,
@@ -508,5 +530,6 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         activities,
         petitions,
         documents,
+        authors,
     })
 }

@@ -732,9 +732,7 @@ impl Message {
             }
             Message::DocChanged { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
             Message::Ack { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
-            Message::Rejected { doc_id, rejections } => {
-                postcard::to_io(&(doc_id, rejections), out)
-            }
+            Message::Rejected { doc_id, rejections } => postcard::to_io(&(doc_id, rejections), out),
             Message::CreateInvite {
                 role,
                 member_id,
@@ -1018,9 +1016,10 @@ impl fmt::Debug for Message {
                 .field("rejections", rejections)
                 .finish(),
             Message::GetSubmissionCode => f.write_str("GetSubmissionCode"),
-            Message::SubmissionCode { link } => {
-                f.debug_struct("SubmissionCode").field("link", link).finish()
-            }
+            Message::SubmissionCode { link } => f
+                .debug_struct("SubmissionCode")
+                .field("link", link)
+                .finish(),
             // What residents write stays out of logs: only its size shows.
             Message::SubmitPetition {
                 category,

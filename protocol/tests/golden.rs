@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
-use branchline_protocol::{ChangeRejection, 
-    BranchId, Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, Heads, ManifestEntry,
-    MemberId, Message, RangeSummary, Role, decode, encode,
+use branchline_protocol::{
+    BranchId, ChangeRejection, Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, Heads,
+    ManifestEntry, MemberId, Message, RangeSummary, Role, decode, encode,
 };
 
 fn doc_a() -> DocId {

@@ -80,17 +80,13 @@ impl DocClass {
             (DocKind::MemberFile, DocClass::MemberFile),
             (DocKind::Activity, DocClass::Activity),
             (DocKind::Petition, DocClass::Petition),
+            (DocKind::FeedbackBox, DocClass::FeedbackBox),
         ]
         .into_iter()
         .find(|(known, _)| known.as_str() == kind)
-        .map(|(_, class)| class)
-        .or((kind == FEEDBACK_BOX).then_some(DocClass::FeedbackBox))
-        .unwrap_or(DocClass::Other)
+        .map_or(DocClass::Other, |(_, class)| class)
     }
 }
-
-/// The stable kind name of the feedback box.
-pub const FEEDBACK_BOX: &str = "feedback_box";
 
 /// What access control needs to know about one document.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,7 @@ mod db;
 pub mod endpoint;
 mod error;
 mod hub;
-pub(crate) mod rules;
+pub mod rules;
 mod session;
 mod storage;
 pub mod sync_core;

@@ -213,8 +213,10 @@ fn table(class: DocClass) -> &'static [Rule] {
 
 /// A refused change: the code and which path broke which rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Violation {
+pub struct Violation {
+    /// The stable code sent to the device.
     pub code: ErrorCode,
+    /// Which path broke which rule, for logs and the audit log.
     pub message: String,
 }
 
@@ -228,7 +230,7 @@ impl Violation {
 }
 
 /// What the check of one change needs besides the change.
-pub(crate) struct Subject<'a> {
+pub struct Subject<'a> {
     /// The sender.
     pub who: &'a Principal,
     /// The actor ids registered to the sender's device.
@@ -240,8 +242,10 @@ pub(crate) struct Subject<'a> {
     pub kind: &'a str,
 }
 
-/// Checks one change, already applied to `doc`, against the rules.
-pub(crate) fn check_change(
+/// Checks one change, already applied to `doc`, against the rules: the
+/// sender's actor, creation, then every path the change modified against
+/// the table of the document's kind.
+pub fn check_change(
     doc: &Automerge,
     change: &Change,
     subject: &Subject<'_>,
@@ -967,11 +971,7 @@ mod tests {
         })
     }
 
-    fn honest_petition_op(
-        who: &Principal,
-        people: &[Principal],
-        pick: u8,
-    ) -> Option<Op<Petition>> {
+    fn honest_petition_op(who: &Principal, people: &[Principal], pick: u8) -> Option<Op<Petition>> {
         let now = Timestamp(1_772_400_000_000 + i64::from(pick) * 60_000);
         let me = who.member.map(branchline_core::ids::MemberId::from);
         let owner = core_member(&people[3 + usize::from(pick) % 2]);

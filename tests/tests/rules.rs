@@ -80,7 +80,7 @@ fn accepted(said: &[Message]) -> bool {
 
 /// Whether the server stored `change` in `doc`.
 fn on_server(server: &TestServer, doc: DocId, change: ChangeHash) -> Result<bool> {
-    let Some(bytes) = server.admin().document_bytes(doc.into())? else {
+    let Some(bytes) = server.admin().document_bytes(doc)? else {
         return Ok(false);
     };
     Ok(AutoCommit::load(&bytes)?

@@ -33,16 +33,17 @@ mod tests;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
+use automerge::ChangeHash;
 use automerge::sync;
 use branchline_protocol::manifest::{self, Manifest};
 use branchline_protocol::{
-    Credentials, DocId as WireDocId, ErrorCode, Heads, InviteLink, MIN_SUPPORTED_VERSION,
-    ManifestEntry, Message, PROTOCOL_VERSION, RangeSummary, Role,
+    ChangeRejection, Credentials, DocId as WireDocId, ErrorCode, Heads, InviteLink,
+    MIN_SUPPORTED_VERSION, ManifestEntry, Message, PROTOCOL_VERSION, RangeSummary, Role,
 };
 
 use crate::error::Error;
 use crate::ids::{BranchId, DocId, MemberId};
-use crate::store::{Account, Store, change_hashes, hex, wire_heads};
+use crate::store::{Account, RejectedChange, Rejection, Store, change_hashes, hex, wire_heads};
 
 use reconcile::{Answer, Request};
 
@@ -114,6 +115,10 @@ pub enum SyncEvent {
         /// An explanation for logs.
         message: String,
     },
+    /// The server refused a change made on this device: it was dropped here
+    /// (with its effect), and later changes were replayed on top of what
+    /// remains. The app shows the operation as rejected, with the reason.
+    Rejected(Rejection),
     /// Reconciliation is over and no document sync is in flight.
     InSync,
 }
@@ -161,6 +166,8 @@ pub struct SessionStats {
     pub sync_bytes_sent: u64,
     /// Automerge payload bytes received.
     pub sync_bytes_received: u64,
+    /// Local changes the server refused (each dropped here).
+    pub changes_rejected: u64,
 }
 
 /// Where a session stands.
@@ -451,6 +458,9 @@ impl Session {
             Message::DocChanged { doc_id, heads } if welcomed => {
                 let doc = DocId::from(doc_id);
                 self.announced(store, doc, heads)
+            }
+            Message::Rejected { doc_id, rejections } if welcomed => {
+                Ok(self.rejected(store, doc_id.into(), rejections)?)
             }
             other => Err(SessionError::Protocol(format!(
                 "unexpected {} ({:?})",
@@ -819,6 +829,46 @@ impl Session {
             if ours.as_ref() != Some(&announced) {
                 out.extend(self.start_doc(store, doc)?);
             }
+        }
+        Ok(out)
+    }
+
+    /// The server refused changes of `doc`: the sync of `doc` is over; the
+    /// store drops them (replaying later local changes as new ones) and, if
+    /// anything is left to send, a fresh sync of `doc` starts.
+    fn rejected(
+        &mut self,
+        store: &mut Store,
+        doc: DocId,
+        rejections: Vec<ChangeRejection>,
+    ) -> crate::Result<Vec<Outgoing>> {
+        let mut out = Vec::new();
+        if self.docs.remove(&doc).is_some() {
+            out.push(self.finish(doc, None));
+        }
+        let refused: Vec<RejectedChange> = rejections
+            .into_iter()
+            .map(|r| RejectedChange {
+                hash: ChangeHash(r.change),
+                code: r.code.as_str().to_owned(),
+                message: r.message,
+            })
+            .collect();
+        tracing::warn!(%doc, refused = refused.len(), "the server refused changes");
+        match store.drop_rejected(doc, &refused) {
+            Ok(dropped) => {
+                self.stats.changes_rejected += dropped.len() as u64;
+                self.events
+                    .extend(dropped.into_iter().map(SyncEvent::Rejected));
+            }
+            Err(e) => {
+                let (code, why) = doc_level(e)?;
+                self.failed(doc, code, why);
+                return Ok(out);
+            }
+        }
+        if store.unacked_changes(doc).unwrap_or(0) > 0 {
+            out.extend(self.start_doc(store, doc)?);
         }
         Ok(out)
     }
