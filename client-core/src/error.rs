@@ -4,7 +4,7 @@
 //! once published never changes meaning. New variants may appear (the enum is
 //! `#[non_exhaustive]`); an app shows its generic message for a code it does not know.
 
-use crate::ids::{DocId, MemberId};
+use crate::ids::{DocId, MemberId, SuggestionId};
 
 /// Everything that can go wrong in `branchline-core`.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,26 @@ pub enum Error {
     /// A deadline must not fall before the day the petition was submitted.
     #[error("the deadline falls before the petition was submitted")]
     DeadlineBeforeSubmission,
+    /// A suggestion is longer than the feedback box accepts.
+    #[error("a suggestion may have at most {max} characters, not {found}")]
+    SuggestionTooLong {
+        /// Characters in the (trimmed) suggestion.
+        found: usize,
+        /// The most a suggestion may have.
+        max: usize,
+    },
+    /// A suggestion with this id is already in the feedback box.
+    #[error("suggestion {0} is already in the feedback box")]
+    DuplicateSuggestion(SuggestionId),
+    /// No suggestion with this id is in the feedback box.
+    #[error("no suggestion {0} in the feedback box")]
+    UnknownSuggestion(SuggestionId),
+    /// Only an answered suggestion can be published.
+    #[error("suggestion {0} has no answer to publish")]
+    SuggestionNotAnswered(SuggestionId),
+    /// The branch already has a feedback box; it has exactly one.
+    #[error("the branch already has a feedback box, document {0}")]
+    FeedbackBoxExists(DocId),
     /// No document with this id is in the store.
     #[error("no document {0}")]
     DocNotFound(DocId),
@@ -139,6 +159,11 @@ impl Error {
             Error::PetitionAlreadyRated => "petition.already_rated",
             Error::RatingOutOfRange(_) => "petition.rating_out_of_range",
             Error::DeadlineBeforeSubmission => "petition.deadline_before_submission",
+            Error::SuggestionTooLong { .. } => "feedback.too_long",
+            Error::DuplicateSuggestion(_) => "feedback.duplicate_suggestion",
+            Error::UnknownSuggestion(_) => "feedback.unknown_suggestion",
+            Error::SuggestionNotAnswered(_) => "feedback.no_answer",
+            Error::FeedbackBoxExists(_) => "feedback.box_exists",
             Error::DocNotFound(_) => "doc.not_found",
             Error::MissingBranchDocument(_) => "doc.missing_branch_document",
             Error::Corrupt(_) => "doc.corrupt",

@@ -94,6 +94,11 @@ id_type!(
     DeviceId,
     "device id"
 );
+id_type!(
+    /// A suggestion in a branch's feedback box (意见箱).
+    SuggestionId,
+    "suggestion id"
+);
 
 /// Conversions to and from the wire ids of `branchline-protocol`: the same 16 bytes.
 macro_rules! wire_conversions {

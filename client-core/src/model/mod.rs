@@ -4,10 +4,19 @@
 //! `meta` entry names its kind, schema version, owning branch and id; the rest is the
 //! record, mapped to and from typed Rust structs with autosurgeon.
 //!
+//! The kinds ([`DocKind`]), one module each:
+//! - [`profile`]: `BranchProfile`, one per branch, its place and its rules;
+//! - [`roster`]: `Roster`, one per branch, its members;
+//! - [`member_file`]: `MemberFile`, one per member, confidential growth records;
+//! - [`activity`]: `Activity`, one per meeting, lecture or other activity;
+//! - [`petition`]: `Petition`, one per request brought to the branch;
+//! - [`feedback`]: `FeedbackBox`, one per branch, suggestions (anonymous if the
+//!   member wishes) and the branch's published answers.
+//!
 //! Merge semantics are chosen field by field:
 //! - collections people add to concurrently (members, sign-ins, leave requests,
-//!   evaluations) are maps keyed by a stable id, so two devices adding different
-//!   entries both win and two devices adding the same entry meet at one key;
+//!   evaluations, suggestions) are maps keyed by a stable id, so two devices adding
+//!   different entries both win and two devices adding the same entry meet at one key;
 //! - lists that only grow (progress notes, commendations) are automerge lists;
 //! - text people write together (agenda, minutes, a petition's description) is
 //!   automerge text, merged character by character;
@@ -20,6 +29,7 @@
 //! back into the document. Unknown keys (written by a newer schema) are never touched.
 
 pub mod activity;
+pub mod feedback;
 pub mod member_file;
 pub mod petition;
 pub mod profile;
@@ -35,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::ids::{BranchId, DocId};
 
 pub use activity::{Activity, ActivityStatus, Leave, NewActivity, SignIn, SignInMode};
+pub use feedback::{Answer, FeedbackBox, MAX_SUGGESTION_CHARS, Suggestion};
 pub use member_file::{Commendation, Evaluation, EvaluationGrade, MemberFile, Training};
 pub use petition::{
     NewPetition, Petition, PetitionStatus, ProgressNote, Rating, Resolution, Submitter,
@@ -63,6 +74,8 @@ scalar::vocabulary! {
         Activity = "activity",
         /// One per resident or member request.
         Petition = "petition",
+        /// One per branch: members' suggestions and the branch's answers.
+        FeedbackBox = "feedback_box",
     }
 }
 

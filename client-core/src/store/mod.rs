@@ -14,6 +14,7 @@
 //! that made it, which is how conflicts say "which device".
 
 mod account;
+mod feedback;
 mod index;
 pub mod query;
 mod remote;

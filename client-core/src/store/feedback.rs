@@ -1,0 +1,348 @@
+//! The branch's feedback box (意见箱) through the store: finding it, answering and
+//! publishing.
+//!
+//! A branch has one box. The branch server creates it and writes every suggestion
+//! into it with its own automerge actor, so a suggestion made anonymously names no
+//! member's device in the document's history. That is why the store offers no
+//! "add a suggestion" operation: on a member's device it would sign the change with
+//! the device's id. Devices receive the box by sync like any other document; the
+//! committee answers and publishes on it here.
+//!
+//! Should two boxes for one branch ever exist (two committee devices creating one
+//! offline), the one with the lowest document id is the branch's box, the same rule
+//! [`Store::branch_document`] follows.
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::ids::{BranchId, DocId, MemberId, SuggestionId};
+use crate::model::{DocKind, FeedbackBox};
+
+impl Store {
+    /// The branch's feedback box and its document id, if one has been created or
+    /// has arrived by sync.
+    pub fn feedback_box(&self, branch: BranchId) -> Result<Option<(DocId, FeedbackBox)>> {
+        match self.feedback_box_id(branch)? {
+            Some(id) => Ok(Some((id, self.get(id)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates the branch's feedback box (on a committee device, or in tests; the
+    /// branch server normally creates it). Refused if the branch has one.
+    pub fn create_feedback_box(&mut self, branch: BranchId) -> Result<DocId> {
+        if let Some(existing) = self.feedback_box_id(branch)? {
+            return Err(Error::FeedbackBoxExists(existing));
+        }
+        self.create(&FeedbackBox::new(branch))
+    }
+
+    /// Answers a suggestion in the branch's box, as this device's member (if the
+    /// device belongs to one), now. A previous answer is replaced and unpublished.
+    pub fn answer_suggestion(
+        &mut self,
+        branch: BranchId,
+        suggestion: SuggestionId,
+        text: &str,
+    ) -> Result<()> {
+        let id = self.required_feedback_box(branch)?;
+        let by = self.own_member()?;
+        let at = self.now();
+        self.update(id, |fb: &mut FeedbackBox| {
+            fb.answer(suggestion, text, by, at)
+        })
+    }
+
+    /// Puts the answer to a suggestion on the branch's public board, or (with
+    /// `false`) takes it off.
+    pub fn publish_answer(
+        &mut self,
+        branch: BranchId,
+        suggestion: SuggestionId,
+        published: bool,
+    ) -> Result<()> {
+        let id = self.required_feedback_box(branch)?;
+        self.update(id, |fb: &mut FeedbackBox| fb.publish(suggestion, published))
+    }
+
+    fn feedback_box_id(&self, branch: BranchId) -> Result<Option<DocId>> {
+        match self.branch_document(branch, DocKind::FeedbackBox) {
+            Ok(id) => Ok(Some(id)),
+            Err(Error::MissingBranchDocument(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn required_feedback_box(&self, branch: BranchId) -> Result<DocId> {
+        self.feedback_box_id(branch)?
+            .ok_or(Error::MissingBranchDocument(DocKind::FeedbackBox.as_str()))
+    }
+
+    /// The member this device belongs to, as its account says.
+    fn own_member(&self) -> Result<Option<MemberId>> {
+        Ok(self.account()?.and_then(|account| account.member))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{ActorId, AutoCommit};
+    use branchline_protocol::{DeviceSecret, Role};
+
+    use super::*;
+    use crate::model::{self, Date, Level, Timestamp};
+    use crate::store::Account;
+
+    const NOW: Timestamp = Timestamp(1_741_132_800_000); // 2025-03-05
+
+    fn day(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    fn store() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        store.set_clock(Box::new(|| NOW));
+        store
+    }
+
+    fn enroll(store: &mut Store, branch: BranchId, member: MemberId) {
+        store
+            .save_account(&Account {
+                server: "branch.example.org:4433".into(),
+                cert_sha256: [0xab; 32],
+                device_id: branchline_protocol::DeviceId::new_random(),
+                secret: DeviceSecret::from_bytes([0x5e; 32]),
+                branch,
+                member: Some(member),
+                role: Role::Secretary,
+                device_name: "书记的手机".into(),
+            })
+            .unwrap();
+    }
+
+    /// The branch server: creates the box and writes suggestions as its own actor.
+    struct Server {
+        doc: AutoCommit,
+    }
+
+    impl Server {
+        fn actor() -> ActorId {
+            ActorId::from(b"branch-server".as_slice())
+        }
+
+        fn create_box(branch: BranchId) -> Self {
+            let doc = model::create_document(&FeedbackBox::new(branch), Self::actor()).unwrap();
+            Server { doc }
+        }
+
+        fn suggest(&mut self, text: &str, author: Option<MemberId>) -> SuggestionId {
+            let id = SuggestionId::random();
+            model::edit(&mut self.doc, |fb: &mut FeedbackBox| {
+                fb.add_suggestion(id, text, author, day("2025-03-04"))
+            })
+            .unwrap();
+            id
+        }
+    }
+
+    #[test]
+    fn a_box_from_the_server_is_answered_and_published_on_a_device() {
+        let mut store = store();
+        let branch = store
+            .create_branch("幸福里第一党支部", Level::Branch, None)
+            .unwrap();
+        assert!(store.feedback_box(branch).unwrap().is_none());
+
+        let mut server = Server::create_box(branch);
+        let anonymous = server.suggest("希望支部活动多安排在周末", None);
+        let wang = MemberId::random();
+        let signed = server.suggest("建议建立党员志愿服务积分", Some(wang));
+        let id = store.merge(&server.doc.save()).unwrap();
+
+        let (found, fb) = store.feedback_box(branch).unwrap().unwrap();
+        assert_eq!(found, id);
+        assert_eq!(fb.suggestions.len(), 2);
+        assert_eq!(fb.suggestion(anonymous).unwrap().author, None);
+        assert_eq!(fb.suggestion(signed).unwrap().author, Some(wang));
+        assert!(store.feedback_box(BranchId::random()).unwrap().is_none());
+        let summary = store.documents().unwrap();
+        let summary = summary.iter().find(|d| d.id == id).unwrap();
+        assert_eq!(summary.kind, "feedback_box");
+        assert_eq!(summary.branch, branch);
+
+        let secretary = MemberId::random();
+        enroll(&mut store, branch, secretary);
+        assert_eq!(
+            store
+                .publish_answer(branch, anonymous, true)
+                .unwrap_err()
+                .code(),
+            "feedback.no_answer"
+        );
+        store
+            .answer_suggestion(branch, anonymous, "已调整：主题党日改到周六上午")
+            .unwrap();
+        store.publish_answer(branch, anonymous, true).unwrap();
+        store
+            .answer_suggestion(branch, signed, "正在研究，下次支委会讨论")
+            .unwrap();
+        assert_eq!(
+            store.unacked_changes(id).unwrap(),
+            3,
+            "the device's answers wait for the server like any other edit"
+        );
+
+        let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
+        let answer = fb.suggestion(anonymous).unwrap().answer.clone().unwrap();
+        assert_eq!(answer.by, Some(secretary));
+        assert_eq!(answer.at, NOW);
+        let board: Vec<&str> = fb.published().map(|(id, _)| id).collect();
+        assert_eq!(board, [anonymous.to_string()]);
+
+        store.publish_answer(branch, anonymous, false).unwrap();
+        let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
+        assert_eq!(fb.published().count(), 0);
+        assert!(store.conflicts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_box_per_branch_and_no_workflow_without_it() {
+        let mut store = store();
+        let branch = BranchId::random();
+        let suggestion = SuggestionId::random();
+        assert_eq!(
+            store
+                .answer_suggestion(branch, suggestion, "x")
+                .unwrap_err()
+                .code(),
+            "doc.missing_branch_document"
+        );
+        assert_eq!(
+            store
+                .publish_answer(branch, suggestion, true)
+                .unwrap_err()
+                .code(),
+            "doc.missing_branch_document"
+        );
+        let id = store.create_feedback_box(branch).unwrap();
+        let err = store.create_feedback_box(branch).unwrap_err();
+        assert_eq!(err.code(), "feedback.box_exists");
+        assert!(matches!(err, Error::FeedbackBoxExists(existing) if existing == id));
+        assert_eq!(
+            store
+                .answer_suggestion(branch, suggestion, "x")
+                .unwrap_err()
+                .code(),
+            "feedback.unknown_suggestion"
+        );
+        assert_eq!(
+            store
+                .publish_answer(branch, suggestion, true)
+                .unwrap_err()
+                .code(),
+            "feedback.unknown_suggestion"
+        );
+
+        // Without an account the answer names no member.
+        store
+            .update(id, |fb: &mut FeedbackBox| {
+                fb.add_suggestion(suggestion, "会议室太冷", None, day("2025-03-01"))
+            })
+            .unwrap();
+        store
+            .answer_suggestion(branch, suggestion, "已修空调")
+            .unwrap();
+        let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
+        assert_eq!(
+            fb.suggestion(suggestion)
+                .unwrap()
+                .answer
+                .as_ref()
+                .unwrap()
+                .by,
+            None
+        );
+        assert_eq!(
+            store
+                .answer_suggestion(branch, suggestion, "  ")
+                .unwrap_err()
+                .code(),
+            "input.empty"
+        );
+    }
+
+    /// Sends every document of `from` to `to`.
+    fn sync(from: &Store, to: &mut Store) {
+        for doc in from.documents().unwrap() {
+            to.merge(&from.export(doc.id).unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn suggestions_added_on_two_devices_offline_both_survive() {
+        let mut a = store();
+        let mut b = store();
+        let branch = BranchId::random();
+        let id = a.create_feedback_box(branch).unwrap();
+        sync(&a, &mut b);
+        assert_eq!(b.feedback_box(branch).unwrap().unwrap().0, id);
+        assert_eq!(
+            b.create_feedback_box(branch).unwrap_err().code(),
+            "feedback.box_exists"
+        );
+
+        let (first, second) = (SuggestionId::random(), SuggestionId::random());
+        a.update(id, |fb: &mut FeedbackBox| {
+            fb.add_suggestion(first, "学习资料能否发电子版", None, day("2025-03-02"))
+        })
+        .unwrap();
+        b.update(id, |fb: &mut FeedbackBox| {
+            fb.add_suggestion(second, "希望组织参观红色教育基地", None, day("2025-03-03"))
+        })
+        .unwrap();
+        sync(&a, &mut b);
+        sync(&b, &mut a);
+
+        for store in [&a, &b] {
+            let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
+            assert_eq!(fb.suggestions.len(), 2);
+            assert!(fb.suggestion(first).is_some() && fb.suggestion(second).is_some());
+        }
+        assert_eq!(
+            a.load_document(id).unwrap().get_heads(),
+            b.load_document(id).unwrap().get_heads()
+        );
+    }
+
+    #[test]
+    fn answers_written_on_two_devices_offline_are_a_conflict_to_settle() {
+        let mut a = store();
+        let mut b = store();
+        let branch = BranchId::random();
+        let suggestion = SuggestionId::random();
+        let id = a.create_feedback_box(branch).unwrap();
+        a.update(id, |fb: &mut FeedbackBox| {
+            fb.add_suggestion(suggestion, "食堂菜价偏高", None, day("2025-03-02"))
+        })
+        .unwrap();
+        sync(&a, &mut b);
+        b.set_clock(Box::new(|| Timestamp(NOW.0 + 60_000)));
+        a.answer_suggestion(branch, suggestion, "已与食堂沟通")
+            .unwrap();
+        b.answer_suggestion(branch, suggestion, "下月起调价")
+            .unwrap();
+        sync(&b, &mut a);
+
+        let conflicts = a.conflicts().unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert_eq!(
+            conflicts[0].path,
+            format!("suggestions/{suggestion}/answer")
+        );
+        let chosen = conflicts[0].values[1].value.clone();
+        a.settle_conflict(id, &conflicts[0].path, 1).unwrap();
+        assert!(a.conflicts().unwrap().is_empty());
+        let (_, fb) = a.feedback_box(branch).unwrap().unwrap();
+        let kept = fb.suggestion(suggestion).unwrap().answer.clone().unwrap();
+        assert!(chosen.contains(&kept.text), "{chosen} kept as {kept:?}");
+    }
+}
