@@ -129,6 +129,9 @@ impl SyncCore {
     /// Answers the first message of a connection's control stream: a
     /// welcomed `Hello` gives the peer and `Welcome` plus the server's
     /// digest; anything else gives the `Error` to send before closing.
+    // The error is the message to send, once per connection: boxing it
+    // would only make callers unbox it.
+    #[allow(clippy::result_large_err)]
     pub fn hello(
         &mut self,
         message: Message,
@@ -162,8 +165,16 @@ impl SyncCore {
                         "actor id must be 1 to 64 bytes",
                     ));
                 }
-                self.write(move |conn| auth::enroll(conn, &invite_code, &device_name, &actor_id))
-                    .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
+                self.write(move |conn| {
+                    auth::enroll(
+                        conn,
+                        &invite_code,
+                        &device_name,
+                        &actor_id,
+                        crate::config::DEFAULT_RESIDENTS_PER_HOUR,
+                    )
+                })
+                .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
             }
             Credentials::Device { device_id, secret } => self
                 .storage
