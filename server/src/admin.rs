@@ -341,14 +341,34 @@ impl Admin {
                 valid_for,
                 None,
             )?;
-            let server = db::get_info(tx, "public_addr")?
-                .and_then(|addr| String::from_utf8(addr).ok())
-                .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.to_owned());
-            Ok((invite, server))
+            Ok((invite, stored_public_addr(tx)?))
         })?;
         Ok(InviteLink {
             server,
             code: invite.code,
+            cert_sha256: identity.fingerprint,
+        })
+    }
+
+    /// The branch's public submission code (民情直通车), created on first
+    /// use; `rotate` replaces it, and the old code stops registering
+    /// residents at once. The code is public: it goes on posters.
+    pub fn submission_code(&self, branch: BranchId, rotate: bool) -> Result<String> {
+        self.write(|tx| auth::submission_code(tx, branch.into(), rotate))
+    }
+
+    /// The link residents scan to register with the branch's submission
+    /// code: an invite link (server address, code, certificate
+    /// fingerprint) whose code is [`Admin::submission_code`].
+    pub fn submission_link(&self, branch: BranchId, rotate: bool) -> Result<InviteLink> {
+        let identity = tls::load_or_create(&self.data_dir)?;
+        let (code, server) = self.write(|tx| {
+            let code = auth::submission_code(tx, branch.into(), rotate)?;
+            Ok((code, stored_public_addr(tx)?))
+        })?;
+        Ok(InviteLink {
+            server,
+            code,
             cert_sha256: identity.fingerprint,
         })
     }
@@ -613,6 +633,13 @@ impl Admin {
         let ids = self.with_conn(|conn| documents::ids(conn))?;
         Ok(ids.into_iter().map(DocId::from).collect())
     }
+}
+
+/// The address a server last recorded as its public one, for links.
+fn stored_public_addr(conn: &Connection) -> Result<String> {
+    Ok(db::get_info(conn, "public_addr")?
+        .and_then(|addr| String::from_utf8(addr).ok())
+        .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.to_owned()))
 }
 
 /// Whether the server knows `branch`.

@@ -33,6 +33,19 @@ pub mod event {
     pub const REQUEST_REFUSED: &str = "request.refused";
     /// A change was stored.
     pub const CHANGE_ACCEPTED: &str = "change.accepted";
+    /// A branch's public submission code was created or rotated.
+    pub const SUBMISSION_CODE_CREATED: &str = "submission_code.created";
+    /// A resident device registered with a branch's submission code (the
+    /// device and branch only: nothing personal).
+    pub const RESIDENT_REGISTERED: &str = "resident.registered";
+    /// The server wrote a petition a device submitted (device, member,
+    /// branch, document).
+    pub const PETITION_SUBMITTED: &str = "petition.submitted";
+    /// The server wrote a named suggestion into the feedback box.
+    pub const SUGGESTION_ACCEPTED: &str = "suggestion.accepted";
+    /// The server wrote an anonymous suggestion into the feedback box: the
+    /// branch and the document only, never a device, member or actor.
+    pub const SUGGESTION_ANONYMOUS_ACCEPTED: &str = "suggestion.anonymous_accepted";
 }
 
 /// One row of the audit log.

@@ -7,6 +7,15 @@
 //! the device will write changes as (for the audit log). A returning device
 //! presents id and secret; the hashes are compared in constant time. A
 //! revoked device is refused with `auth.device_revoked` from then on.
+//!
+//! A branch also has one public **submission code** (民情直通车: printed on
+//! a poster as a QR code), `P-` followed by four groups of the invite
+//! alphabet, so nobody mistakes it for a one-time invite. Enrolling with it
+//! registers a new *resident* device of that branch, with no member: a
+//! resident sees nothing of the branch but the petitions its device
+//! submitted. A code registers at most `resident_registrations_per_hour`
+//! devices in any hour (counted from the audit log, so a restart does not
+//! reset it); rotating the code stops the old one at once.
 
 use std::time::Duration;
 
@@ -43,6 +52,21 @@ pub(crate) fn new_invite_code() -> String {
         code.push(CODE_ALPHABET[pick] as char);
     }
     code
+}
+
+/// What starts a branch's public submission code, e.g.
+/// `P-K7QX-M2PA-9RTD-H4WE`.
+pub(crate) const SUBMISSION_CODE_PREFIX: &str = "P-";
+
+/// A new public submission code: [`SUBMISSION_CODE_PREFIX`] and an
+/// invite-shaped code.
+pub(crate) fn new_submission_code() -> String {
+    format!("{SUBMISSION_CODE_PREFIX}{}", new_invite_code())
+}
+
+/// A code as typed: surrounding space and case do not matter.
+fn normalize_code(code: &str) -> String {
+    code.trim().to_ascii_uppercase()
 }
 
 /// The stored form of an invite code; case and surrounding space are
@@ -102,6 +126,8 @@ pub(crate) enum AuthFailure {
     InviteUsed,
     Unauthenticated,
     DeviceRevoked,
+    /// A submission code registered too many residents in the last hour.
+    RateLimited,
 }
 
 impl AuthFailure {
@@ -113,6 +139,7 @@ impl AuthFailure {
             AuthFailure::InviteUsed => ErrorCode::InviteUsed,
             AuthFailure::Unauthenticated => ErrorCode::Unauthenticated,
             AuthFailure::DeviceRevoked => ErrorCode::DeviceRevoked,
+            AuthFailure::RateLimited => ErrorCode::RateLimited,
         }
     }
 }
@@ -180,13 +207,77 @@ pub(crate) fn create_invite(
     })
 }
 
+/// A branch's public submission code, created on first use; `rotate`
+/// replaces it with a new one (the old one stops registering residents at
+/// once). Fails for an unknown branch.
+pub(crate) fn submission_code(conn: &Connection, branch: BranchId, rotate: bool) -> Result<String> {
+    if !rotate
+        && let Some(code) = conn
+            .query_row(
+                "SELECT code FROM submission_codes WHERE branch_id = ?1",
+                [branch.to_string()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+    {
+        return Ok(code);
+    }
+    let known = conn
+        .query_row(
+            "SELECT 1 FROM branches WHERE branch_id = ?1",
+            [branch.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !known {
+        return Err(Error::UnknownBranch(branch.to_string()));
+    }
+    let code = new_submission_code();
+    conn.execute(
+        "INSERT INTO submission_codes (branch_id, code, created_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (branch_id) DO UPDATE
+             SET code = excluded.code, created_at_ms = excluded.created_at_ms",
+        params![branch.to_string(), code, db::now_ms()],
+    )?;
+    let mut audit = AuditRecord::new(event::SUBMISSION_CODE_CREATED);
+    audit.branch = Some(branch);
+    audit.detail = if rotate { "rotated" } else { "created" }.into();
+    audit.insert(conn)?;
+    Ok(code)
+}
+
+/// Residents registered with `branch`'s submission code since `since_ms`.
+pub(crate) fn residents_registered_since(
+    conn: &Connection,
+    branch: BranchId,
+    since_ms: i64,
+) -> Result<u64> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM audit
+             WHERE event = ?1 AND at_ms >= ?2 AND branch_id = ?3",
+        )?
+        .query_row(
+            params![event::RESIDENT_REGISTERED, since_ms, branch.to_string()],
+            |r| r.get(0),
+        )?;
+    Ok(count.max(0) as u64)
+}
+
 /// Enrolls a new device with `invite_code`: the invite is used up and the
 /// device stored, or the reason it was refused is returned (and audited).
+///
+/// A code that is no invite but a branch's public submission code
+/// registers a resident of that branch instead, unless the code already
+/// registered `residents_per_hour` devices within the last hour
+/// ([`AuthFailure::RateLimited`]).
 pub(crate) fn enroll(
     conn: &Connection,
     invite_code: &str,
     device_name: &str,
     actor_id: &[u8],
+    residents_per_hour: u32,
 ) -> Result<std::result::Result<(DeviceRecord, DeviceSecret), AuthFailure>> {
     let now = db::now_ms();
     let invite = conn
@@ -214,7 +305,31 @@ pub(crate) fn enroll(
         Ok(Err(failure))
     };
     let Some((branch, role, member, expires_at_ms, used_at_ms)) = invite else {
-        return refuse(AuthFailure::InviteInvalid, None);
+        let submission = conn
+            .query_row(
+                "SELECT branch_id, created_at_ms FROM submission_codes WHERE code = ?1",
+                [normalize_code(invite_code)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        let Some((branch, code_created_at_ms)) = submission else {
+            return refuse(AuthFailure::InviteInvalid, None);
+        };
+        let branch: BranchId = parse_id(&branch)?;
+        // Registrations under an earlier code do not count against this one.
+        let window_start = now.saturating_sub(3_600_000).max(code_created_at_ms);
+        let recent = residents_registered_since(conn, branch, window_start)?;
+        if recent >= u64::from(residents_per_hour) {
+            return refuse(AuthFailure::RateLimited, Some(branch));
+        }
+        let (record, secret) =
+            insert_device(conn, branch, Role::Resident, None, device_name, actor_id)?;
+        // No name, no actor: a resident is nobody in particular to the log.
+        let mut audit = AuditRecord::new(event::RESIDENT_REGISTERED);
+        audit.device = Some(record.device_id);
+        audit.branch = Some(branch);
+        audit.insert(conn)?;
+        return Ok(Ok((record, secret)));
     };
     let branch: BranchId = parse_id(&branch)?;
     if used_at_ms.is_some() {
@@ -226,6 +341,36 @@ pub(crate) fn enroll(
     let role = parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?;
     let member: Option<MemberId> = parse_opt_id(member)?;
 
+    let (record, secret) = insert_device(conn, branch, role, member, device_name, actor_id)?;
+    conn.execute(
+        "UPDATE invites SET used_at_ms = ?2, used_by = ?3 WHERE code_hash = ?1",
+        params![
+            hash_code(invite_code).as_slice(),
+            now,
+            record.device_id.to_string()
+        ],
+    )?;
+    let mut audit = AuditRecord::new(event::DEVICE_ENROLLED);
+    audit.device = Some(record.device_id);
+    audit.member = member;
+    audit.branch = Some(branch);
+    audit.actor = Some(actor_id.to_vec());
+    audit.detail = format!("role={role} name={}", record.name);
+    audit.insert(conn)?;
+    Ok(Ok((record, secret)))
+}
+
+/// Stores a new device with a fresh id and secret, and registers its
+/// automerge actor.
+fn insert_device(
+    conn: &Connection,
+    branch: BranchId,
+    role: Role,
+    member: Option<MemberId>,
+    device_name: &str,
+    actor_id: &[u8],
+) -> Result<(DeviceRecord, DeviceSecret)> {
+    let now = db::now_ms();
     let device_id = DeviceId::new_random();
     let secret = DeviceSecret::from_bytes(rand::random());
     let name: String = device_name
@@ -234,14 +379,6 @@ pub(crate) fn enroll(
         .filter(|c| !c.is_control())
         .take(limits::MAX_DEVICE_NAME)
         .collect();
-    conn.execute(
-        "UPDATE invites SET used_at_ms = ?2, used_by = ?3 WHERE code_hash = ?1",
-        params![
-            hash_code(invite_code).as_slice(),
-            now,
-            device_id.to_string()
-        ],
-    )?;
     conn.execute(
         "INSERT INTO devices (device_id, branch_id, role, member_id, name, secret_hash, actor_id,
                               enrolled_at_ms, last_seen_ms)
@@ -264,13 +401,6 @@ pub(crate) fn enroll(
          ON CONFLICT (actor_id) DO UPDATE SET device_id = excluded.device_id",
         params![actor_id, device_id.to_string()],
     )?;
-    let mut audit = AuditRecord::new(event::DEVICE_ENROLLED);
-    audit.device = Some(device_id);
-    audit.member = member;
-    audit.branch = Some(branch);
-    audit.actor = Some(actor_id.to_vec());
-    audit.detail = format!("role={role} name={name}");
-    audit.insert(conn)?;
     let record = DeviceRecord {
         device_id,
         branch,
@@ -279,7 +409,7 @@ pub(crate) fn enroll(
         name,
         revoked: false,
     };
-    Ok(Ok((record, secret)))
+    Ok((record, secret))
 }
 
 /// Reads a device as stored.
@@ -455,7 +585,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let (device, secret) = enroll(&conn, &invite.code, " Li's phone\n", b"actor-1")
+        let (device, secret) = enroll(&conn, &invite.code, " Li's phone\n", b"actor-1", 30)
             .unwrap()
             .unwrap();
         assert_eq!(device.branch, branch);
@@ -463,11 +593,11 @@ mod tests {
         assert_eq!(device.member, Some(member));
         assert_eq!(device.name, "Li's phone");
         assert_eq!(
-            enroll(&conn, &invite.code, "again", b"actor-2").unwrap(),
+            enroll(&conn, &invite.code, "again", b"actor-2", 30).unwrap(),
             Err(AuthFailure::InviteUsed)
         );
         assert_eq!(
-            enroll(&conn, "NOPE-NOPE-NOPE-NOPE", "x", b"a").unwrap(),
+            enroll(&conn, "NOPE-NOPE-NOPE-NOPE", "x", b"a", 30).unwrap(),
             Err(AuthFailure::InviteInvalid)
         );
         // Only hashes are stored.
@@ -479,6 +609,37 @@ mod tests {
             device_of_actor(&conn, b"actor-1").unwrap(),
             Some((device.device_id, Some(member)))
         );
+    }
+
+    #[test]
+    fn submission_codes_register_residents_until_the_hourly_limit() {
+        let (_dir, conn, branch) = database();
+        let code = submission_code(&conn, branch, false).unwrap();
+        assert!(code.starts_with(SUBMISSION_CODE_PREFIX) && code.len() == 21);
+        assert_eq!(submission_code(&conn, branch, false).unwrap(), code);
+        for i in 0..3u8 {
+            let (device, _) = enroll(&conn, &code.to_lowercase(), "phone", &[i], 3)
+                .unwrap()
+                .unwrap();
+            assert_eq!((device.role, device.member), (Role::Resident, None));
+        }
+        assert_eq!(
+            enroll(&conn, &code, "phone", b"x", 3).unwrap(),
+            Err(AuthFailure::RateLimited)
+        );
+        assert_eq!(residents_registered_since(&conn, branch, 0).unwrap(), 3);
+        // A new code starts afresh; the old one is unknown.
+        let rotated = submission_code(&conn, branch, true).unwrap();
+        assert_ne!(rotated, code);
+        assert!(enroll(&conn, &rotated, "phone", b"y", 3).unwrap().is_ok());
+        assert_eq!(
+            enroll(&conn, &code, "phone", b"z", 3).unwrap(),
+            Err(AuthFailure::InviteInvalid)
+        );
+        assert!(matches!(
+            submission_code(&conn, BranchId::new_random(), false),
+            Err(Error::UnknownBranch(_))
+        ));
     }
 
     #[test]
@@ -495,7 +656,7 @@ mod tests {
         .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
-            enroll(&conn, &invite.code, "late", b"a").unwrap(),
+            enroll(&conn, &invite.code, "late", b"a", 30).unwrap(),
             Err(AuthFailure::InviteExpired)
         );
         // An expired invite stays unused: it cannot be revived either.
@@ -532,7 +693,9 @@ mod tests {
             None,
         )
         .unwrap();
-        let (device, secret) = enroll(&conn, &invite.code, "pc", b"a").unwrap().unwrap();
+        let (device, secret) = enroll(&conn, &invite.code, "pc", b"a", 30)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             check_device(&conn, device.device_id, &secret).unwrap(),
             Ok(device.clone())

@@ -5,6 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Residents one submission code registers per hour, by default: enough
+/// for a queue at a community event, too few for a script to flood a branch.
+pub(crate) const DEFAULT_RESIDENTS_PER_HOUR: u32 = 30;
+/// Petitions (and, separately, suggestions) one device may submit in 24
+/// hours, by default.
+pub(crate) const DEFAULT_SUBMISSIONS_PER_DAY: u32 = 10;
+
 /// Everything [`crate::Server::start`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -44,8 +51,8 @@ impl ServerConfig {
             idle_unload: Duration::from_secs(300),
             max_loaded_docs: 1_000,
             validate_changes: true,
-            resident_registrations_per_hour: 30,
-            submissions_per_device_per_day: 10,
+            resident_registrations_per_hour: DEFAULT_RESIDENTS_PER_HOUR,
+            submissions_per_device_per_day: DEFAULT_SUBMISSIONS_PER_DAY,
         }
     }
 }

@@ -130,6 +130,21 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX alliance_branches_by_branch ON alliance_branches (branch_id);
     ",
+    // 3: a branch's public submission code (民情直通车 posters), and an index
+    // so rate limits can count recent audit events of one kind.
+    //
+    // `submission_codes` holds at most one code per branch. The code is
+    // public (printed on posters and QR codes), so unlike an invite code it
+    // is stored as text; rotating it replaces the row, and the old code
+    // stops working at once.
+    "
+    CREATE TABLE submission_codes (
+        branch_id     TEXT PRIMARY KEY REFERENCES branches (branch_id),
+        code          TEXT NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_by_event ON audit (event, at_ms);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use tokio::task::{JoinHandle, JoinSet};
@@ -26,6 +26,7 @@ use crate::config::{ServerConfig, limits};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::storage::{CacheOptions, Storage};
+use crate::submissions::RateWindow;
 use crate::tls::{self, Identity};
 use crate::{db, session};
 
@@ -51,6 +52,18 @@ pub(crate) struct ServerState {
     pub cert_sha256: [u8; 32],
     pub public_addr: String,
     pub shutdown: CancellationToken,
+    /// Residents one submission code may register per hour.
+    pub resident_registrations_per_hour: u32,
+    /// Petitions, and separately suggestions, one device may submit per day.
+    pub submissions_per_device_per_day: u32,
+    /// Suggestions per device in the last day, in memory only.
+    pub suggestions: RateWindow,
+    /// Held while a petition's rate limit is checked and the petition
+    /// written, so concurrent requests cannot both slip under the limit.
+    pub petition_lock: Mutex<()>,
+    /// Held while a branch's feedback box is found or created and written,
+    /// so a branch never gets two.
+    pub feedback_lock: Mutex<()>,
 }
 
 impl ServerState {
@@ -114,6 +127,11 @@ impl Server {
             cert_sha256: identity.fingerprint,
             public_addr,
             shutdown: CancellationToken::new(),
+            resident_registrations_per_hour: config.resident_registrations_per_hour,
+            submissions_per_device_per_day: config.submissions_per_device_per_day,
+            suggestions: RateWindow::new(crate::submissions::DAY),
+            petition_lock: Mutex::new(()),
+            feedback_lock: Mutex::new(()),
         });
         let accept = tokio::spawn(accept_loop(state.clone(), endpoint, config.max_connections));
         let poller = tokio::spawn(poll_loop(state.clone()));

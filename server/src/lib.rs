@@ -17,6 +17,8 @@
 //! - [`admin`]: branches, invites, devices and the audit log, straight on the
 //!   database (the CLI uses it, with or without a running server).
 //! - [`audit`]: the audit log.
+//! - `submissions`: resident petitions and feedback-box suggestions the
+//!   server writes itself, with their validation and rate limits.
 
 pub mod access;
 pub mod admin;
@@ -30,6 +32,7 @@ mod hub;
 pub mod rules;
 mod session;
 mod storage;
+mod submissions;
 pub mod sync_core;
 mod tls;
 

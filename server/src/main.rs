@@ -11,6 +11,7 @@
 //!   alliance list
 //!   invite --branch ID --role secretary|committee|member|resident [--member ID]
 //!          [--valid-for-hours 72] [--qr]
+//!   submission-code --branch ID [--rotate] [--qr]
 //!   devices list [--branch ID]
 //!   devices revoke DEVICE_ID
 //!   export --branch ID --out DIR [--format csv|xlsx|all] [--bom] [--from DAY] [--to DAY]
@@ -142,6 +143,24 @@ enum Command {
         /// How long the invite stays valid (1 hour to 1 year).
         #[arg(long, default_value_t = 72)]
         valid_for_hours: u64,
+        /// Also print the link as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// Show the branch's public submission link (民情直通车), for posters.
+    ///
+    /// Residents scan it to register a phone and send requests to the
+    /// branch; each sees only their own requests. The code is created on
+    /// first use and stays the same until --rotate replaces it (the old one
+    /// stops working). Prints only the link on stdout's first line; with
+    /// --qr, a QR code of it follows.
+    SubmissionCode {
+        /// The branch.
+        #[arg(long)]
+        branch: BranchId,
+        /// Replace the code with a new one; the old one stops working.
+        #[arg(long)]
+        rotate: bool,
         /// Also print the link as a QR code.
         #[arg(long)]
         qr: bool,
@@ -499,6 +518,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     &format!("一次性邀请（{role}），{hours} 小时内有效"),
                 )
             );
+            Ok(())
+        }
+        Command::SubmissionCode { branch, rotate, qr } => {
+            let admin = open_admin(&data_dir)?;
+            let link = admin
+                .submission_link(branch, rotate)
+                .with_context(|| format!("the submission code of branch {branch}"))?
+                .to_string();
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{link}")?;
+            if qr {
+                write!(out, "{}", qr_code(&link)?)?;
+            }
+            out.flush()?;
+            let (en, zh) = if rotate {
+                (
+                    "new public submission code; the old one no longer works",
+                    "已更换公开提交码，旧码失效",
+                )
+            } else {
+                (
+                    "public submission code: residents scan it to send requests",
+                    "公开提交码：群众扫码即可提交诉求",
+                )
+            };
+            eprintln!("{}", say(lang, en, zh));
             Ok(())
         }
         Command::Devices {

@@ -23,11 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, warn};
 
 use crate::access::{self, Principal};
+use crate::audit::{self, AuditRecord};
 use crate::auth::{self, AuthFailure};
 use crate::config::limits;
 use crate::db;
 use crate::endpoint::{ServerState, close_code};
 use crate::storage::{ChangeNotice, StepContext};
+use crate::submissions::{self, PetitionFields};
 
 type Reader = FramedRead<RecvStream, FrameCodec>;
 type Writer = FramedWrite<SendStream, FrameCodec>;
@@ -257,10 +259,16 @@ async fn hello(
                 .await;
                 return Err(());
             }
-            let enrolled = state
-                .storage
-                .writer()
-                .submit(move |conn| auth::enroll(conn, &invite_code, &device_name, &actor_id));
+            let residents_per_hour = state.resident_registrations_per_hour;
+            let enrolled = state.storage.writer().submit(move |conn| {
+                auth::enroll(
+                    conn,
+                    &invite_code,
+                    &device_name,
+                    &actor_id,
+                    residents_per_hour,
+                )
+            });
             match enrolled {
                 Ok(receiver) => receiver
                     .await
@@ -335,6 +343,9 @@ fn auth_message(failure: AuthFailure) -> &'static str {
         AuthFailure::InviteUsed => "the invite was already used; ask for a new one",
         AuthFailure::Unauthenticated => "unknown device or wrong secret",
         AuthFailure::DeviceRevoked => "this device was revoked; enroll again with a new invite",
+        AuthFailure::RateLimited => {
+            "this submission code registered too many phones in the last hour; try again later"
+        }
     }
 }
 
@@ -552,6 +563,31 @@ impl StreamTask {
             Ok(Some(Ok(Message::RevokeDevice { device_id }))) => {
                 Some(self.revoke_device(device_id).await)
             }
+            Ok(Some(Ok(Message::GetSubmissionCode))) => Some(self.get_submission_code().await),
+            Ok(Some(Ok(Message::SubmitPetition {
+                category,
+                title,
+                description,
+                location,
+                name,
+                contact,
+            }))) => {
+                let fields = PetitionFields::validate(
+                    &category,
+                    &title,
+                    &description,
+                    location.as_deref(),
+                    name.as_deref(),
+                    contact.as_deref(),
+                );
+                Some(match fields {
+                    Ok(fields) => self.submit_petition(fields).await,
+                    Err(invalid) => self.refused(ErrorCode::InvalidRequest, &invalid.to_string()),
+                })
+            }
+            Ok(Some(Ok(Message::SubmitSuggestion { text, anonymous }))) => {
+                Some(self.submit_suggestion(&text, anonymous).await)
+            }
             Ok(Some(Ok(other))) => Some(error(
                 ErrorCode::Malformed,
                 format!("a stream cannot start with {}", other.name()),
@@ -749,6 +785,154 @@ impl StreamTask {
         }
     }
 
+    /// `GetSubmissionCode`: the branch's public submission link (created on
+    /// first use), for the committee to print or show as a QR code.
+    async fn get_submission_code(&self) -> Message {
+        if !self.principal.is_committee() {
+            return self.refused(
+                ErrorCode::AccessDenied,
+                "only the committee may see the branch's submission code",
+            );
+        }
+        let branch = self.principal.branch;
+        let code = match self
+            .state
+            .storage
+            .writer()
+            .submit(move |conn| auth::submission_code(conn, branch, false))
+        {
+            Ok(receiver) => receiver
+                .await
+                .unwrap_or(Err(crate::error::Error::WriterStopped)),
+            Err(e) => Err(e),
+        };
+        match code {
+            Ok(code) => Message::SubmissionCode {
+                link: InviteLink {
+                    server: self.state.public_addr.clone(),
+                    code,
+                    cert_sha256: self.state.cert_sha256,
+                }
+                .to_string(),
+            },
+            Err(e) => {
+                warn!(error = %e, "cannot read the submission code");
+                error(
+                    ErrorCode::Internal,
+                    "the server could not read the submission code",
+                    None,
+                )
+            }
+        }
+    }
+
+    /// `SubmitPetition` (already validated): the server writes the petition
+    /// as its own actor, for this device, unless the device reached its
+    /// daily limit.
+    async fn submit_petition(&self, fields: PetitionFields) -> Message {
+        let who = self.principal.clone();
+        let written = self
+            .state
+            .blocking(move |state| Ok(write_petition(state, &who, fields)))
+            .await
+            .unwrap_or_else(|e| Err(PetitionRefused::Failed(e)));
+        match written {
+            Ok(doc_id) => {
+                info!(doc = %doc_id, "petition submitted");
+                Message::PetitionSubmitted { doc_id }
+            }
+            Err(PetitionRefused::RateLimited(limit)) => self.refused(
+                ErrorCode::RateLimited,
+                &format!("at most {limit} petitions per device in 24 hours"),
+            ),
+            Err(PetitionRefused::Invalid(reason)) => {
+                self.refused(ErrorCode::InvalidRequest, &reason)
+            }
+            Err(PetitionRefused::Failed(e)) => {
+                warn!(error = %e, "cannot store a petition");
+                error(
+                    ErrorCode::Internal,
+                    "the server could not store the petition",
+                    None,
+                )
+            }
+        }
+    }
+
+    /// `SubmitSuggestion`: the server puts the suggestion in the branch's
+    /// feedback box (creating the box if the branch has none) as its own
+    /// actor, with the day only.
+    ///
+    /// For an anonymous suggestion nothing that names this device is
+    /// written or logged at info level or above: refusals are not audited
+    /// (a refusal row would name the device), the audit row names only the
+    /// branch and the box, and a storage failure is logged outside the
+    /// connection's span (which carries the device id).
+    async fn submit_suggestion(&self, text: &str, anonymous: bool) -> Message {
+        let refuse = |code: ErrorCode, message: &str| {
+            if anonymous {
+                error(code, message, None)
+            } else {
+                self.refused(code, message)
+            }
+        };
+        if self.principal.role == branchline_protocol::Role::Resident {
+            return refuse(
+                ErrorCode::AccessDenied,
+                "the feedback box is for the branch's members",
+            );
+        }
+        if !anonymous && self.principal.member.is_none() {
+            return refuse(
+                ErrorCode::InvalidRequest,
+                "this device belongs to no member: send the suggestion anonymously",
+            );
+        }
+        let text = match submissions::validate_suggestion(text) {
+            Ok(text) => text,
+            Err(invalid) => return refuse(ErrorCode::InvalidRequest, &invalid.to_string()),
+        };
+        let limit = self.state.submissions_per_device_per_day;
+        if !self
+            .state
+            .suggestions
+            .try_take(self.principal.device, limit, std::time::Instant::now())
+        {
+            return refuse(
+                ErrorCode::RateLimited,
+                &format!("at most {limit} suggestions per device in 24 hours"),
+            );
+        }
+        let who = self.principal.clone();
+        let written = self
+            .state
+            .blocking(move |state| write_suggestion(state, &who, &text, anonymous))
+            .await;
+        match written {
+            Ok((doc_id, suggestion_id)) => {
+                if !anonymous {
+                    info!(doc = %doc_id, "suggestion submitted");
+                }
+                Message::SuggestionSubmitted {
+                    doc_id,
+                    suggestion_id,
+                }
+            }
+            Err(e) => {
+                if anonymous {
+                    warn!(parent: None, error = %e, "cannot store an anonymous suggestion");
+                } else {
+                    warn!(error = %e, "cannot store a suggestion");
+                }
+                error(
+                    ErrorCode::Internal,
+                    "the server could not store the suggestion",
+                    None,
+                )
+            }
+        }
+    }
+
     async fn revoke_device(&self, device: DeviceId) -> Message {
         let target = self
             .state
@@ -799,4 +983,129 @@ impl StreamTask {
         info!(revoked = %device, connections = closed, "device revoked");
         Message::DeviceRevoked { device_id: device }
     }
+}
+
+/// Why a petition was not written.
+enum PetitionRefused {
+    /// The device reached its daily limit (the limit).
+    RateLimited(u32),
+    /// The model refused the fields.
+    Invalid(String),
+    /// Storage failed.
+    Failed(crate::error::Error),
+}
+
+/// Checks the device's daily limit and writes its petition (blocking).
+fn write_petition(
+    state: &ServerState,
+    who: &Principal,
+    fields: PetitionFields,
+) -> Result<DocId, PetitionRefused> {
+    use branchline_core::model::{self, NewPetition, Petition, Submitter, Timestamp};
+
+    let _one_at_a_time = state
+        .petition_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let limit = state.submissions_per_device_per_day;
+    let since = db::now_ms() - submissions::DAY.as_millis() as i64;
+    let device = who.device;
+    let sent = state
+        .storage
+        .read(|conn| submissions::petitions_submitted_since(conn, device, since))
+        .map_err(PetitionRefused::Failed)?;
+    if sent >= u64::from(limit) {
+        return Err(PetitionRefused::RateLimited(limit));
+    }
+    let new = NewPetition {
+        category: fields.category,
+        title: fields.title,
+        description: fields.description,
+        location: fields.location,
+        submitter: Submitter {
+            name: fields.name,
+            contact: fields.contact,
+            member: who.member.map(Into::into),
+        },
+    };
+    let petition = Petition::submit(who.branch.into(), new, Timestamp::now())
+        .map_err(|e| PetitionRefused::Invalid(e.to_string()))?;
+    let doc = model::create_document(&petition, state.storage.server_actor().clone())
+        .map_err(|e| PetitionRefused::Failed(e.into()))?;
+    let mut record = AuditRecord::new(audit::event::PETITION_SUBMITTED);
+    record.device = Some(who.device);
+    record.member = who.member;
+    record.branch = Some(who.branch);
+    let (doc_id, _) = state
+        .storage
+        .create_as_server(doc, Some(who.device), vec![record])
+        .map_err(PetitionRefused::Failed)?;
+    Ok(doc_id)
+}
+
+/// Puts a suggestion in `who`'s branch's feedback box, creating the box if
+/// the branch has none (blocking). Returns the box and the suggestion's id.
+fn write_suggestion(
+    state: &ServerState,
+    who: &Principal,
+    text: &str,
+    anonymous: bool,
+) -> crate::error::Result<(DocId, String)> {
+    use branchline_core::ids::SuggestionId;
+    use branchline_core::model::{self, Date, FeedbackBox};
+
+    // One box per branch: finding and creating it must not interleave.
+    let _one_at_a_time = state
+        .feedback_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = SuggestionId::random();
+    let author = if anonymous {
+        None
+    } else {
+        who.member.map(Into::into)
+    };
+    // The day only, in the server's time zone (the branch's, in practice):
+    // a time of day could be matched to who was connected when.
+    let on = Date(chrono::Local::now().date_naive());
+    let record = if anonymous {
+        AuditRecord {
+            branch: Some(who.branch),
+            ..AuditRecord::new(audit::event::SUGGESTION_ANONYMOUS_ACCEPTED)
+        }
+    } else {
+        AuditRecord {
+            device: Some(who.device),
+            member: who.member,
+            branch: Some(who.branch),
+            detail: format!("suggestion {id}"),
+            ..AuditRecord::new(audit::event::SUGGESTION_ACCEPTED)
+        }
+    };
+    let storage = &state.storage;
+    // Lowest id first: if two boxes ever exist, the lowest is the branch's,
+    // the rule devices follow too.
+    let existing = storage
+        .documents_of_kind(who.branch, crate::access::FEEDBACK_BOX)
+        .first()
+        .copied();
+    let doc_id = match existing {
+        Some(doc_id) => {
+            storage.edit_as_server(doc_id, vec![record], |doc| {
+                model::edit(doc, |feedback: &mut FeedbackBox| {
+                    feedback.add_suggestion(id, text, author, on)
+                })
+                .map_err(Into::into)
+            })?;
+            doc_id
+        }
+        None => {
+            let mut feedback = FeedbackBox::new(who.branch.into());
+            feedback.add_suggestion(id, text, author, on)?;
+            let doc = model::create_document(&feedback, storage.server_actor().clone())?;
+            // No creator: the box is the branch's, not the first sender's.
+            storage.create_as_server(doc, None, vec![record])?.0
+        }
+    };
+    Ok((doc_id, id.to_string()))
 }

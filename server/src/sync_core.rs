@@ -165,8 +165,16 @@ impl SyncCore {
                         "actor id must be 1 to 64 bytes",
                     ));
                 }
-                self.write(move |conn| auth::enroll(conn, &invite_code, &device_name, &actor_id))
-                    .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
+                self.write(move |conn| {
+                    auth::enroll(
+                        conn,
+                        &invite_code,
+                        &device_name,
+                        &actor_id,
+                        crate::config::DEFAULT_RESIDENTS_PER_HOUR,
+                    )
+                })
+                .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
             }
             Credentials::Device { device_id, secret } => self
                 .storage

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc as _};
-use automerge::{Automerge, ChangeHash};
+use automerge::{ActorId, AutoCommit, Automerge, ChangeHash};
 use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{
     BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry, Message,
@@ -270,6 +270,9 @@ pub(crate) struct Storage {
     options: CacheOptions,
     /// Positions up to which polls have looked (documents, revocations).
     poll_marks: Arc<Mutex<(i64, i64)>>,
+    /// The automerge actor the server writes its own changes as (stored in
+    /// `server_info` when the database was created; read once here).
+    server_actor: ActorId,
 }
 
 impl Storage {
@@ -281,6 +284,10 @@ impl Storage {
         for row in &rows {
             catalog.apply(row);
         }
+        let server_actor = ActorId::from(
+            db::get_info(&conn, "actor_id")?
+                .ok_or_else(|| Error::Corrupt("no server actor id".into()))?,
+        );
         let (_, revoked_mark) = auth::revoked_since(&conn, 0)?;
         let doc_mark = catalog.last_seq();
         let (changes, _) = broadcast::channel(crate::config::limits::BROADCAST_CAPACITY);
@@ -298,7 +305,182 @@ impl Storage {
             cache: Mutex::new(HashMap::new()),
             options,
             poll_marks: Arc::new(Mutex::new((doc_mark, revoked_mark))),
+            server_actor,
         })
+    }
+
+    /// The automerge actor of the server's own changes.
+    pub(crate) fn server_actor(&self) -> &ActorId {
+        &self.server_actor
+    }
+
+    /// The stored documents of `kind` in `branch`, by id (from the catalog).
+    pub(crate) fn documents_of_kind(&self, branch: BranchId, kind: &str) -> Vec<DocId> {
+        let catalog = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<DocId> = catalog
+            .docs
+            .iter()
+            .filter(|(_, entry)| entry.attrs.branch == branch && entry.attrs.kind == kind)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Stores a document the server wrote itself (`doc` made with
+    /// [`Storage::server_actor`]): durably, in the catalog, and announced to
+    /// connected devices that may read it. `creator` is the device the
+    /// server wrote it for (access treats it as the document's creator);
+    /// `audit` rows are written in the same transaction, with the document
+    /// filled in. Fails if the server already holds the document.
+    /// Blocking: call from a blocking thread.
+    pub(crate) fn create_as_server(
+        &self,
+        mut doc: AutoCommit,
+        creator: Option<DeviceId>,
+        audit: Vec<AuditRecord>,
+    ) -> Result<(DocId, Heads)> {
+        let meta = branchline_core::model::read_meta(doc.document())?;
+        let doc_id = DocId::from_bytes(*meta.id.as_bytes());
+        let slot = self.slot(doc_id);
+        let mut guard = slot.lock();
+        if guard.is_none() {
+            *guard = Some(self.load(doc_id).map_err(|e| Error::Internal(e.message))?);
+        }
+        let Some(loaded) = guard.as_mut() else {
+            return Err(Error::Internal("document not loaded".into()));
+        };
+        if loaded.attrs.is_some() || !loaded.doc.get_heads().is_empty() {
+            return Err(Error::Invalid {
+                what: "document",
+                reason: format!("the server already stores document {doc_id}"),
+            });
+        }
+        doc.commit();
+        let branch = BranchId::from_bytes(*meta.branch.as_bytes());
+        let new = doc.document().clone();
+        let attrs = documents::attributes_of(&new, &meta.kind, branch, creator);
+        let stored = LoadedDoc {
+            doc: new,
+            stored_heads: Vec::new(),
+            attrs: None,
+        };
+        *loaded = stored;
+        match self.store_server_changes(doc_id, loaded, attrs, audit) {
+            Ok(heads) => Ok((doc_id, heads)),
+            Err(e) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies `edit` to a stored document as the server's own actor, and
+    /// stores the new changes as [`Storage::create_as_server`] does. The
+    /// edit sees the document as stored, including changes synced a moment
+    /// ago: it runs under the document's lock, like a sync step.
+    /// Blocking: call from a blocking thread.
+    pub(crate) fn edit_as_server<T>(
+        &self,
+        doc_id: DocId,
+        audit: Vec<AuditRecord>,
+        edit: impl FnOnce(&mut AutoCommit) -> Result<T>,
+    ) -> Result<T> {
+        let slot = self.slot(doc_id);
+        let mut guard = slot.lock();
+        if guard.is_none() {
+            *guard = Some(self.load(doc_id).map_err(|e| Error::Internal(e.message))?);
+        }
+        let Some(loaded) = guard.as_mut() else {
+            return Err(Error::Internal("document not loaded".into()));
+        };
+        let Some(attrs) = loaded.attrs.clone() else {
+            // Not stored: forget the empty placeholder.
+            *guard = None;
+            return Err(Error::Invalid {
+                what: "document",
+                reason: format!("the server stores no document {doc_id}"),
+            });
+        };
+        let corrupt = |e: automerge::AutomergeError| Error::CorruptDocument {
+            doc: doc_id,
+            reason: e.to_string(),
+        };
+        let old_heads = loaded.doc.get_heads();
+        let mut working = AutoCommit::load(&loaded.doc.save())
+            .map_err(corrupt)?
+            .with_actor(self.server_actor.clone());
+        let out = edit(&mut working)?;
+        working.commit();
+        let changes = working.get_changes(&old_heads);
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        if let Err(e) = loaded.doc.apply_changes(changes) {
+            *guard = None;
+            return Err(corrupt(e));
+        }
+        let attrs = documents::attributes_of(&loaded.doc, &attrs.kind, attrs.branch, attrs.creator);
+        match self.store_server_changes(doc_id, loaded, attrs, audit) {
+            Ok(_) => Ok(out),
+            Err(e) => {
+                // Memory must not hold what the disk does not.
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes what `loaded` holds beyond its stored heads, with `audit`,
+    /// waits for the commit, and publishes the row (no origin: every
+    /// connection that may read the document hears of it).
+    fn store_server_changes(
+        &self,
+        doc_id: DocId,
+        loaded: &mut LoadedDoc,
+        attrs: DocAttributes,
+        audit: Vec<AuditRecord>,
+    ) -> Result<Heads> {
+        let is_new = loaded.attrs.is_none();
+        let bytes = if is_new {
+            loaded.doc.save()
+        } else {
+            loaded.doc.save_after(&loaded.stored_heads)
+        };
+        let heads = loaded.doc.get_heads();
+        let row_attrs = attrs.clone();
+        let row_heads = heads.clone();
+        let shared = self.shared.clone();
+        let receiver = self.writer.submit_with(
+            move |conn| {
+                let seq = if is_new {
+                    documents::insert(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+                } else {
+                    documents::append(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+                };
+                for mut record in audit {
+                    record.doc = Some(doc_id);
+                    record.insert(conn)?;
+                }
+                Ok(DocRow {
+                    doc_id,
+                    attrs: row_attrs,
+                    heads: documents::to_heads(&row_heads),
+                    seq,
+                })
+            },
+            move |row| shared.publish(std::slice::from_ref(row), None),
+        )?;
+        let row = receiver
+            .blocking_recv()
+            .map_err(|_| Error::WriterStopped)??;
+        loaded.stored_heads = heads;
+        loaded.attrs = Some(attrs);
+        Ok(row.heads)
     }
 
     /// Runs `f` on a pooled read connection (blocking).
