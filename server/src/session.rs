@@ -1086,7 +1086,10 @@ fn write_suggestion(
     // Lowest id first: if two boxes ever exist, the lowest is the branch's,
     // the rule devices follow too.
     let existing = storage
-        .documents_of_kind(who.branch, crate::access::FEEDBACK_BOX)
+        .documents_of_kind(
+            who.branch,
+            branchline_core::model::DocKind::FeedbackBox.as_str(),
+        )
         .first()
         .copied();
     let doc_id = match existing {
