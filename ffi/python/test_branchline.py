@@ -361,7 +361,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
 
         # An activity.
         new = bl.NewActivity(kind="theme_day", title="三月主题党日", starts_at="2025-03-01T09:00",
-                             ends_at="2025-03-01T11:00", place="社区活动室", organizer=S.dave, agenda="学习")
+                             ends_at="2025-03-01T11:00", place="社区活动室", organizer=S.alice, agenda="学习")
         S.activity = await c.create_activity(BRANCH, new)
         await self.assertRefused(BranchlineError.InvalidInput, "activity.end_before_start", c.create_activity(BRANCH, bl.NewActivity(
             kind="theme_day", title="x", starts_at="2025-03-01T11:00", ends_at="2025-03-01T09:00")))
@@ -440,7 +440,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         # Everything the secretary wrote that a member may read arrived.
         activity = await m.activity(S.activity)
         self.assertEqual(activity.agenda, "一、学习党章\n二、讨论")
-        self.assertEqual(activity.organizer, S.dave)
+        self.assertEqual(activity.organizer, S.alice)
         members = await m.list_members(BRANCH, bl.MemberFilter(status=bl.MemberStatus.ACTIVE))
         self.assertEqual(sorted(x.id for x in members), sorted([S.alice, S.dave]))
         self.assertIn("第一党小组", (await m.profile(BRANCH)).groups)

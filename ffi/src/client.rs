@@ -272,6 +272,21 @@ async fn handle_events(shared: &Arc<Shared>, handle: &Handle, events: Vec<Client
                     .hub
                     .error(refused(code.as_str(), format!("document {doc}: {message}")));
             }
+            // A change the server refused was dropped here: the app hears
+            // the reason, and the document (now without it) changed.
+            ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
+                shared.hub.error(refused(
+                    &rejection.code,
+                    format!(
+                        "document {}: change {} refused: {}",
+                        rejection.doc_id, rejection.change, rejection.message
+                    ),
+                ));
+                let id = rejection.doc_id.to_string();
+                if !rejection.document_removed && !updated.contains(&id) {
+                    updated.push(id);
+                }
+            }
             ClientEvent::Disconnected { reason } => {
                 shared.hub.error(BranchlineError::Network {
                     code: "net.connection".to_owned(),

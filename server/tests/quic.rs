@@ -108,7 +108,13 @@ impl Harness {
 
     async fn enroll(&self, role: Role) -> (Session, DeviceId, DeviceSecret) {
         let link = self.invite(role);
-        let (mut session, welcome) = self.hello(enroll(&link.code)).await;
+        let credentials = enroll(&link.code);
+        let Credentials::Enroll { actor_id, .. } = &credentials else {
+            unreachable!("enroll() makes enrollment credentials");
+        };
+        let actor = DeviceId::from_bytes(actor_id.as_slice().try_into().expect("16 bytes"));
+        let (mut session, welcome) = self.hello(credentials).await;
+        session.actor = actor;
         let Message::Welcome {
             device_id,
             device_secret: Some(secret),
@@ -144,12 +150,15 @@ struct Session {
     conn: quinn::Connection,
     reader: Reader,
     writer: Writer,
+    /// The actor id the device enrolled with, which its changes must carry.
+    actor: DeviceId,
 }
 
 impl Session {
     async fn open(conn: quinn::Connection) -> Session {
         let (send, recv) = conn.open_bi().await.unwrap();
         Session {
+            actor: DeviceId::new_random(),
             conn,
             reader: FramedRead::new(recv, FrameCodec::new()),
             writer: FramedWrite::new(send, FrameCodec::new()),
@@ -195,7 +204,10 @@ async fn recv(reader: &mut Reader) -> Message {
 fn error_code(message: &Message) -> ErrorCode {
     match message {
         Message::Error { code, .. } => code.clone(),
-        other => panic!("expected an Error, got {other:?}"),
+        Message::Rejected { rejections, .. } if !rejections.is_empty() => {
+            rejections[0].code.clone()
+        }
+        other => panic!("expected an Error or a rejection, got {other:?}"),
     }
 }
 
@@ -243,7 +255,7 @@ async fn sync_doc(
                     acked = Some(heads);
                 }
                 Message::SyncDoc { payload, .. } => break payload,
-                error @ Message::Error { .. } => return Err(error),
+                error @ (Message::Error { .. } | Message::Rejected { .. }) => return Err(error),
                 other => panic!("unexpected {other:?}"),
             }
         };
@@ -459,10 +471,10 @@ async fn wrong_alpn_is_refused_in_the_handshake() {
 #[tokio::test]
 async fn a_created_document_is_acked_stored_and_announced() {
     let h = start().await;
-    let (secretary, secretary_device, _) = h.enroll(Role::Secretary).await;
+    let (secretary, _, _) = h.enroll(Role::Secretary).await;
     let (mut member, _, _) = h.enroll(Role::Member).await;
 
-    let (doc_id, mut doc) = activity(h.branch, secretary_device);
+    let (doc_id, mut doc) = activity(h.branch, secretary.actor);
     let acked = sync_doc(&secretary, doc_id, &mut doc).await.unwrap();
     let heads: branchline_protocol::Heads = doc.get_heads().iter().map(|h| h.0).collect();
     assert_eq!(acked, Some(heads.clone()));
@@ -490,7 +502,7 @@ async fn a_created_document_is_acked_stored_and_announced() {
 
     // A member may not create an activity: the stream gets the code, the
     // session goes on.
-    let (_, mut forbidden) = activity(h.branch, DeviceId::new_random());
+    let (_, mut forbidden) = activity(h.branch, member.actor);
     let forbidden_id = DocId::from_bytes(
         *branchline_core::model::read_meta(&forbidden)
             .unwrap()
@@ -648,10 +660,10 @@ async fn connections_beyond_the_limit_are_refused() {
 #[tokio::test]
 async fn a_finished_control_stream_leaves_document_streams_working() {
     let h = start().await;
-    let (mut secretary, device, _) = h.enroll(Role::Secretary).await;
+    let (mut secretary, _, _) = h.enroll(Role::Secretary).await;
     secretary.writer.get_mut().finish().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (doc_id, mut doc) = activity(h.branch, device);
+    let (doc_id, mut doc) = activity(h.branch, secretary.actor);
     assert!(
         sync_doc(&secretary, doc_id, &mut doc)
             .await

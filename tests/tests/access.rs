@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use branchline_core::model::{
     Activity, BranchProfile, DocKind, Level, MemberFile, NewActivity, NewMember, NewPetition,
-    Petition, Roster, Submitter,
+    Petition, Roster, SignInMode, Submitter,
 };
 use branchline_core::net::{ClientEvent, Status};
 use branchline_core::sync::SyncEvent;
@@ -50,9 +50,19 @@ enum Access {
 
 use Access::{None as N, Read as R, Write as W};
 
-/// Makes a small edit of the right kind to `doc` on `device`.
-fn edit(device: &Device, kind: &str, doc: DocId) -> Result<()> {
+/// Who is editing, for picking an edit the rules let them make.
+#[derive(Clone, Copy)]
+struct Editor {
+    committee: bool,
+    member: Option<MemberId>,
+}
+
+/// Makes a small edit of the right kind to `doc` on `device`: one its role
+/// may make inside the document wherever it may write it (access decides
+/// whether the server keeps it; `rules.rs` decides which parts).
+fn edit(device: &Device, who: Editor, kind: &str, doc: DocId, owner: MemberId) -> Result<()> {
     let mut store = device.store();
+    let now = store.now();
     match kind {
         "profile" => store.update(doc, |p: &mut BranchProfile| {
             p.name.push('!');
@@ -68,16 +78,29 @@ fn edit(device: &Device, kind: &str, doc: DocId) -> Result<()> {
         "member_file" => store.update(doc, |f: &mut MemberFile| {
             f.add_training("2026-11-01".parse()?, "Party history", 2.0)
         })?,
-        "activity" | "partner_activity" | "b_activity" => {
-            store.update(doc, |a: &mut Activity| {
+        "activity" | "partner_activity" | "b_activity" => match who.member {
+            Some(member) if !who.committee => store.update(doc, |a: &mut Activity| {
+                a.sign_in(member, now, SignInMode::OnSite)
+            })?,
+            _ => store.update(doc, |a: &mut Activity| {
                 a.title.push('!');
                 Ok(())
-            })?
+            })?,
+        },
+        "petition" | "resident_petition" => {
+            if who.committee {
+                store.update(doc, |p: &mut Petition| {
+                    p.title.push('!');
+                    Ok(())
+                })?
+            } else if who.member == Some(owner) {
+                store.update(doc, |p: &mut Petition| {
+                    p.reopen(who.member, "not fixed", now)
+                })?
+            } else {
+                store.update(doc, |p: &mut Petition| p.rate(4, None, now))?
+            }
         }
-        "petition" | "resident_petition" => store.update(doc, |p: &mut Petition| {
-            p.title.push('!');
-            Ok(())
-        })?,
         other => anyhow::bail!("no edit for {other}"),
     }
     Ok(())
@@ -134,8 +157,20 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
     let b_secretary = server
         .device("B secretary", b, Role::Secretary, None)
         .await?;
+    // The partner branch's secretary puts one of its members on its roster.
+    let partner_secretary = server
+        .device("Partner secretary", partner, Role::Secretary, None)
+        .await?;
+    let partner_id = partner_secretary.store().add_member(
+        partner,
+        NewMember {
+            name: "Zhou Min".into(),
+            ..Default::default()
+        },
+    )?;
+    partner_secretary.wait_in_sync().await?;
     let partner_member = server
-        .device("Partner member", partner, Role::Member, None)
+        .device("Partner member", partner, Role::Member, Some(partner_id))
         .await?;
     let overseer = server
         .device("Town committee", town, Role::Committee, None)
@@ -160,6 +195,27 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
         .store()
         .submit_petition(a, petition("Noise at night", None))?;
     resident.wait_in_sync().await?;
+    // Both are handled, so their submitters have something to rate.
+    secretary
+        .eventually("the resident's petition", |s| {
+            s.get::<Petition>(resident_doc).is_ok()
+        })
+        .await?;
+    {
+        let mut store = secretary.store();
+        // Its owner has no device here, so the matrix rows stay as they are.
+        let m3 = store.add_member(
+            a,
+            NewMember {
+                name: "Zhao Lei".into(),
+                ..Default::default()
+            },
+        )?;
+        store.assign_petition(resident_doc, m3, "2026-12-31".parse()?)?;
+        store.resolve_petition(petition_doc, None, "fixed")?;
+        store.resolve_petition(resident_doc, None, "quiet now")?;
+    }
+    secretary.wait_in_sync().await?;
     let b_activity = b_secretary
         .store()
         .create_activity(b, meeting("Hillside meeting"))?;
@@ -181,18 +237,31 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
 
     // Expected access, per device, in the order of `docs` above
     // (activity, b_activity, member_file, petition, profile, resident_petition, roster).
-    let devices: Vec<(&Device, [Access; 7])> = vec![
-        (&secretary, [W, N, W, W, W, W, W]),
-        (&committee, [W, N, W, W, W, W, W]),
-        (&member1, [W, N, R, W, R, N, R]),
-        (&member2, [W, N, N, W, R, N, R]),
-        (&resident, [N, N, N, N, N, W, N]),
-        (&b_secretary, [N, W, N, N, N, N, N]),
-        (&partner_member, [W, N, N, N, N, N, N]),
-        (&overseer, [R, N, N, R, R, R, R]),
+    // Member 2 rates the petition before member 1, its owner, reopens it.
+    let committee_role = |member| Editor {
+        committee: true,
+        member,
+    };
+    let member_role = |member| Editor {
+        committee: false,
+        member,
+    };
+    let devices: Vec<(&Device, Editor, [Access; 7])> = vec![
+        (&secretary, committee_role(None), [W, N, W, W, W, W, W]),
+        (&committee, committee_role(None), [W, N, W, W, W, W, W]),
+        (&member2, member_role(Some(m2)), [W, N, N, W, R, N, R]),
+        (&member1, member_role(Some(m1)), [W, N, R, W, R, N, R]),
+        (&resident, member_role(None), [N, N, N, N, N, W, N]),
+        (&b_secretary, committee_role(None), [N, W, N, N, N, N, N]),
+        (
+            &partner_member,
+            member_role(Some(partner_id)),
+            [W, N, N, N, N, N, N],
+        ),
+        (&overseer, committee_role(None), [R, N, N, R, R, R, R]),
     ];
 
-    for (device, expected) in &devices {
+    for (device, _, expected) in &devices {
         device.client().sync_now();
         device.wait_in_sync().await?;
         for ((kind, doc), want) in docs.iter().zip(expected) {
@@ -209,14 +278,15 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
 
     // Writes: each device edits every document it holds; the server keeps
     // the edit exactly where the device may write.
-    for (device, expected) in &devices {
+    for (device, who, expected) in &devices {
         let mut events = device.client().subscribe();
         for ((kind, doc), want) in docs.iter().zip(expected) {
             if *want == N {
                 continue;
             }
             let before = server.heads(*doc)?.context("server copy")?;
-            edit(device, kind, *doc).with_context(|| format!("{} editing {kind}", device.name))?;
+            edit(device, *who, kind, *doc, m1)
+                .with_context(|| format!("{} editing {kind}", device.name))?;
             device.client().sync_now();
             if *want == W {
                 device.wait_in_sync().await?;
@@ -252,12 +322,15 @@ async fn wait_for_refusal(
             .await
             .ok()?
             .ok()?;
-        if let ClientEvent::Sync(SyncEvent::DocFailed {
-            doc: failed, code, ..
-        }) = event
-            && failed == doc
-        {
-            return Some(code);
+        match event {
+            ClientEvent::Sync(SyncEvent::DocFailed {
+                doc: failed, code, ..
+            }) if failed == doc => return Some(code),
+            // Changes the server refused arrive as rejections.
+            ClientEvent::Sync(SyncEvent::Rejected(rejection)) if rejection.doc_id == doc => {
+                return Some(ErrorCode::from_code(&rejection.code));
+            }
+            _ => {}
         }
     }
 }

@@ -34,6 +34,8 @@ use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
+use crate::ids::SuggestionId;
+use crate::model::NewPetition;
 use crate::store::Store;
 use crate::sync::{Join, Outgoing, Session, SessionError, SyncEvent};
 use crate::{DocId, MemberId};
@@ -381,6 +383,65 @@ impl SyncClient {
             .await?
         {
             Message::DeviceRevoked { device_id } if device_id == device => Ok(()),
+            other => Err(unexpected_answer(&other)),
+        }
+    }
+
+    /// The branch's public submission link, which residents scan to send
+    /// requests (secretary and committee only). Show it as a QR code.
+    pub async fn submission_link(&self) -> Result<InviteLink, NetError> {
+        match self.request(Message::GetSubmissionCode).await? {
+            Message::SubmissionCode { link } => {
+                link.parse().map_err(|e: protocol::InviteParseError| {
+                    NetError::Connection(format!("the server sent a bad submission link: {e}"))
+                })
+            }
+            other => Err(unexpected_answer(&other)),
+        }
+    }
+
+    /// Sends a request to the branch through the server, which writes the
+    /// petition itself and lets this device follow it: how a resident
+    /// submits. The petition arrives with the next sync. Returns its id.
+    pub async fn submit_petition(&self, new: &NewPetition) -> Result<DocId, NetError> {
+        let request = Message::SubmitPetition {
+            category: new.category.clone(),
+            title: new.title.clone(),
+            description: new.description.clone(),
+            location: new.location.clone(),
+            name: new.submitter.name.clone(),
+            contact: new.submitter.contact.clone(),
+        };
+        match self.request(request).await? {
+            Message::PetitionSubmitted { doc_id } => Ok(doc_id.into()),
+            other => Err(unexpected_answer(&other)),
+        }
+    }
+
+    /// Posts a suggestion to the branch's feedback box. When `anonymous`,
+    /// the server writes it under its own name and keeps nothing that links
+    /// it to this device. Returns the box and the suggestion's id.
+    pub async fn submit_suggestion(
+        &self,
+        text: &str,
+        anonymous: bool,
+    ) -> Result<(DocId, SuggestionId), NetError> {
+        let request = Message::SubmitSuggestion {
+            text: text.to_owned(),
+            anonymous,
+        };
+        match self.request(request).await? {
+            Message::SuggestionSubmitted {
+                doc_id,
+                suggestion_id,
+            } => {
+                let id = suggestion_id.parse().map_err(|_| {
+                    NetError::Connection(format!(
+                        "the server sent a bad suggestion id {suggestion_id:?}"
+                    ))
+                })?;
+                Ok((doc_id.into(), id))
+            }
             other => Err(unexpected_answer(&other)),
         }
     }
