@@ -288,9 +288,10 @@ mod tests {
         Relation::Creator,
     ];
 
-    const KINDS: [&str; 6] = [
+    const KINDS: [&str; 7] = [
         "branch_profile",
         "roster",
+        "feedback_box",
         "member_file",
         "activity",
         "petition",
@@ -335,6 +336,8 @@ mod tests {
         match (kind, relation) {
             ("branch_profile" | "roster", Home) => ["rw", "rw", "r", "-"],
             ("branch_profile" | "roster", Ancestor) => ["r", "r", "-", "-"],
+            // Suggestions are the branch's own business: no oversight.
+            ("feedback_box", Home) => ["rw", "rw", "r", "-"],
             ("member_file", Home) => ["rw", "rw", "-", "-"],
             // Residents have no member id, so no file describes them.
             ("member_file", Subject) => ["r", "r", "r", "-"],

@@ -52,9 +52,17 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a fresh data directory.
     pub async fn start() -> Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with a fresh data directory and the default
+    /// configuration changed by `tune`.
+    pub async fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Result<Self> {
         init_tracing();
         let dir = tempfile::tempdir()?;
-        let server = Server::start(Self::config(dir.path().to_path_buf())).await?;
+        let mut config = Self::config(dir.path().to_path_buf());
+        tune(&mut config);
+        let server = Server::start(config).await?;
         Ok(Self {
             server: Some(server),
             dir,
