@@ -149,18 +149,10 @@ impl Admin {
         let profile = BranchProfile::new(branch, name, level, parent)?;
         let roster = Roster::new(branch);
         self.write(|tx| {
-            if let Some(parent) = parent {
-                let known = tx
-                    .query_row(
-                        "SELECT 1 FROM branches WHERE branch_id = ?1",
-                        [parent.to_string()],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some();
-                if !known {
-                    return Err(Error::UnknownBranch(parent.to_string()));
-                }
+            if let Some(parent) = parent
+                && !db::branch_known(tx, &parent)?
+            {
+                return Err(Error::UnknownBranch(parent.to_string()));
             }
             tx.execute(
                 "INSERT INTO branches (branch_id, name, level, parent_id, created_at_ms)
@@ -232,22 +224,12 @@ impl Admin {
         // Profiles first, so the branches they register exist for the rest.
         loaded.sort_by_key(|(_, _, profile, _)| profile.is_none());
         self.write(|tx| {
-            let known = |branch: String| -> Result<bool> {
-                Ok(tx
-                    .query_row(
-                        "SELECT 1 FROM branches WHERE branch_id = ?1",
-                        [branch],
-                        |_| Ok(()),
-                    )
-                    .optional()?
-                    .is_some())
-            };
             for (doc_id, attrs, profile, doc) in &loaded {
                 if let Some(profile) = profile
-                    && !known(attrs.branch.to_string())?
+                    && !db::branch_known(tx, &attrs.branch)?
                 {
                     if let Some(parent) = profile.parent
-                        && !known(parent.to_string())?
+                        && !db::branch_known(tx, &parent)?
                     {
                         return Err(Error::UnknownBranch(parent.to_string()));
                     }
@@ -268,7 +250,7 @@ impl Admin {
                         format!("{} ({}), imported", profile.name, profile.level.as_str());
                     record.insert(tx)?;
                 }
-                if !known(attrs.branch.to_string())? {
+                if !db::branch_known(tx, &attrs.branch)? {
                     return Err(Error::UnknownBranch(attrs.branch.to_string()));
                 }
                 if documents::row(tx, *doc_id)?.is_some() {
@@ -402,7 +384,7 @@ impl Admin {
         let id = uuid::Uuid::new_v4();
         self.write(|tx| {
             for branch in &partners {
-                if !branch_known(tx, *branch)? {
+                if !db::branch_known(tx, branch)? {
                     return Err(Error::UnknownBranch(branch.to_string()));
                 }
             }
@@ -514,7 +496,7 @@ impl Admin {
     /// id, as devices choose. Fails if the branch is unknown.
     fn branch_document(&self, branch: BranchId, kind: model::DocKind) -> Result<Option<DocId>> {
         self.with_conn(|conn| {
-            if !branch_known(conn, branch)? {
+            if !db::branch_known(conn, &branch)? {
                 return Err(Error::UnknownBranch(branch.to_string()));
             }
             let id: Option<String> = conn
@@ -545,7 +527,7 @@ impl Admin {
     /// other branches shared with it; ordered by id.
     pub fn branch_documents(&self, branch: BranchId) -> Result<Vec<(DocId, String)>> {
         self.with_conn(|conn| {
-            if !branch_known(conn, branch)? {
+            if !db::branch_known(conn, &branch)? {
                 return Err(Error::UnknownBranch(branch.to_string()));
             }
             let mut stmt = conn.prepare(
@@ -640,18 +622,6 @@ fn stored_public_addr(conn: &Connection) -> Result<String> {
     Ok(db::get_info(conn, "public_addr")?
         .and_then(|addr| String::from_utf8(addr).ok())
         .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.to_owned()))
-}
-
-/// Whether the server knows `branch`.
-fn branch_known(conn: &Connection, branch: BranchId) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM branches WHERE branch_id = ?1",
-            [branch.to_string()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
 }
 
 #[cfg(test)]

@@ -167,15 +167,7 @@ pub(crate) fn create_invite(
             reason: "an invite must be valid for some time".into(),
         });
     }
-    let known: bool = conn
-        .query_row(
-            "SELECT 1 FROM branches WHERE branch_id = ?1",
-            [branch.to_string()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !known {
+    if !db::branch_known(conn, &branch)? {
         return Err(Error::UnknownBranch(branch.to_string()));
     }
     let now = db::now_ms();
@@ -222,15 +214,7 @@ pub(crate) fn submission_code(conn: &Connection, branch: BranchId, rotate: bool)
     {
         return Ok(code);
     }
-    let known = conn
-        .query_row(
-            "SELECT 1 FROM branches WHERE branch_id = ?1",
-            [branch.to_string()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !known {
+    if !db::branch_known(conn, &branch)? {
         return Err(Error::UnknownBranch(branch.to_string()));
     }
     let code = new_submission_code();

@@ -236,6 +236,19 @@ pub(crate) fn set_info(conn: &Connection, key: &str, value: &[u8]) -> Result<()>
 }
 
 /// Milliseconds since the Unix epoch, now.
+/// Whether the server knows the branch `branch` (any id type that prints as
+/// the stored text).
+pub(crate) fn branch_known(conn: &Connection, branch: &impl std::fmt::Display) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM branches WHERE branch_id = ?1",
+            [branch.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

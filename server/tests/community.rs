@@ -280,17 +280,22 @@ fn actors_of(h: &Harness, doc: DocId) -> Vec<Vec<u8>> {
     actors
 }
 
-/// The server's own actor: the one that wrote the branch profile.
-fn server_actor(h: &Harness) -> Vec<Vec<u8>> {
-    let (profile, _) = h
+/// The branch's one document of `kind` (profile or roster).
+fn branch_doc(h: &Harness, kind: &str) -> DocId {
+    let (doc, _) = h
         .server
         .admin()
         .branch_documents(h.branch.into())
         .unwrap()
         .into_iter()
-        .find(|(_, kind)| kind == "branch_profile")
+        .find(|(_, found)| found == kind)
         .unwrap();
-    actors_of(h, profile.into())
+    doc.into()
+}
+
+/// The server's own actor: the one that wrote the branch profile.
+fn server_actor(h: &Harness) -> Vec<Vec<u8>> {
+    actors_of(h, branch_doc(h, "branch_profile"))
 }
 
 #[tokio::test]
@@ -517,15 +522,7 @@ async fn petitions_are_validated_and_limited_per_device() {
 /// Puts a member on the branch's roster through a committee device and
 /// enrolls a member device for them.
 async fn enroll_member(h: &Harness, committee: &Session, name: &str) -> (Session, MemberId) {
-    let (roster_id, _) = h
-        .server
-        .admin()
-        .branch_documents(h.branch.into())
-        .unwrap()
-        .into_iter()
-        .find(|(_, kind)| kind == "roster")
-        .unwrap();
-    let roster_id: DocId = roster_id.into();
+    let roster_id = branch_doc(h, "roster");
     let mut roster = committee.fetch(roster_id).await.unwrap();
     roster.set_actor(ActorId::from(committee.actor.clone().unwrap()));
     let member = model::edit(&mut roster, |r: &mut Roster| {
