@@ -488,6 +488,9 @@ pub enum ErrorCode {
     /// `rule.not_a_new_submission`: a petition created by a member or a
     /// resident must start open, unassigned and unrated.
     NotANewSubmission,
+    /// `rule.not_allied`: an activity is shared only with branches allied
+    /// with its own (partner branches recorded by the server's admin).
+    NotAllied,
     /// `request.rate_limited`: too many requests of this kind; try later.
     RateLimited,
     /// `request.invalid`: a field of the request is missing or too long.
@@ -498,7 +501,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every known code, for tests and documentation.
-    pub const KNOWN: [ErrorCode; 25] = [
+    pub const KNOWN: [ErrorCode; 26] = [
         ErrorCode::VersionUnsupported,
         ErrorCode::FrameTooLarge,
         ErrorCode::Malformed,
@@ -522,6 +525,7 @@ impl ErrorCode {
         ErrorCode::NotResolved,
         ErrorCode::ForeignActor,
         ErrorCode::NotANewSubmission,
+        ErrorCode::NotAllied,
         ErrorCode::RateLimited,
         ErrorCode::InvalidRequest,
     ];
@@ -552,6 +556,7 @@ impl ErrorCode {
             ErrorCode::NotResolved => "rule.not_resolved",
             ErrorCode::ForeignActor => "rule.foreign_actor",
             ErrorCode::NotANewSubmission => "rule.not_a_new_submission",
+            ErrorCode::NotAllied => "rule.not_allied",
             ErrorCode::RateLimited => "request.rate_limited",
             ErrorCode::InvalidRequest => "request.invalid",
             ErrorCode::Unknown(code) => code,
@@ -1375,6 +1380,7 @@ mod tests {
                 "rule.not_resolved",
                 "rule.foreign_actor",
                 "rule.not_a_new_submission",
+                "rule.not_allied",
                 "request.rate_limited",
                 "request.invalid",
             ]

@@ -68,6 +68,8 @@ fn replay(branch: &GeneratedBranch, bytes: &[u8], kind: &str, tally: &mut Tally)
             actor_is_senders: &own,
             stored: stored.as_ref(),
             kind,
+            // The generated branch shares nothing.
+            allied: &|_| false,
         };
         let started = Instant::now();
         let verdict = check_change(&doc, &change, &subject);

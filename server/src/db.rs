@@ -249,6 +249,23 @@ pub(crate) fn branch_known(conn: &Connection, branch: &impl std::fmt::Display) -
         .is_some())
 }
 
+/// Whether branches `a` and `b` belong to one alliance (partner branches
+/// that share joint activities).
+pub(crate) fn allied(
+    conn: &Connection,
+    a: branchline_protocol::BranchId,
+    b: branchline_protocol::BranchId,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM alliance_branches x JOIN alliance_branches y USING (alliance_id)
+             WHERE x.branch_id = ?1 AND y.branch_id = ?2 LIMIT 1",
+        )?
+        .query_row([a.to_string(), b.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

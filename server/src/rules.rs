@@ -22,6 +22,7 @@
 //! | every kind | `meta/**` | nobody | nobody | `sync.invalid_document` |
 //! | branch profile, roster, member file, feedback box, unknown kinds | `**` | committee | committee | `rule.committee_only` |
 //! | activity | `sign_ins/{key}/**`, `leaves/{key}/**` | the member named by the key, the organizer, the committee | same | `rule.not_own_entry` |
+//! | activity | `shared_with/{key}` | the committee, when the key names a branch allied with the activity's own | the committee | `rule.not_allied` (`rule.committee_only` for others) |
 //! | activity | `**` | the organizer, the committee | same | `rule.organizer_only` |
 //! | petition | `progress/**`, `resolution/**`, `status` | the owner, the committee | same | `rule.owner_only` |
 //! | petition | `rating/**` | the submitter, once resolved | the owner, the committee (reopening) | `rule.submitter_only` (`rule.not_resolved` for the submitter before resolution) |
@@ -79,6 +80,9 @@ enum Allow {
     Owner,
     /// The petition's submitter, once the petition is resolved.
     SubmitterOnceResolved,
+    /// The committee, naming a branch (the captured key) allied with the
+    /// document's own.
+    CommitteeOfAlliedKey,
 }
 
 /// Why a change was refused, before it becomes a wire code.
@@ -155,6 +159,12 @@ const ACTIVITY_TABLE: &[Rule] = &[
         set: OWN_ENTRY,
         clear: OWN_ENTRY,
         refusal: Refusal::NotOwnEntry,
+    },
+    Rule {
+        path: &[Key("shared_with"), Any, Rest],
+        set: &[CommitteeOfAlliedKey],
+        clear: COMMITTEE,
+        refusal: Refusal::CommitteeOnly,
     },
     Rule {
         path: &[Rest],
@@ -240,6 +250,9 @@ pub struct Subject<'a> {
     pub stored: Option<&'a DocAttributes>,
     /// The document's kind and branch from its header, as now applied.
     pub kind: &'a str,
+    /// Whether a branch (its id as text) is allied with the document's
+    /// own branch, so an activity may be shared with it.
+    pub allied: &'a dyn Fn(&str) -> bool,
 }
 
 /// Checks one change, already applied to `doc`, against the rules: the
@@ -263,7 +276,7 @@ pub fn check_change(
     let deps = change.deps().to_vec();
     let here = [change.hash()];
     if subject.stored.is_none() && deps.is_empty() {
-        return check_creation(doc, &here, who);
+        return check_creation(doc, &here, subject);
     }
     let context = Context::read(doc, &deps, subject, who);
     let class = DocClass::of(subject.kind);
@@ -362,8 +375,12 @@ fn check_path(
     if allowed.iter().any(|allow| context.allows(*allow, key)) {
         return Ok(());
     }
+    // Say the precise reason when the sender is the right person at the
+    // wrong moment or for the wrong branch.
     let code = if allowed.contains(&SubmitterOnceResolved) && context.is_submitter {
         ErrorCode::NotResolved
+    } else if allowed.contains(&CommitteeOfAlliedKey) && context.committee {
+        ErrorCode::NotAllied
     } else {
         rule.refusal.code()
     };
@@ -401,7 +418,8 @@ fn matches<'p>(pattern: &[Seg], path: &'p [String]) -> Option<Option<&'p str>> {
 
 /// What the rules need to know about the sender and the document, read at
 /// the change's dependencies.
-struct Context {
+struct Context<'a> {
+    allied: &'a dyn Fn(&str) -> bool,
     committee: bool,
     member: Option<MemberId>,
     role_name: String,
@@ -411,8 +429,8 @@ struct Context {
     resolved: bool,
 }
 
-impl Context {
-    fn read(doc: &Automerge, deps: &[ChangeHash], subject: &Subject<'_>, who: &Principal) -> Self {
+impl<'a> Context<'a> {
+    fn read(doc: &Automerge, deps: &[ChangeHash], subject: &Subject<'a>, who: &Principal) -> Self {
         let member_at = |obj: &automerge::ObjId, key: &str| -> Option<MemberId> {
             text_at(doc, obj, key, deps).and_then(|text| text.parse().ok())
         };
@@ -425,6 +443,7 @@ impl Context {
             .and_then(|attrs| attrs.creator)
             .is_some_and(|creator: DeviceId| creator == who.device);
         Context {
+            allied: subject.allied,
             committee: who.is_committee(),
             member: who.member,
             role_name: who.role.to_string(),
@@ -443,6 +462,7 @@ impl Context {
             Owner => is_member(self.owner),
             KeyedMember => is_member(key.and_then(|key| key.parse().ok())),
             SubmitterOnceResolved => self.is_submitter && self.resolved,
+            CommitteeOfAlliedKey => self.committee && key.is_some_and(|key| (self.allied)(key)),
         }
     }
 }
@@ -461,7 +481,12 @@ fn text_at(
 
 /// The change that creates a document: the sender may create its kind in
 /// its branch, and a petition from a member or a resident is a fresh one.
-fn check_creation(doc: &Automerge, here: &[ChangeHash], who: &Principal) -> Result<(), Violation> {
+fn check_creation(
+    doc: &Automerge,
+    here: &[ChangeHash],
+    subject: &Subject<'_>,
+) -> Result<(), Violation> {
+    let who = subject.who;
     let invalid = |why: String| Violation::new(ErrorCode::InvalidDocument, why);
     let meta = match doc.get_at(ROOT, "meta", here) {
         Ok(Some((Value::Object(ObjType::Map), meta))) => meta,
@@ -476,6 +501,18 @@ fn check_creation(doc: &Automerge, here: &[ChangeHash], who: &Principal) -> Resu
             "a {} device may not create a {kind} document in branch {branch}",
             who.role
         )));
+    }
+    if DocClass::of(&kind) == DocClass::Activity
+        && let Ok(Some((Value::Object(ObjType::Map), shared))) =
+            doc.get_at(ROOT, "shared_with", here)
+        && let Some(stranger) = doc
+            .keys_at(&shared, here)
+            .find(|key| !(subject.allied)(key))
+    {
+        return Err(Violation::new(
+            ErrorCode::NotAllied,
+            format!("branch {stranger} is not allied with branch {branch}"),
+        ));
     }
     if DocClass::of(&kind) == DocClass::Petition && !who.is_committee() {
         let empty = |key: &str| match doc.get_at(ROOT, key, here) {
@@ -599,6 +636,7 @@ mod tests {
                 actor_is_senders: &senders,
                 stored: Some(&self.attrs),
                 kind: self.kind,
+                allied: &|partner: &str| partner == ALLY,
             };
             let mut probe = self.server.clone();
             probe.apply_changes([change.clone()]).unwrap();
@@ -609,6 +647,9 @@ mod tests {
             verdict
         }
     }
+
+    /// The one branch allied with the branches of these tests.
+    const ALLY: &str = "0a11ed00-0000-4000-8000-000000000001";
 
     fn code(result: Result<(), Violation>) -> Option<String> {
         result.err().map(|v| v.code.as_str().to_owned())
@@ -800,6 +841,36 @@ mod tests {
     }
 
     #[test]
+    fn activities_are_shared_only_with_allied_branches_by_the_committee() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let organizer = person(Role::Member, branch);
+        let mut lab = Lab::new(&activity(branch, Some(&organizer)), &secretary, branch);
+        let ally: branchline_core::BranchId = ALLY.parse().unwrap();
+        let stranger = branchline_core::BranchId::random();
+        let by_organizer = lab.edit(&organizer, |a: &mut Activity| a.share_with(ally));
+        assert_eq!(
+            code(lab.check(&by_organizer, &organizer)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let unallied = lab.edit(&secretary, |a: &mut Activity| a.share_with(stranger));
+        assert_eq!(
+            code(lab.check(&unallied, &secretary)).as_deref(),
+            Some("rule.not_allied")
+        );
+        let allied = lab.edit(&secretary, |a: &mut Activity| a.share_with(ally));
+        assert_eq!(code(lab.check(&allied, &secretary)), None);
+
+        let mut shared = activity(branch, None);
+        shared.share_with(stranger).unwrap();
+        assert_eq!(
+            code(creation(&shared, &secretary)).as_deref(),
+            Some("rule.not_allied"),
+            "nor created already shared with a stranger"
+        );
+    }
+
+    #[test]
     fn an_owner_reassigned_while_offline_still_gets_their_note_in() {
         let branch = BranchId::new_random();
         let secretary = person(Role::Secretary, branch);
@@ -889,6 +960,7 @@ mod tests {
                 actor_is_senders: &senders,
                 stored: None,
                 kind: &kind,
+                allied: &|partner: &str| partner == ALLY,
             },
         )
     }

@@ -114,6 +114,9 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
     let a = server.child_branch("Riverside", Level::Branch, general)?;
     let b = server.branch("Hillside")?;
     let partner = server.branch("Factory branch")?;
+    server
+        .admin()
+        .add_alliance("Riverside and Factory", &[a, partner])?;
 
     // The secretary of A sets the branch up.
     let secretary = server

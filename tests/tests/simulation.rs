@@ -184,6 +184,8 @@ impl World {
         let town = admin.add_branch("Town committee", Level::Committee, None)?;
         let a = admin.add_branch("Riverside", Level::Branch, Some(town))?;
         let b = admin.add_branch("Hillside", Level::Branch, Some(town))?;
+        // Partners, so the branches may share joint activities.
+        admin.add_alliance("Riverside and Hillside", &[a, b])?;
         let server = SyncCore::open(&data_dir)?;
         let clock = Arc::new(AtomicI64::new(1_767_225_600_000)); // 2026-01-01
         let mut world = World {

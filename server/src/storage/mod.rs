@@ -869,13 +869,20 @@ impl Storage {
             judgement.accepted = changes;
             return judgement;
         }
-        let kind = match (
+        let (kind, home) = match (
             &loaded.attrs,
             branchline_core::model::read_meta(&loaded.doc),
         ) {
-            (Some(attrs), _) => attrs.kind.clone(),
-            (None, Ok(meta)) => meta.kind,
-            (None, Err(_)) => String::new(),
+            (Some(attrs), _) => (attrs.kind.clone(), Some(attrs.branch)),
+            (None, Ok(meta)) => (meta.kind, Some(BranchId::from(meta.branch))),
+            (None, Err(_)) => (String::new(), None),
+        };
+        let allied = |partner: &str| {
+            let (Some(home), Ok(partner)) = (home, partner.parse::<BranchId>()) else {
+                return false;
+            };
+            self.read(|conn| db::allied(conn, home, partner))
+                .unwrap_or(false)
         };
         let device = who.device;
         let actor_is_senders = |actor: &[u8]| {
@@ -889,6 +896,7 @@ impl Storage {
             actor_is_senders: &actor_is_senders,
             stored: loaded.attrs.as_ref(),
             kind: &kind,
+            allied: &allied,
         };
         let mut refused: std::collections::HashSet<ChangeHash> = Default::default();
         for change in changes {
