@@ -85,6 +85,35 @@ pub enum Command {
     /// Fields two devices changed at the same time, and settling them.
     #[command(subcommand)]
     Conflicts(ConflictCommand),
+    /// The branch's public submission code (民情直通车), which residents scan
+    /// to send requests; asks the server (secretary and committee).
+    SubmissionCode {
+        /// Also draw the code as a QR code in the terminal, for a poster or a
+        /// phone to scan.
+        #[arg(long)]
+        qr: bool,
+        /// Give up after this many seconds without reaching the server.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Put a suggestion in the branch's feedback box (意见箱), through the
+    /// server; prints the suggestion's id.
+    Suggest {
+        /// The suggestion.
+        text: String,
+        /// Leave your name off: the server keeps nothing that links it to you.
+        #[arg(long)]
+        anonymous: bool,
+        /// Give up after this many seconds without reaching the server.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// The feedback box: suggestions, answers, and the public board.
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
+    /// Changes of this device the server refused, and what became of the
+    /// edits made after them.
+    Rejections,
 }
 
 /// `branchline member …`
@@ -310,6 +339,10 @@ pub enum PetitionCommand {
         /// Submitted by this member (id, prefix or name).
         #[arg(long)]
         by_member: Option<String>,
+        /// On a resident's device, which sends the request through the
+        /// server: give up after this many seconds without reaching it.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
     /// Give a petition an owner and a deadline.
     Assign {
@@ -378,6 +411,33 @@ pub enum PetitionCommand {
     Show {
         /// Petition id or id prefix.
         petition: String,
+    },
+}
+
+/// `branchline feedback …`
+#[derive(Subcommand, Debug)]
+pub enum FeedbackCommand {
+    /// Suggestions in the branch's feedback box, oldest first.
+    List {
+        /// Only the public board: suggestions whose answer is published.
+        #[arg(long)]
+        published: bool,
+    },
+    /// Answer a suggestion (committee); replaces an earlier answer and takes
+    /// it off the board until it is published again.
+    Answer {
+        /// Suggestion id or id prefix (from `feedback list`).
+        suggestion: String,
+        /// The branch's answer.
+        text: String,
+    },
+    /// Put a suggestion's answer on the public board (committee).
+    Publish {
+        /// Suggestion id or id prefix (from `feedback list`).
+        suggestion: String,
+        /// Take the answer off the board instead.
+        #[arg(long)]
+        unpublish: bool,
     },
 }
 

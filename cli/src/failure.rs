@@ -8,9 +8,9 @@
 //! | 0 | done |
 //! | 1 | an unexpected failure (disk, database) |
 //! | 2 | the command line itself was wrong (from clap) |
-//! | 3 | invalid input, or a rule of the records refused it |
+//! | 3 | invalid input (also a request the server found invalid), or a rule of the records refused it |
 //! | 4 | the server could not be reached in time |
-//! | 5 | the server refused (invite expired or used, device revoked, no access) |
+//! | 5 | the server refused (invite expired or used, device revoked, no access, an edit against the branch's rules, too many requests) |
 //! | 6 | the home directory is not a usable Branchline store |
 
 use std::fmt;
@@ -82,6 +82,8 @@ impl From<NetError> for Failure {
             },
             NetError::NotEnrolled => EXIT_HOME,
             NetError::Offline | NetError::Connection(_) | NetError::Timeout => EXIT_NETWORK,
+            // A request with a bad field is the person's input to fix.
+            NetError::Refused { code, .. } if code.as_str() == "request.invalid" => EXIT_INVALID,
             NetError::Refused { .. } => EXIT_REFUSED,
             _ => EXIT_FAILURE,
         };

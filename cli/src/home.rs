@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use branchline_core::ids::SuggestionId;
 use branchline_core::model::{ActivityStatus, MemberStatus};
 use branchline_core::store::Account;
 use branchline_core::store::query::{ActivityFilter, MemberFilter, PetitionFilter};
@@ -55,13 +56,50 @@ impl Home {
     /// refuse the change at the next sync, so it is refused here, before it
     /// is made.
     pub fn require_roster_editor(&self) -> Result<()> {
-        match self.account.role {
-            Role::Secretary | Role::Committee => Ok(()),
-            role => Err(Failure::invalid(
-                "access.read_only",
-                format!("a {role}'s device cannot change the roster; ask the branch secretary"),
-            )),
+        self.require_committee("change the roster")
+    }
+
+    /// Whether this device belongs to the branch committee (secretary or
+    /// committee member).
+    pub fn is_committee(&self) -> bool {
+        matches!(self.account.role, Role::Secretary | Role::Committee)
+    }
+
+    /// Fails unless this device belongs to the branch committee; `what` ends
+    /// the sentence "a member's device cannot …".
+    pub fn require_committee(&self, what: &str) -> Result<()> {
+        if self.is_committee() {
+            return Ok(());
         }
+        let role = self.account.role;
+        Err(Failure::invalid(
+            "access.read_only",
+            format!("a {role}'s device cannot {what}; ask the branch secretary"),
+        ))
+    }
+
+    /// A suggestion in the branch's feedback box by id or unique id prefix.
+    pub fn suggestion(&self, text: &str) -> Result<SuggestionId> {
+        if let Ok(id) = text.parse::<SuggestionId>() {
+            return Ok(id);
+        }
+        let Some((_, feedback)) = self.store.feedback_box(self.branch())? else {
+            return Err(Failure::invalid(
+                "feedback.unknown_suggestion",
+                "the branch's feedback box has not reached this device; run `branchline sync`",
+            ));
+        };
+        let candidates = feedback
+            .suggestions
+            .keys()
+            .filter(|id| prefix_matches(id, text))
+            .filter_map(|id| id.parse::<SuggestionId>().ok());
+        unique(
+            candidates,
+            "feedback.unknown_suggestion",
+            "suggestion",
+            text,
+        )
     }
 
     /// The member given, or this device's own member.

@@ -1,12 +1,13 @@
 //! The `branchline` binary against a real server on 127.0.0.1: enrollment,
-//! offline edits on two desktops, sync, live updates, and bad input.
+//! offline edits on two desktops, sync, live updates, bad input, residents'
+//! requests, the feedback box, and edits the server refuses.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use branchline_core::model::Level;
-use branchline_core::{BranchId, MemberId};
+use branchline_core::model::{Activity, Level};
+use branchline_core::{BranchId, DocId, MemberId, Store};
 use branchline_protocol::{InviteLink, Role};
 use branchline_server::{Admin, RunningServer, Server, ServerConfig};
 use serde_json::Value;
@@ -40,6 +41,13 @@ impl Hq {
         self.admin()
             .add_branch("Riverside", Level::Branch, None)
             .unwrap()
+    }
+
+    /// Stops the server, as when the network is gone.
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown()).unwrap();
+        }
     }
 
     fn invite(&self, branch: BranchId, role: Role, member: Option<MemberId>) -> InviteLink {
@@ -577,4 +585,233 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         json(&alice, &["petition", "show", &petition]),
     );
     assert_eq!(before, after);
+}
+
+#[test]
+fn a_resident_files_a_request_and_members_use_the_feedback_box() {
+    let mut hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let secretary = homes.path().join("secretary");
+    let member = homes.path().join("member");
+    let resident = homes.path().join("resident");
+
+    ok(
+        &secretary,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+    let wang = ok(&secretary, &["member", "add", "Wang Fang"]);
+    ok(&secretary, &["sync"]);
+    let link = hq.invite(branch, Role::Member, Some(wang.parse().unwrap()));
+    ok(&member, &["enroll", &link.to_string()]);
+
+    // The secretary shows the public code; only the committee may.
+    let shown = ok(&secretary, &["submission-code", "--qr"]);
+    let mut lines = shown.lines();
+    let code = lines.next().unwrap().to_owned();
+    assert!(code.starts_with("branchline://"), "{shown}");
+    assert!(lines.count() > 10, "no QR code drawn: {shown}");
+    assert_eq!(
+        json(&secretary, &["submission-code"])["link"],
+        code.as_str()
+    );
+    fails(&member, &["submission-code"], 3, Some("access.read_only"));
+
+    // A resident scans it, enrolls and files a request through the server.
+    ok(&resident, &["enroll", &code]);
+    assert_eq!(json(&resident, &["status"])["role"], "resident");
+    let petition = ok(
+        &resident,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "道路交通",
+            "--title",
+            "东门路灯不亮",
+            "--description",
+            "小区东门的路灯坏了一个星期",
+            "--submitter",
+            "陈阿姨",
+            "--contact",
+            "13800000000",
+        ],
+    );
+    let own = json(&resident, &["petition", "list"]);
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    assert_eq!(own[0]["id"], petition.as_str(), "{own}");
+    assert_eq!(json(&resident, &["status"])["pending_changes"], 0);
+    // The secretary sees it after a sync.
+    ok(&secretary, &["sync"]);
+    let seen = json(&secretary, &["petition", "show", &petition]);
+    assert_eq!(seen["title"], "东门路灯不亮", "{seen}");
+    assert_eq!(seen["status"], "open", "{seen}");
+    // The feedback box is not a resident's.
+    fails(&resident, &["suggest", "x"], 3, Some("access.denied"));
+
+    // A member suggests anonymously; the secretary sees no name.
+    let suggestion = ok(
+        &member,
+        &["suggest", "希望周末也能开放活动室", "--anonymous"],
+    );
+    ok(&secretary, &["sync"]);
+    let listed = json(&secretary, &["feedback", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], suggestion.as_str(), "{listed}");
+    assert_eq!(listed[0]["anonymous"], true, "{listed}");
+    assert_eq!(listed[0]["author"], Value::Null, "{listed}");
+    assert_eq!(listed[0]["text"], "希望周末也能开放活动室", "{listed}");
+    let text = ok(&secretary, &["feedback", "list"]);
+    assert!(text.contains("anonymous"), "{text}");
+
+    // Only the committee answers and publishes.
+    fails(
+        &member,
+        &["feedback", "answer", &suggestion[..8], "Yes"],
+        3,
+        Some("access.read_only"),
+    );
+    ok(
+        &secretary,
+        &["feedback", "answer", &suggestion[..8], "下月起周六开放"],
+    );
+    // A draft answer stays off the board.
+    ok(&secretary, &["sync"]);
+    ok(&member, &["sync"]);
+    let board = json(&member, &["feedback", "list", "--published"]);
+    assert!(board.as_array().unwrap().is_empty(), "{board}");
+    let all = json(&member, &["feedback", "list"]);
+    assert_eq!(all[0]["answer"], Value::Null, "a draft shown: {all}");
+    ok(&secretary, &["feedback", "publish", &suggestion[..8]]);
+    ok(&secretary, &["sync"]);
+    ok(&member, &["sync"]);
+    let board = json(&member, &["feedback", "list", "--published"]);
+    assert_eq!(board.as_array().unwrap().len(), 1, "{board}");
+    assert_eq!(board[0]["answer"]["text"], "下月起周六开放", "{board}");
+    assert_eq!(board[0]["published"], true, "{board}");
+    let text = ok(&member, &["feedback", "list", "--published"]);
+    assert!(text.contains("下月起周六开放"), "{text}");
+
+    // A named suggestion carries its author's name.
+    ok(&member, &["suggest", "建议增加学习资料"]);
+    let listed = json(&member, &["feedback", "list"]);
+    let named = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["text"] == "建议增加学习资料")
+        .unwrap_or_else(|| panic!("the named suggestion: {listed}"));
+    assert_eq!(named["author_name"], "Wang Fang", "{listed}");
+
+    // Without the server, a resident's request fails clearly.
+    hq.stop();
+    fails(
+        &resident,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "噪音",
+            "--title",
+            "夜间施工",
+            "--description",
+            "22点以后",
+            "--timeout",
+            "2",
+        ],
+        4,
+        Some("net.unreachable"),
+    );
+    fails(
+        &member,
+        &["suggest", "x", "--timeout", "2"],
+        4,
+        Some("net.unreachable"),
+    );
+}
+
+#[test]
+fn an_edit_the_server_refuses_is_reported_by_sync_and_listed() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let secretary = homes.path().join("secretary");
+    let member = homes.path().join("member");
+    ok(
+        &secretary,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+    let zhao = ok(&secretary, &["member", "add", "Zhao Qiang"]);
+    let meeting = ok(
+        &secretary,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "branch_meeting",
+            "--title",
+            "April meeting",
+            "--starts",
+            "2026-04-01T09:00",
+            "--ends",
+            "2026-04-01T11:00",
+        ],
+    );
+    ok(&secretary, &["sync"]);
+    let link = hq.invite(branch, Role::Member, Some(zhao.parse().unwrap()));
+    ok(&member, &["enroll", &link.to_string()]);
+    assert!(
+        json(&member, &["rejections"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The CLI would not rename someone else's meeting, but a library (or an
+    // older build) can: the rename, then an honest sign-in after it.
+    {
+        let mut store = Store::open(member.join("branchline.db")).unwrap();
+        let id: DocId = meeting.parse().unwrap();
+        store
+            .update(id, |a: &mut Activity| {
+                a.title = "My title".into();
+                Ok(())
+            })
+            .unwrap();
+    }
+    ok(&member, &["activity", "sign-in", &meeting]);
+
+    let stderr = fails(&member, &["sync"], 5, Some("rule.organizer_only"));
+    assert!(
+        stderr.contains("only the activity's organizer or the committee may change it"),
+        "{stderr}"
+    );
+    let listed = json(&member, &["rejections"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["code"], "rule.organizer_only", "{listed}");
+    assert_eq!(listed[0]["doc"], meeting.as_str(), "{listed}");
+    assert_eq!(listed[0]["kind"], "activity", "{listed}");
+    assert_eq!(listed[0]["replayed_changes"], 1, "{listed}");
+    let text = ok(&member, &["rejections"]);
+    assert!(text.contains("rule.organizer_only"), "{text}");
+    assert!(text.contains(&meeting[..8]), "{text}");
+
+    // The refusal is old news at the next sync, which succeeds; the sign-in
+    // reached the secretary and the rename never did.
+    ok(&member, &["sync"]);
+    assert_eq!(json(&member, &["status"])["pending_changes"], 0);
+    ok(&secretary, &["sync"]);
+    let shown = json(&secretary, &["activity", "show", &meeting]);
+    assert_eq!(shown["title"], "April meeting", "{shown}");
+    assert_eq!(shown["attendance"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(
+        json(&member, &["activity", "show", &meeting])["title"],
+        "April meeting"
+    );
 }

@@ -1,9 +1,11 @@
 //! One function per subcommand, over a [`Home`](crate::home::Home).
 
 mod activity;
+mod feedback;
 mod member;
 mod network;
 mod petition;
+mod rejection;
 mod report;
 
 use crate::cli::{Cli, Command};
@@ -24,10 +26,20 @@ pub fn run(cli: Cli, out: Out) -> Result<()> {
         Command::Status => report::status(&Home::open(&home_dir)?, out),
         Command::Member(command) => member::run(&mut Home::open(&home_dir)?, command, out),
         Command::Activity(command) => activity::run(&mut Home::open(&home_dir)?, command, out),
-        Command::Petition(command) => petition::run(&mut Home::open(&home_dir)?, command, out),
+        Command::Petition(command) => petition::run(Home::open(&home_dir)?, command, out),
         Command::Report { from, to, as_of } => {
             report::report(&Home::open(&home_dir)?, from, to, as_of, out)
         }
         Command::Conflicts(command) => report::conflicts(&mut Home::open(&home_dir)?, command, out),
+        Command::SubmissionCode { qr, timeout } => {
+            network::submission_code(Home::open(&home_dir)?, qr, timeout, out)
+        }
+        Command::Suggest {
+            text,
+            anonymous,
+            timeout,
+        } => network::suggest(Home::open(&home_dir)?, &text, anonymous, timeout, out),
+        Command::Feedback(command) => feedback::run(&mut Home::open(&home_dir)?, command, out),
+        Command::Rejections => rejection::list(&Home::open(&home_dir)?, out),
     }
 }

@@ -1,19 +1,26 @@
-//! `branchline enroll` and `branchline sync`: the only commands that talk to
-//! the server. Everything else works offline on the store.
+//! The commands that talk to the server: `enroll`, `sync`, and the requests
+//! only the server can answer (`submission-code`, `suggest`, a resident's
+//! `petition submit`). Everything else works offline on the store.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use branchline_core::Store;
-use branchline_core::net::{ClientConfig, ClientEvent, SessionReport, Status, SyncClient};
+use branchline_core::model::{NewPetition, Petition};
+use branchline_core::net::{
+    ClientConfig, ClientEvent, NetError, SessionReport, Status, SyncClient,
+};
+use branchline_core::store::Rejection;
 use branchline_core::sync::SyncEvent;
-use branchline_protocol::InviteLink;
+use branchline_protocol::{InviteLink, Role};
 use serde_json::json;
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::commands::rejection::{self, RejectionView};
 use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_NETWORK, EXIT_REFUSED, Failure, Result};
-use crate::home::{open_existing, store_path};
+use crate::home::{Home, open_existing, store_path};
 use crate::output::{Out, local_time};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -59,9 +66,14 @@ enum Outcome {
     TimedOut { last_error: Option<String> },
 }
 
-/// Waits until the client is in sync, is refused for good, or `timeout` passes.
-async fn until_in_sync(client: &SyncClient, timeout: Duration) -> Outcome {
-    let mut events = client.subscribe();
+/// Waits until the client is in sync, is refused for good, or `timeout` passes,
+/// handing every event that arrives meanwhile to `on_event`.
+async fn until_in_sync(
+    client: &SyncClient,
+    events: &mut Receiver<ClientEvent>,
+    timeout: Duration,
+    on_event: &mut dyn FnMut(ClientEvent),
+) -> Outcome {
     let mut last_error = None;
     let deadline = tokio::time::Instant::now() + timeout;
     let wait = client.wait_for_status(timeout, |s| {
@@ -79,11 +91,39 @@ async fn until_in_sync(client: &SyncClient, timeout: Duration) -> Outcome {
             }
             event = events.recv() => match event {
                 Ok(ClientEvent::Disconnected { reason }) => last_error = Some(reason),
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Ok(event) => on_event(event),
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {
                     tokio::time::sleep_until(deadline).await;
                 }
             },
+        }
+    }
+}
+
+/// Runs `work` to its end, handing every event that arrives meanwhile (and
+/// those already waiting when it ends) to `on_event`.
+async fn pumping<T>(
+    work: impl Future<Output = T>,
+    events: &mut Receiver<ClientEvent>,
+    on_event: &mut dyn FnMut(ClientEvent),
+) -> T {
+    tokio::pin!(work);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            event = events.recv(), if open => match event {
+                Ok(event) => on_event(event),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => open = false,
+            },
+            done = &mut work => {
+                while let Ok(event) = events.try_recv() {
+                    on_event(event);
+                }
+                return done;
+            }
         }
     }
 }
@@ -179,7 +219,14 @@ fn enroll_in(path: &Path, invite: InviteLink, name: &str, timeout: u64, out: Out
     let server = invite.server.clone();
     runtime()?.block_on(async {
         let client = SyncClient::join(store, invite, name, ClientConfig::default());
-        let outcome = until_in_sync(&client, Duration::from_secs(timeout)).await;
+        let mut events = client.subscribe();
+        let outcome = until_in_sync(
+            &client,
+            &mut events,
+            Duration::from_secs(timeout),
+            &mut |_| {},
+        )
+        .await;
         client.shutdown().await;
         match outcome {
             Outcome::InSync => Ok(()),
@@ -266,7 +313,33 @@ async fn sync_once(
     out: Out,
 ) -> Result<()> {
     let mut events = client.subscribe();
-    let outcome = until_in_sync(client, Duration::from_secs(timeout)).await;
+    // Refusals recorded before this sync are not news.
+    let seen_before = lock(store)?.rejections(None)?.last().map(|r| r.id);
+    let mut updated = std::collections::BTreeSet::new();
+    let mut failed = Vec::new();
+    let mut refusals: Vec<Rejection> = Vec::new();
+    let mut on_event = |event: ClientEvent| match event {
+        ClientEvent::Sync(SyncEvent::DocUpdated(doc)) => {
+            updated.insert(doc);
+        }
+        ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) => {
+            failed.push((doc, code, message));
+        }
+        ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
+            if !out.json {
+                eprintln!("{}", rejection::sentence(&rejection, out));
+            }
+            refusals.push(rejection);
+        }
+        _ => {}
+    };
+    let outcome = until_in_sync(
+        client,
+        &mut events,
+        Duration::from_secs(timeout),
+        &mut on_event,
+    )
+    .await;
     match outcome {
         Outcome::InSync => {}
         Outcome::Refused(code) => return Err(refused(code, out)),
@@ -275,26 +348,42 @@ async fn sync_once(
         }
     }
     // Wait for acknowledgements of what this sync sent, then report.
-    client
-        .wait_in_sync(Duration::from_secs(timeout))
-        .await
-        .map_err(Failure::from)?;
-    let mut updated = std::collections::BTreeSet::new();
-    let mut failed = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        match event {
-            ClientEvent::Sync(SyncEvent::DocUpdated(doc)) => {
-                updated.insert(doc);
+    pumping(
+        client.wait_in_sync(Duration::from_secs(timeout)),
+        &mut events,
+        &mut on_event,
+    )
+    .await
+    .map_err(Failure::from)?;
+    // The store has every refusal, even one whose event was lost to a
+    // lagging receiver.
+    for rejection in lock(store)?.rejections(seen_before)? {
+        if !refusals.iter().any(|r| r.id == rejection.id) {
+            if !out.json {
+                eprintln!("{}", rejection::sentence(&rejection, out));
             }
-            ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) => {
-                failed.push((doc, code, message));
-            }
-            _ => {}
+            refusals.push(rejection);
         }
     }
     let report = client.report();
     let pending = lock(store)?.pending_changes()?;
-    print_sync(&report, updated.len(), pending, out);
+    print_sync(&report, updated.len(), pending, &refusals, out);
+    if let Some(first) = refusals.first() {
+        return Err(Failure::new(
+            first.code.clone(),
+            out.say(
+                format!(
+                    "the server refused {} edits of this device; they were dropped here (see `branchline rejections`)",
+                    refusals.len()
+                ),
+                format!(
+                    "服务器拒绝了本机的 {} 条修改，已在本机撤销（见 branchline rejections）",
+                    refusals.len()
+                ),
+            ),
+            EXIT_REFUSED,
+        ));
+    }
     // Changes the server refused stay pending here; say which, and fail.
     let Some((_, code, _)) = failed.first() else {
         return Ok(());
@@ -322,10 +411,21 @@ fn lock(store: &Arc<Mutex<Store>>) -> Result<std::sync::MutexGuard<'_, Store>> {
         .map_err(|_| Failure::new("cli.error", "the store lock was poisoned", EXIT_FAILURE))
 }
 
-fn print_sync(report: &SessionReport, updated: usize, pending: usize, out: Out) {
+fn print_sync(
+    report: &SessionReport,
+    updated: usize,
+    pending: usize,
+    refusals: &[Rejection],
+    out: Out,
+) {
+    let refusals: Vec<RejectionView> = refusals
+        .iter()
+        .map(|r| RejectionView::new(r, out.lang))
+        .collect();
     out.show(
         &json!({
             "in_sync": true,
+            "rejections": refusals,
             "documents_updated": updated,
             "documents_synced": report.docs_synced,
             "pending_changes": pending,
@@ -384,6 +484,13 @@ async fn watch_loop(client: &SyncClient, out: Out) -> Result<()> {
                         println!("{} {} {doc}", now(), out.lang.pick("updated", "已更新"));
                     }
                 }
+                Ok(ClientEvent::Sync(SyncEvent::Rejected(rejection))) => {
+                    if out.json {
+                        println!("{}", json!({ "event": "rejected", "rejection": RejectionView::new(&rejection, out.lang) }));
+                    } else {
+                        println!("{} {}", now(), rejection::sentence(&rejection, out));
+                    }
+                }
                 Ok(ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message })) => {
                     if out.json {
                         println!("{}", json!({ "event": "failed", "doc": doc.to_string(), "code": code.as_str(), "message": message }));
@@ -400,4 +507,228 @@ async fn watch_loop(client: &SyncClient, out: Out) -> Result<()> {
 
 fn now() -> String {
     local_time(branchline_core::model::Timestamp::now())
+}
+
+/// Connects with this device's account, gets in sync, then runs `request` on
+/// the live connection; the client is shut down however it ends. Refusals of
+/// this device's edits that turn up meanwhile are told on stderr.
+fn with_connection<T>(
+    home: Home,
+    timeout: u64,
+    out: Out,
+    request: impl AsyncFnOnce(&SyncClient, &mut Receiver<ClientEvent>) -> Result<T>,
+) -> Result<T> {
+    let server = home.account.server.clone();
+    let store = Arc::new(Mutex::new(home.store));
+    runtime()?.block_on(async {
+        let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
+        let mut events = client.subscribe();
+        let mut on_event = |event: ClientEvent| {
+            if let ClientEvent::Sync(SyncEvent::Rejected(rejection)) = event
+                && !out.json
+            {
+                eprintln!("{}", rejection::sentence(&rejection, out));
+            }
+        };
+        let outcome = until_in_sync(
+            &client,
+            &mut events,
+            Duration::from_secs(timeout),
+            &mut on_event,
+        )
+        .await;
+        let result = match outcome {
+            Outcome::InSync => request(&client, &mut events).await,
+            Outcome::Refused(code) => Err(refused(code, out)),
+            Outcome::TimedOut { last_error } => Err(unreachable(&server, timeout, last_error, out)),
+        };
+        client.shutdown().await;
+        result
+    })
+}
+
+/// A request the server did not answer as hoped: its refusal in words, or the
+/// network failure.
+fn request_failed(e: NetError, server: &str, timeout: u64, out: Out) -> Failure {
+    match &e {
+        NetError::Refused { code, message } => {
+            let why = rejection::explain(code.as_str(), out.lang).unwrap_or(message);
+            let message = out.say(
+                format!("the server refused: {why}"),
+                format!("服务器拒绝：{why}"),
+            );
+            // The status follows the code, as for every other refusal.
+            Failure {
+                message,
+                ..Failure::from(e)
+            }
+        }
+        NetError::Offline | NetError::Connection(_) | NetError::Timeout => {
+            unreachable(server, timeout, Some(e.to_string()), out)
+        }
+        _ => Failure::from(e),
+    }
+}
+
+/// Prints the branch's public submission code, and with `qr` a QR code of it
+/// residents can scan off the screen or a printed poster.
+pub fn submission_code(home: Home, qr: bool, timeout: u64, out: Out) -> Result<()> {
+    home.require_committee("show the branch's submission code")?;
+    let server = home.account.server.clone();
+    let link = with_connection(home, timeout, out, async |client, _| {
+        within(timeout, client.submission_link())
+            .await
+            .map_err(|e| request_failed(e, &server, timeout, out))
+    })?
+    .to_string();
+    if out.json {
+        out.show(&json!({ "link": link }), || {});
+        return Ok(());
+    }
+    println!("{link}");
+    if qr {
+        print!("{}", qr_code(&link)?);
+    }
+    eprintln!(
+        "{}",
+        out.say(
+            "the branch's public submission code: residents scan it to send requests",
+            "支部公开提交码：群众扫码即可提交诉求",
+        )
+    );
+    Ok(())
+}
+
+/// The link as a QR code drawn with half-block characters, light modules on
+/// dark, with its quiet zone, so it scans from a dark or light terminal.
+fn qr_code(link: &str) -> Result<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(link.as_bytes()).map_err(|e| {
+        Failure::new(
+            "cli.qr",
+            format!("cannot draw a QR code: {e}"),
+            EXIT_FAILURE,
+        )
+    })?;
+    let mut image = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    image.push('\n');
+    Ok(image)
+}
+
+/// Puts a suggestion in the branch's feedback box through the server, then
+/// waits (up to `timeout`) for the box to bring it back, so `feedback list`
+/// shows it at once. Prints the suggestion's id.
+pub fn suggest(home: Home, text: &str, anonymous: bool, timeout: u64, out: Out) -> Result<()> {
+    match home.account.role {
+        Role::Resident => {
+            return Err(Failure::invalid(
+                "access.denied",
+                out.say(
+                    "the feedback box is for the branch's members; a resident sends a request with `branchline petition submit`",
+                    "意见箱仅供本支部党员使用；群众请用 branchline petition submit 提交诉求",
+                ),
+            ));
+        }
+        _ if !anonymous && home.account.member.is_none() => {
+            return Err(Failure::invalid(
+                "input.member_required",
+                out.say(
+                    "this device belongs to no member: add --anonymous",
+                    "此设备不属于任何党员：请加 --anonymous 匿名提交",
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let server = home.account.server.clone();
+    let branch = home.branch();
+    let id = with_connection(home, timeout, out, async |client, events| {
+        let (_, id) = within(timeout, client.submit_suggestion(text, anonymous))
+            .await
+            .map_err(|e| request_failed(e, &server, timeout, out))?;
+        arrived(client, events, timeout, |s| {
+            s.feedback_box(branch)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, b)| b.suggestion(id).is_some())
+        })
+        .await;
+        Ok(id)
+    })?;
+    out.created(
+        id,
+        if anonymous {
+            out.say(
+                "your suggestion is in the feedback box, without your name",
+                "您的意见已匿名放入意见箱",
+            )
+        } else {
+            out.say(
+                "your suggestion is in the feedback box",
+                "您的意见已放入意见箱",
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Files a request through the server, as a resident's device does (it may
+/// not write a petition itself), then waits (up to `timeout`) for the
+/// petition to arrive by sync. Prints the petition's id.
+pub fn submit_petition(home: Home, new: NewPetition, timeout: u64, out: Out) -> Result<()> {
+    let server = home.account.server.clone();
+    let title = new.title.clone();
+    let (id, here) = with_connection(home, timeout, out, async |client, events| {
+        let id = within(timeout, client.submit_petition(&new))
+            .await
+            .map_err(|e| request_failed(e, &server, timeout, out))?;
+        let here = arrived(client, events, timeout, |s| s.get::<Petition>(id).is_ok()).await;
+        Ok((id, here))
+    })?;
+    let mut sentence = out.say(
+        format!("request {title:?} sent to the branch"),
+        format!("诉求“{title}”已提交给支部"),
+    );
+    if !here {
+        sentence.push_str(&out.say(
+            "; it reaches this device at the next `branchline sync`",
+            "；下次 branchline sync 时同步到本机",
+        ));
+    }
+    out.created(id, sentence);
+    Ok(())
+}
+
+/// Runs a request, giving up after `timeout` seconds.
+async fn within<T>(
+    timeout: u64,
+    request: impl Future<Output = Result<T, NetError>>,
+) -> Result<T, NetError> {
+    tokio::time::timeout(Duration::from_secs(timeout), request)
+        .await
+        .unwrap_or(Err(NetError::Timeout))
+}
+
+/// Waits until `here` holds for the store, checking after every document
+/// update, for at most `timeout` seconds; whether it came to hold.
+async fn arrived(
+    client: &SyncClient,
+    events: &mut Receiver<ClientEvent>,
+    timeout: u64,
+    here: impl Fn(&Store) -> bool,
+) -> bool {
+    let check = || client.store().lock().is_ok_and(|s| here(&s));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    while !check() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) | Ok(Err(RecvError::Closed)) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
 }

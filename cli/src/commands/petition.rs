@@ -3,9 +3,11 @@
 use branchline_core::model::petition::Submitter;
 use branchline_core::model::{NewPetition, Petition};
 use branchline_core::store::query::PetitionFilter;
+use branchline_protocol::Role;
 use serde::Serialize;
 
 use crate::cli::PetitionCommand;
+use crate::commands::network;
 use crate::failure::Result;
 use crate::home::Home;
 use crate::output::{Lang, Out, Table, local_time, or_dash, short};
@@ -39,7 +41,7 @@ struct PetitionDetail<'a> {
 }
 
 /// Runs a `petition` subcommand.
-pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
+pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
     let branch = home.branch();
     match command {
         PetitionCommand::Submit {
@@ -50,6 +52,7 @@ pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
             submitter,
             contact,
             by_member,
+            timeout,
         } => {
             let member = by_member.map(|m| home.member(&m)).transpose()?;
             let new = NewPetition {
@@ -63,6 +66,11 @@ pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
                     member,
                 },
             };
+            // A resident's device may not write a petition: the server
+            // writes it and the device follows it by sync.
+            if home.account.role == Role::Resident {
+                return network::submit_petition(home, new, timeout, out);
+            }
             let id = home.store.submit_petition(branch, new)?;
             out.created(
                 id,
@@ -91,7 +99,7 @@ pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
             author,
         } => {
             let id = home.petition(&petition)?;
-            let author = author_or_self(home, author.as_deref())?;
+            let author = author_or_self(&home, author.as_deref())?;
             home.store.add_progress(id, author, &text)?;
             out.done(out.say(
                 format!("progress noted on petition {}", short(id)),
@@ -104,7 +112,7 @@ pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
             by,
         } => {
             let id = home.petition(&petition)?;
-            let by = author_or_self(home, by.as_deref())?;
+            let by = author_or_self(&home, by.as_deref())?;
             home.store.resolve_petition(id, by, &summary)?;
             out.done(out.say(
                 format!("petition {} resolved", short(id)),
@@ -129,7 +137,7 @@ pub fn run(home: &mut Home, command: PetitionCommand, out: Out) -> Result<()> {
             author,
         } => {
             let id = home.petition(&petition)?;
-            let author = author_or_self(home, author.as_deref())?;
+            let author = author_or_self(&home, author.as_deref())?;
             home.store.reopen_petition(id, author, &reason)?;
             out.done(out.say(
                 format!("petition {} reopened", short(id)),
