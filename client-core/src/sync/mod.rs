@@ -854,7 +854,7 @@ impl Session {
                 message: r.message,
             })
             .collect();
-        tracing::warn!(%doc, refused = refused.len(), "the server refused changes");
+        tracing::info!(%doc, refused = refused.len(), "the server refused changes");
         match store.drop_rejected(doc, &refused) {
             Ok(dropped) => {
                 self.stats.changes_rejected += dropped.len() as u64;
