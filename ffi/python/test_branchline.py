@@ -10,7 +10,8 @@ what the apps get. `ffi/tests/python.rs` builds the library, generates
 
 Two phones (a secretary's and a member's) enroll, edit offline, sync, watch their
 status, receive each other's changes, settle a conflict, and get typed errors for bad
-input. Every exported method is recorded when called; the last test fails if one was
+input. A resident's phone enrolls with the branch's submission link and files a
+request; the committee answers a member's anonymous suggestion. Every exported method is recorded when called; the last test fails if one was
 never called, or never refused bad input (unless listed in NO_BAD_INPUT with why).
 
 Standard library only.
@@ -207,7 +208,8 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for name in ("sec", "mem", "res", "sec_sync", "mem_sync", "invite"):
+        for name in ("sec", "mem", "res", "sec_sync", "mem_sync", "invite", "mem_obs", "sec_obs",
+                     "sec_handles", "mem_handles"):
             if hasattr(S, name):
                 delattr(S, name)
         gc.collect()
@@ -689,6 +691,125 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(S.mem_obs.statuses), heard)
         restarted.cancel()
 
+    # --- community input: requests, suggestions; refused changes ---------------------
+
+    async def test_13_a_resident_files_a_request_through_the_submission_link(self):
+        sec = S.sec
+        S.mem_sync = S.mem.start_sync()
+        await S.mem.wait_in_sync(int(PATIENCE * 1000))
+        res = await BranchlineClient.open(os.path.join(S.dir, "resident-by-link"))
+        # Before enrolling, nothing can reach the server.
+        request = bl.NewPetition(
+            category="道路交通", title="东门路灯不亮", description="小区东门的路灯坏了一个星期，晚上很黑。",
+            location="东门", submitter=bl.Submitter(name="陈阿姨", contact="13800000000"))
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submission_link())
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submit_request(request))
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submit_suggestion("x", True))
+
+        # The secretary's phone shows the branch's public code; a resident scans it.
+        link = await sec.submission_link()
+        self.assertTrue(link.startswith("branchline://"), link)
+        self.assertEqual(await sec.submission_link(), link, "the same public code every time")
+        await self.assertRefused(BranchlineError.Refused, "access.denied", S.mem.submission_link())
+        await res.enroll(link, "居民的手机")
+        account = await res.account()
+        self.assertEqual((account.role, account.member_id, account.branch_id), (bl.Role.RESIDENT, None, BRANCH))
+        self.assertEqual(await res.list_documents(), [], "a resident sees nothing of the branch")
+        await self.assertRefused(BranchlineError.Refused, "access.denied", res.submission_link())
+
+        # Bad requests, refused on the phone or by the server.
+        def variant(**fields):
+            values = dict(category=request.category, title=request.title, description=request.description,
+                          location=request.location, submitter=request.submitter)
+            values.update(fields)
+            return bl.NewPetition(**values)
+
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", res.submit_request(variant(title="  ")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", res.submit_request(variant(description="")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", res.submit_request(
+            variant(submitter=bl.Submitter(name="陈阿姨", member_id=S.alice))))
+        await self.assertRefused(BranchlineError.InvalidInput, "request.invalid", res.submit_request(variant(title="灯" * 201)))
+        res.set_network_available(False)
+        await eventually(lambda: res.status().state.is_offline(), "resident offline")
+        await self.assertRefused(BranchlineError.Network, "net.offline", res.submit_request(request))
+        res.set_network_available(True)
+        await res.wait_in_sync(int(PATIENCE * 1000))
+
+        petition = await res.submit_request(request)
+        self.assertEqual(str(uuid.UUID(petition)), petition)
+        await eventually(lambda: _has_petition(res, petition), "the resident's own request arrives")
+        mine = await res.petition(petition)
+        self.assertEqual((mine.title, mine.status, mine.branch_id), ("东门路灯不亮", bl.PetitionStatus.OPEN, BRANCH))
+        self.assertEqual((mine.submitter.name, mine.submitter.contact), ("陈阿姨", "13800000000"))
+        self.assertEqual([d.id for d in await res.list_documents()], [petition], "and nothing else")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+
+        async def on_the_ledger():
+            rows = await sec.list_petitions(BRANCH, bl.PetitionFilter(status=bl.PetitionStatus.OPEN), today)
+            return [r.title for r in rows if r.id == petition] == ["东门路灯不亮"]
+
+        await eventually(on_the_ledger, "the committee's ledger has the request")
+        # The feedback box is for members.
+        await self.assertRefused(BranchlineError.Refused, "access.denied", res.submit_suggestion("建议", True))
+        del res
+        gc.collect()
+
+    async def test_14_the_committee_answers_an_anonymous_suggestion_members_read(self):
+        sec, mem = S.sec, S.mem
+        self.assertIsNone(await sec.feedback_box(BRANCH), "no box until the first suggestion")
+
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", mem.submit_suggestion(" \n ", True))
+        await self.assertRefused(BranchlineError.InvalidInput, "request.invalid", mem.submit_suggestion("意" * 2001, True))
+        mem.set_network_available(False)
+        await eventually(lambda: mem.status().state.is_offline(), "member offline")
+        await self.assertRefused(BranchlineError.Network, "net.offline", mem.submit_suggestion("周末开放活动室", True))
+        mem.set_network_available(True)
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        anonymous = await mem.submit_suggestion("  希望周末也能开放活动室  ", True)
+        named = await mem.submit_suggestion("建议增加党员学习资料", False)
+        self.assertNotEqual(anonymous, named)
+
+        async def box_with(client, *ids):
+            found = await client.feedback_box(BRANCH)
+            return found if found and set(ids) <= {s.id for s in found.suggestions} else None
+
+        box = await eventually(lambda: box_with(sec, anonymous, named), "the committee sees both suggestions")
+        self.assertEqual(box.branch_id, BRANCH)
+        by_id = {s.id: s for s in box.suggestions}
+        self.assertEqual((by_id[anonymous].text, by_id[anonymous].author, by_id[anonymous].answer),
+                         ("希望周末也能开放活动室", None, None))
+        self.assertEqual(by_id[named].author, S.alice)
+        self.assertRegex(by_id[anonymous].on, r"^\d{4}-\d{2}-\d{2}$")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.feedback_box("branch-1"))
+        self.assertIsNone(await sec.feedback_box(str(uuid.uuid4())))
+
+        # Answering and publishing, with what is refused.
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", sec.answer_suggestion(BRANCH, anonymous, "  "))
+        await self.assertRefused(BranchlineError.NotFound, "feedback.unknown_suggestion",
+                                 sec.answer_suggestion(BRANCH, str(uuid.uuid4()), "答复"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.answer_suggestion(BRANCH, "s-1", "答复"))
+        await self.assertRefused(BranchlineError.NotFound, "doc.missing_branch_document",
+                                 sec.answer_suggestion(str(uuid.uuid4()), anonymous, "答复"))
+        await self.assertRefused(BranchlineError.InvalidState, "feedback.no_answer", sec.publish_answer(BRANCH, named, True))
+        await self.assertRefused(BranchlineError.NotFound, "feedback.unknown_suggestion",
+                                 sec.publish_answer(BRANCH, str(uuid.uuid4()), True))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.publish_answer("b", anonymous, True))
+        await sec.answer_suggestion(BRANCH, anonymous, "下月起周六上午开放活动室")
+        answer = {s.id: s for s in (await sec.feedback_box(BRANCH)).suggestions}[anonymous].answer
+        self.assertEqual((answer.text, answer.by, answer.published), ("下月起周六上午开放活动室", None, False),
+                         "a new answer is a draft; the secretary's device belongs to no member")
+        await sec.publish_answer(BRANCH, anonymous, True)
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+
+        async def published_on_the_members_phone():
+            found = await box_with(mem, anonymous)
+            if not found:
+                return False
+            s = {s.id: s for s in found.suggestions}[anonymous]
+            return s.author is None and s.answer is not None and s.answer.published and s.answer.text == answer.text
+
+        await eventually(published_on_the_members_phone, "the member reads the published answer, with no author")
+
 
 def _starts_at(client, act, value):
     async def check():
@@ -700,6 +821,17 @@ def _starts_at(client, act, value):
 def _no_conflicts(client):
     async def check():
         return await client.conflicts() == []
+
+    return check()
+
+
+def _has_petition(client, petition_id):
+    async def check():
+        try:
+            await client.petition(petition_id)
+            return True
+        except BranchlineError.NotFound:
+            return False
 
     return check()
 
