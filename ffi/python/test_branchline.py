@@ -11,7 +11,8 @@ what the apps get. `ffi/tests/python.rs` builds the library, generates
 Two phones (a secretary's and a member's) enroll, edit offline, sync, watch their
 status, receive each other's changes, settle a conflict, and get typed errors for bad
 input. A resident's phone enrolls with the branch's submission link and files a
-request; the committee answers a member's anonymous suggestion. Every exported method is recorded when called; the last test fails if one was
+request; the committee answers a member's anonymous suggestion; a member's edit the
+rules forbid is refused by the server, dropped and recorded. Every exported method is recorded when called; the last test fails if one was
 never called, or never refused bad input (unless listed in NO_BAD_INPUT with why).
 
 Standard library only.
@@ -57,6 +58,8 @@ NO_BAD_INPUT = {
     "BranchlineClient.observe_documents": "any observer object is accepted",
     "BranchlineClient.observe_conflicts": "any observer object is accepted",
     "BranchlineClient.observe_errors": "any observer object is accepted",
+    "BranchlineClient.observe_rejections": "any observer object is accepted",
+    "BranchlineClient.rejections": "an optional record id: every value is valid (ids only grow)",
     "SyncHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
     "SyncHandle.is_active": "no arguments",
     "ObserverHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
@@ -123,7 +126,8 @@ _install_recorders()
 # --- helpers ----------------------------------------------------------------------
 
 
-class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver):
+class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver,
+               bl.RejectionsObserver):
     """Records every callback; callbacks arrive on the library's threads."""
 
     def __init__(self):
@@ -132,6 +136,7 @@ class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver
         self.documents = []
         self.conflict_lists = []
         self.errors = []
+        self.rejected = []
 
     def on_status(self, status):
         with self.lock:
@@ -148,6 +153,10 @@ class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver
     def on_error(self, error):
         with self.lock:
             self.errors.append(error)
+
+    def on_rejected(self, rejection):
+        with self.lock:
+            self.rejected.append(rejection)
 
     def seen_state(self, predicate):
         with self.lock:
@@ -751,6 +760,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await eventually(on_the_ledger, "the committee's ledger has the request")
         # The feedback box is for members.
         await self.assertRefused(BranchlineError.Refused, "access.denied", res.submit_suggestion("建议", True))
+        self.assertEqual(await res.rejections(None), [])
         del res
         gc.collect()
 
@@ -809,6 +819,38 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
             return s.author is None and s.answer is not None and s.answer.published and s.answer.text == answer.text
 
         await eventually(published_on_the_members_phone, "the member reads the published answer, with no author")
+
+    async def test_15_a_forbidden_edit_is_refused_dropped_and_recorded(self):
+        mem, p = S.mem, S.petition
+        observer = Observer()
+        handles = [mem.observe_errors(observer), mem.observe_rejections(observer)]
+        earlier = await mem.rejections(None)
+        since = earlier[-1].id if earlier else None
+        # Alice owns the petition but did not submit it: only its submitter may rate
+        # it. Her phone accepts the rating (it is offline-first); the server refuses.
+        await mem.rate_petition(p, 5, "处理得好")
+        self.assertEqual((await mem.petition(p)).rating.score, 5)
+
+        await eventually(lambda: observer.rejected, "the rejection observer told")
+        told = observer.rejected[0]
+        self.assertEqual((told.doc_id, told.kind, told.code, told.document_removed),
+                         (p, "petition", "rule.submitter_only", False))
+        self.assertGreaterEqual(told.dropped_changes, 1)
+        self.assertTrue(told.message and told.change)
+        await eventually(lambda: "rule.submitter_only" in observer.error_codes(), "the error observer told")
+        refusal = [e for e in observer.errors if e.code == "rule.submitter_only"][0]
+        self.assertIsInstance(refusal, BranchlineError.Refused)
+
+        # Recorded, so the app can still show it after a restart.
+        self.assertEqual(await mem.rejections(since), [told])
+        self.assertEqual(await mem.rejections(told.id), [])
+        self.assertEqual((await mem.rejections(-1))[-1], told)
+        self.assertIsNone((await mem.petition(p)).rating, "the phone dropped the refused rating")
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        await eventually(lambda: mem.status().pending_changes == 0, "nothing left to send")
+        self.assertIsNone((await S.sec.petition(p)).rating, "the committee never got it")
+        for handle in handles:
+            handle.cancel()
 
 
 def _starts_at(client, act, value):

@@ -23,7 +23,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{BranchlineError, Result, refused};
 use crate::observe::{
-    ConflictsObserver, DocumentsObserver, ErrorObserver, Hub, ObserverHandle, SyncStatusObserver,
+    ConflictsObserver, DocumentsObserver, ErrorObserver, Hub, ObserverHandle, RejectionsObserver,
+    SyncStatusObserver,
 };
 use crate::records::{self, parse, parse_opt};
 
@@ -276,6 +277,7 @@ async fn handle_events(shared: &Arc<Shared>, handle: &Handle, events: Vec<Client
             // A change the server refused was dropped here: the app hears
             // the reason, and the document (now without it) changed.
             ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
+                shared.hub.rejected(rejection.clone().into());
                 shared.hub.error(refused(
                     &rejection.code,
                     format!(
@@ -663,6 +665,12 @@ impl BranchlineClient {
     /// Registers an observer of background errors.
     pub fn observe_errors(&self, observer: Box<dyn ErrorObserver>) -> Arc<ObserverHandle> {
         self.shared.hub.add_errors(Arc::from(observer))
+    }
+
+    /// Registers an observer of this device's changes the server refused (each
+    /// also recorded for `rejections`).
+    pub fn observe_rejections(&self, observer: Box<dyn RejectionsObserver>) -> Arc<ObserverHandle> {
+        self.shared.hub.add_rejections(Arc::from(observer))
     }
 }
 
@@ -1186,6 +1194,14 @@ impl BranchlineClient {
     pub async fn list_documents(&self) -> Result<Vec<records::DocumentSummary>> {
         let docs = self.read(|store| store.documents()).await?;
         Ok(docs.into_iter().map(Into::into).collect())
+    }
+
+    /// This device's changes the server refused, oldest first; with `since`, only
+    /// those recorded after the one with that id. Kept across restarts, so the app
+    /// can still say "your edit was refused" and why.
+    pub async fn rejections(&self, since: Option<i64>) -> Result<Vec<records::Rejection>> {
+        let rows = self.read(move |store| store.rejections(since)).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Fields edited concurrently on two devices, for a person to settle.

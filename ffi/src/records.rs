@@ -1150,6 +1150,55 @@ impl From<model::FeedbackBox> for FeedbackBox {
     }
 }
 
+// --- refused changes ---------------------------------------------------------------
+
+/// A change of this device the server refused, dropped from the device: what the
+/// app shows the person whose edit it was ("your rating was refused:
+/// rule.submitter_only").
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Rejection {
+    /// The record's id, increasing; pass the last one seen to `rejections` to get
+    /// only newer ones.
+    pub id: i64,
+    /// The document the change was made to.
+    pub doc_id: String,
+    /// The document's kind (`petition`, `activity`, …), kept because the document
+    /// may be gone.
+    pub kind: String,
+    /// The refused change's hash, in hex.
+    pub change: String,
+    /// The server's stable reason code (`rule.submitter_only`, `access.denied`, …).
+    pub code: String,
+    /// The server's explanation, in English, for logs.
+    pub message: String,
+    /// When the device dropped the change, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Changes dropped because of this one: itself and every local change made after
+    /// it in the same document.
+    pub dropped_changes: u64,
+    /// How many of the changes made after it were sent again as new changes.
+    pub replayed_changes: u64,
+    /// The refused change created the document, which is therefore gone.
+    pub document_removed: bool,
+}
+
+impl From<store::Rejection> for Rejection {
+    fn from(r: store::Rejection) -> Self {
+        Rejection {
+            id: r.id,
+            doc_id: r.doc_id.to_string(),
+            kind: r.kind,
+            change: r.change.to_string(),
+            code: r.code,
+            message: r.message,
+            at_ms: r.at.0,
+            dropped_changes: r.dropped_changes as u64,
+            replayed_changes: r.replayed_changes as u64,
+            document_removed: r.document_removed,
+        }
+    }
+}
+
 // --- documents and conflicts -------------------------------------------------------
 
 /// A document as stored on this device.
