@@ -10,7 +10,9 @@ what the apps get. `ffi/tests/python.rs` builds the library, generates
 
 Two phones (a secretary's and a member's) enroll, edit offline, sync, watch their
 status, receive each other's changes, settle a conflict, and get typed errors for bad
-input. Every exported method is recorded when called; the last test fails if one was
+input. A resident's phone enrolls with the branch's submission link and files a
+request; the committee answers a member's anonymous suggestion; a member's edit the
+rules forbid is refused by the server, dropped and recorded. Every exported method is recorded when called; the last test fails if one was
 never called, or never refused bad input (unless listed in NO_BAD_INPUT with why).
 
 Standard library only.
@@ -56,6 +58,8 @@ NO_BAD_INPUT = {
     "BranchlineClient.observe_documents": "any observer object is accepted",
     "BranchlineClient.observe_conflicts": "any observer object is accepted",
     "BranchlineClient.observe_errors": "any observer object is accepted",
+    "BranchlineClient.observe_rejections": "any observer object is accepted",
+    "BranchlineClient.rejections": "an optional record id: every value is valid (ids only grow)",
     "SyncHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
     "SyncHandle.is_active": "no arguments",
     "ObserverHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
@@ -122,7 +126,8 @@ _install_recorders()
 # --- helpers ----------------------------------------------------------------------
 
 
-class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver):
+class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver,
+               bl.RejectionsObserver):
     """Records every callback; callbacks arrive on the library's threads."""
 
     def __init__(self):
@@ -131,6 +136,7 @@ class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver
         self.documents = []
         self.conflict_lists = []
         self.errors = []
+        self.rejected = []
 
     def on_status(self, status):
         with self.lock:
@@ -147,6 +153,10 @@ class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver
     def on_error(self, error):
         with self.lock:
             self.errors.append(error)
+
+    def on_rejected(self, rejection):
+        with self.lock:
+            self.rejected.append(rejection)
 
     def seen_state(self, predicate):
         with self.lock:
@@ -207,7 +217,8 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for name in ("sec", "mem", "res", "sec_sync", "mem_sync", "invite"):
+        for name in ("sec", "mem", "res", "sec_sync", "mem_sync", "invite", "mem_obs", "sec_obs",
+                     "sec_handles", "mem_handles"):
             if hasattr(S, name):
                 delattr(S, name)
         gc.collect()
@@ -689,6 +700,158 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(S.mem_obs.statuses), heard)
         restarted.cancel()
 
+    # --- community input: requests, suggestions; refused changes ---------------------
+
+    async def test_13_a_resident_files_a_request_through_the_submission_link(self):
+        sec = S.sec
+        S.mem_sync = S.mem.start_sync()
+        await S.mem.wait_in_sync(int(PATIENCE * 1000))
+        res = await BranchlineClient.open(os.path.join(S.dir, "resident-by-link"))
+        # Before enrolling, nothing can reach the server.
+        request = bl.NewPetition(
+            category="道路交通", title="东门路灯不亮", description="小区东门的路灯坏了一个星期，晚上很黑。",
+            location="东门", submitter=bl.Submitter(name="陈阿姨", contact="13800000000"))
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submission_link())
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submit_request(request))
+        await self.assertRefused(BranchlineError.Network, "net.not_running", res.submit_suggestion("x", True))
+
+        # The secretary's phone shows the branch's public code; a resident scans it.
+        link = await sec.submission_link()
+        self.assertTrue(link.startswith("branchline://"), link)
+        self.assertEqual(await sec.submission_link(), link, "the same public code every time")
+        await self.assertRefused(BranchlineError.Refused, "access.denied", S.mem.submission_link())
+        await res.enroll(link, "居民的手机")
+        account = await res.account()
+        self.assertEqual((account.role, account.member_id, account.branch_id), (bl.Role.RESIDENT, None, BRANCH))
+        self.assertEqual(await res.list_documents(), [], "a resident sees nothing of the branch")
+        await self.assertRefused(BranchlineError.Refused, "access.denied", res.submission_link())
+
+        # Bad requests, refused on the phone or by the server.
+        def variant(**fields):
+            values = dict(category=request.category, title=request.title, description=request.description,
+                          location=request.location, submitter=request.submitter)
+            values.update(fields)
+            return bl.NewPetition(**values)
+
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", res.submit_request(variant(title="  ")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", res.submit_request(variant(description="")))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", res.submit_request(
+            variant(submitter=bl.Submitter(name="陈阿姨", member_id=S.alice))))
+        await self.assertRefused(BranchlineError.InvalidInput, "request.invalid", res.submit_request(variant(title="灯" * 201)))
+        res.set_network_available(False)
+        await eventually(lambda: res.status().state.is_offline(), "resident offline")
+        await self.assertRefused(BranchlineError.Network, "net.offline", res.submit_request(request))
+        res.set_network_available(True)
+        await res.wait_in_sync(int(PATIENCE * 1000))
+
+        petition = await res.submit_request(request)
+        self.assertEqual(str(uuid.UUID(petition)), petition)
+        await eventually(lambda: _has_petition(res, petition), "the resident's own request arrives")
+        mine = await res.petition(petition)
+        self.assertEqual((mine.title, mine.status, mine.branch_id), ("东门路灯不亮", bl.PetitionStatus.OPEN, BRANCH))
+        self.assertEqual((mine.submitter.name, mine.submitter.contact), ("陈阿姨", "13800000000"))
+        self.assertEqual([d.id for d in await res.list_documents()], [petition], "and nothing else")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+
+        async def on_the_ledger():
+            rows = await sec.list_petitions(BRANCH, bl.PetitionFilter(status=bl.PetitionStatus.OPEN), today)
+            return [r.title for r in rows if r.id == petition] == ["东门路灯不亮"]
+
+        await eventually(on_the_ledger, "the committee's ledger has the request")
+        # The feedback box is for members.
+        await self.assertRefused(BranchlineError.Refused, "access.denied", res.submit_suggestion("建议", True))
+        self.assertEqual(await res.rejections(None), [])
+        del res
+        gc.collect()
+
+    async def test_14_the_committee_answers_an_anonymous_suggestion_members_read(self):
+        sec, mem = S.sec, S.mem
+        self.assertIsNone(await sec.feedback_box(BRANCH), "no box until the first suggestion")
+
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", mem.submit_suggestion(" \n ", True))
+        await self.assertRefused(BranchlineError.InvalidInput, "request.invalid", mem.submit_suggestion("意" * 2001, True))
+        mem.set_network_available(False)
+        await eventually(lambda: mem.status().state.is_offline(), "member offline")
+        await self.assertRefused(BranchlineError.Network, "net.offline", mem.submit_suggestion("周末开放活动室", True))
+        mem.set_network_available(True)
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        anonymous = await mem.submit_suggestion("  希望周末也能开放活动室  ", True)
+        named = await mem.submit_suggestion("建议增加党员学习资料", False)
+        self.assertNotEqual(anonymous, named)
+
+        async def box_with(client, *ids):
+            found = await client.feedback_box(BRANCH)
+            return found if found and set(ids) <= {s.id for s in found.suggestions} else None
+
+        box = await eventually(lambda: box_with(sec, anonymous, named), "the committee sees both suggestions")
+        self.assertEqual(box.branch_id, BRANCH)
+        by_id = {s.id: s for s in box.suggestions}
+        self.assertEqual((by_id[anonymous].text, by_id[anonymous].author, by_id[anonymous].answer),
+                         ("希望周末也能开放活动室", None, None))
+        self.assertEqual(by_id[named].author, S.alice)
+        self.assertRegex(by_id[anonymous].on, r"^\d{4}-\d{2}-\d{2}$")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.feedback_box("branch-1"))
+        self.assertIsNone(await sec.feedback_box(str(uuid.uuid4())))
+
+        # Answering and publishing, with what is refused.
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", sec.answer_suggestion(BRANCH, anonymous, "  "))
+        await self.assertRefused(BranchlineError.NotFound, "feedback.unknown_suggestion",
+                                 sec.answer_suggestion(BRANCH, str(uuid.uuid4()), "答复"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.answer_suggestion(BRANCH, "s-1", "答复"))
+        await self.assertRefused(BranchlineError.NotFound, "doc.missing_branch_document",
+                                 sec.answer_suggestion(str(uuid.uuid4()), anonymous, "答复"))
+        await self.assertRefused(BranchlineError.InvalidState, "feedback.no_answer", sec.publish_answer(BRANCH, named, True))
+        await self.assertRefused(BranchlineError.NotFound, "feedback.unknown_suggestion",
+                                 sec.publish_answer(BRANCH, str(uuid.uuid4()), True))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.publish_answer("b", anonymous, True))
+        await sec.answer_suggestion(BRANCH, anonymous, "下月起周六上午开放活动室")
+        answer = {s.id: s for s in (await sec.feedback_box(BRANCH)).suggestions}[anonymous].answer
+        self.assertEqual((answer.text, answer.by, answer.published), ("下月起周六上午开放活动室", None, False),
+                         "a new answer is a draft; the secretary's device belongs to no member")
+        await sec.publish_answer(BRANCH, anonymous, True)
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+
+        async def published_on_the_members_phone():
+            found = await box_with(mem, anonymous)
+            if not found:
+                return False
+            s = {s.id: s for s in found.suggestions}[anonymous]
+            return s.author is None and s.answer is not None and s.answer.published and s.answer.text == answer.text
+
+        await eventually(published_on_the_members_phone, "the member reads the published answer, with no author")
+
+    async def test_15_a_forbidden_edit_is_refused_dropped_and_recorded(self):
+        mem, p = S.mem, S.petition
+        observer = Observer()
+        handles = [mem.observe_errors(observer), mem.observe_rejections(observer)]
+        earlier = await mem.rejections(None)
+        since = earlier[-1].id if earlier else None
+        # Alice owns the petition but did not submit it: only its submitter may rate
+        # it. Her phone accepts the rating (it is offline-first); the server refuses.
+        await mem.rate_petition(p, 5, "处理得好")
+        self.assertEqual((await mem.petition(p)).rating.score, 5)
+
+        await eventually(lambda: observer.rejected, "the rejection observer told")
+        told = observer.rejected[0]
+        self.assertEqual((told.doc_id, told.kind, told.code, told.document_removed),
+                         (p, "petition", "rule.submitter_only", False))
+        self.assertGreaterEqual(told.dropped_changes, 1)
+        self.assertTrue(told.message and told.change)
+        await eventually(lambda: "rule.submitter_only" in observer.error_codes(), "the error observer told")
+        refusal = [e for e in observer.errors if e.code == "rule.submitter_only"][0]
+        self.assertIsInstance(refusal, BranchlineError.Refused)
+
+        # Recorded, so the app can still show it after a restart.
+        self.assertEqual(await mem.rejections(since), [told])
+        self.assertEqual(await mem.rejections(told.id), [])
+        self.assertEqual((await mem.rejections(-1))[-1], told)
+        self.assertIsNone((await mem.petition(p)).rating, "the phone dropped the refused rating")
+        await mem.wait_in_sync(int(PATIENCE * 1000))
+        await eventually(lambda: mem.status().pending_changes == 0, "nothing left to send")
+        self.assertIsNone((await S.sec.petition(p)).rating, "the committee never got it")
+        for handle in handles:
+            handle.cancel()
+
 
 def _starts_at(client, act, value):
     async def check():
@@ -700,6 +863,17 @@ def _starts_at(client, act, value):
 def _no_conflicts(client):
     async def check():
         return await client.conflicts() == []
+
+    return check()
+
+
+def _has_petition(client, petition_id):
+    async def check():
+        try:
+            await client.petition(petition_id)
+            return True
+        except BranchlineError.NotFound:
+            return False
 
     return check()
 

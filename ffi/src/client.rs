@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use branchline_core::ids::SuggestionId;
 use branchline_core::model::{self, Activity, MemberFile, Timestamp};
 use branchline_core::net::{ClientConfig, ClientEvent, Status, SyncClient};
 use branchline_core::sync::SyncEvent;
@@ -22,7 +23,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{BranchlineError, Result, refused};
 use crate::observe::{
-    ConflictsObserver, DocumentsObserver, ErrorObserver, Hub, ObserverHandle, SyncStatusObserver,
+    ConflictsObserver, DocumentsObserver, ErrorObserver, Hub, ObserverHandle, RejectionsObserver,
+    SyncStatusObserver,
 };
 use crate::records::{self, parse, parse_opt};
 
@@ -275,6 +277,7 @@ async fn handle_events(shared: &Arc<Shared>, handle: &Handle, events: Vec<Client
             // A change the server refused was dropped here: the app hears
             // the reason, and the document (now without it) changed.
             ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
+                shared.hub.rejected(rejection.clone().into());
                 shared.hub.error(refused(
                     &rejection.code,
                     format!(
@@ -566,6 +569,64 @@ impl BranchlineClient {
         .await
     }
 
+    /// The branch's public submission link (`branchline://…`), which residents scan
+    /// to enroll and send requests: show it as a QR code (secretary and committee
+    /// only; the same link every time).
+    pub async fn submission_link(&self) -> Result<String> {
+        let client = self.shared.running()?;
+        on_runtime(&self.handle, async move {
+            Ok(client.submission_link().await?.to_string())
+        })
+        .await
+    }
+
+    /// Sends a request (民情直通车) to the branch through the server, which writes
+    /// the petition and lets this device follow it: how a resident submits. The
+    /// server names the sender, so `submitter.member_id` must be empty. Returns the
+    /// petition's id; the petition itself arrives with the next sync.
+    pub async fn submit_request(&self, petition: records::NewPetition) -> Result<String> {
+        if let Some(member) = &petition.submitter.member_id {
+            return Err(BranchlineError::invalid(
+                "submitter member id (the server records who sent a request)",
+                member,
+            ));
+        }
+        for (field, value) in [
+            ("category", &petition.category),
+            ("title", &petition.title),
+            ("description", &petition.description),
+        ] {
+            if value.trim().is_empty() {
+                return Err(branchline_core::Error::EmptyField { field }.into());
+            }
+        }
+        let petition: model::NewPetition = petition.try_into()?;
+        let client = self.shared.running()?;
+        on_runtime(&self.handle, async move {
+            Ok(client.submit_petition(&petition).await?.to_string())
+        })
+        .await
+    }
+
+    /// Puts a suggestion in the branch's feedback box (意见箱) through the server.
+    /// When `anonymous`, the server writes it under its own name and keeps nothing
+    /// that links it to this device. Returns the suggestion's id; the box arrives
+    /// with the next sync.
+    pub async fn submit_suggestion(&self, text: String, anonymous: bool) -> Result<String> {
+        if text.trim().is_empty() {
+            return Err(branchline_core::Error::EmptyField {
+                field: "suggestion",
+            }
+            .into());
+        }
+        let client = self.shared.running()?;
+        on_runtime(&self.handle, async move {
+            let (_, id) = client.submit_suggestion(&text, anonymous).await?;
+            Ok(id.to_string())
+        })
+        .await
+    }
+
     /// Stops background sync politely and waits until it has (the connection is
     /// closed with a goodbye). Sync can be started again with `start_sync`.
     pub async fn shutdown(&self) -> Result<()> {
@@ -604,6 +665,12 @@ impl BranchlineClient {
     /// Registers an observer of background errors.
     pub fn observe_errors(&self, observer: Box<dyn ErrorObserver>) -> Arc<ObserverHandle> {
         self.shared.hub.add_errors(Arc::from(observer))
+    }
+
+    /// Registers an observer of this device's changes the server refused (each
+    /// also recorded for `rejections`).
+    pub fn observe_rejections(&self, observer: Box<dyn RejectionsObserver>) -> Arc<ObserverHandle> {
+        self.shared.hub.add_rejections(Arc::from(observer))
     }
 }
 
@@ -1078,6 +1145,47 @@ impl BranchlineClient {
     }
 }
 
+// --- feedback box ------------------------------------------------------------------
+
+#[uniffi::export]
+impl BranchlineClient {
+    /// The branch's feedback box with every suggestion and answer; none until the
+    /// first suggestion made the server create it (or it has not synced yet).
+    pub async fn feedback_box(&self, branch_id: String) -> Result<Option<records::FeedbackBox>> {
+        let branch: BranchId = parse(&branch_id)?;
+        let found = self.read(move |store| store.feedback_box(branch)).await?;
+        Ok(found.map(|(_, b)| b.into()))
+    }
+
+    /// Answers a suggestion, as this device's member, now. An earlier answer is
+    /// replaced and taken off the public board until it is published again.
+    pub async fn answer_suggestion(
+        &self,
+        branch_id: String,
+        suggestion_id: String,
+        text: String,
+    ) -> Result<()> {
+        let branch: BranchId = parse(&branch_id)?;
+        let suggestion: SuggestionId = parse(&suggestion_id)?;
+        self.write(move |store| store.answer_suggestion(branch, suggestion, &text))
+            .await
+    }
+
+    /// Puts the answer to a suggestion on the branch's public board, or (with
+    /// `false`) takes it off. Only an answered suggestion can be published.
+    pub async fn publish_answer(
+        &self,
+        branch_id: String,
+        suggestion_id: String,
+        published: bool,
+    ) -> Result<()> {
+        let branch: BranchId = parse(&branch_id)?;
+        let suggestion: SuggestionId = parse(&suggestion_id)?;
+        self.write(move |store| store.publish_answer(branch, suggestion, published))
+            .await
+    }
+}
+
 // --- documents, conflicts, reports -----------------------------------------------------
 
 #[uniffi::export]
@@ -1086,6 +1194,14 @@ impl BranchlineClient {
     pub async fn list_documents(&self) -> Result<Vec<records::DocumentSummary>> {
         let docs = self.read(|store| store.documents()).await?;
         Ok(docs.into_iter().map(Into::into).collect())
+    }
+
+    /// This device's changes the server refused, oldest first; with `since`, only
+    /// those recorded after the one with that id. Kept across restarts, so the app
+    /// can still say "your edit was refused" and why.
+    pub async fn rejections(&self, since: Option<i64>) -> Result<Vec<records::Rejection>> {
+        let rows = self.read(move |store| store.rejections(since)).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Fields edited concurrently on two devices, for a person to settle.

@@ -8,7 +8,7 @@
 //! codes this crate adds are listed on [`BranchlineError`].
 
 use branchline_core::net::NetError;
-use branchline_protocol::InviteParseError;
+use branchline_protocol::{ErrorCode, InviteParseError};
 
 /// Everything that can go wrong in a call to the library.
 ///
@@ -22,7 +22,8 @@ use branchline_protocol::InviteParseError;
 #[non_exhaustive]
 pub enum BranchlineError {
     /// The input was refused; fix it and try again (`input.*`, `invite.*`,
-    /// `activity.end_before_start`, `petition.rating_out_of_range`, …).
+    /// `activity.end_before_start`, `petition.rating_out_of_range`,
+    /// `feedback.too_long`, the server's `request.invalid`, …).
     #[error("{code}: {reason}")]
     InvalidInput {
         /// Stable identifier of the error.
@@ -31,7 +32,8 @@ pub enum BranchlineError {
         reason: String,
     },
     /// The record is not in a state that allows the operation (`activity.closed`,
-    /// `petition.no_owner`, `member.not_active`, `doc.schema_too_new`, …).
+    /// `petition.no_owner`, `member.not_active`, `feedback.no_answer`,
+    /// `feedback.duplicate_suggestion`, `feedback.box_exists`, `doc.schema_too_new`, …).
     #[error("{code}: {reason}")]
     InvalidState {
         /// Stable identifier of the error.
@@ -40,7 +42,7 @@ pub enum BranchlineError {
         reason: String,
     },
     /// The document, member or conflict named is not in the store (`doc.not_found`,
-    /// `member.unknown`, `conflict.not_found`, …).
+    /// `member.unknown`, `feedback.unknown_suggestion`, `conflict.not_found`, …).
     #[error("{code}: {reason}")]
     NotFound {
         /// Stable identifier of the error.
@@ -58,7 +60,8 @@ pub enum BranchlineError {
         reason: String,
     },
     /// The server refused; a person must act (`auth.invite_used`,
-    /// `auth.device_revoked`, `access.denied`, …).
+    /// `auth.device_revoked`, `access.denied`, `request.rate_limited`, and the
+    /// `rule.*` codes of changes it refused, …).
     #[error("{code}: {reason}")]
     Refused {
         /// Stable identifier of the error.
@@ -175,6 +178,7 @@ impl From<branchline_core::Error> for BranchlineError {
             | E::UnknownActivityKind(_)
             | E::RatingOutOfRange(_)
             | E::DeadlineBeforeSubmission
+            | E::SuggestionTooLong { .. }
             | E::WrongKind { .. } => Kind::InvalidInput,
             E::MemberNotActive(_)
             | E::AlreadySignedIn(_)
@@ -184,10 +188,14 @@ impl From<branchline_core::Error> for BranchlineError {
             | E::PetitionNotResolved
             | E::PetitionAlreadyResolved
             | E::PetitionAlreadyRated
+            | E::DuplicateSuggestion(_)
+            | E::SuggestionNotAnswered(_)
+            | E::FeedbackBoxExists(_)
             | E::SchemaTooNew { .. } => Kind::InvalidState,
             E::UnknownMember(_)
             | E::DocNotFound(_)
             | E::MissingBranchDocument(_)
+            | E::UnknownSuggestion(_)
             | E::ConflictNotFound(_) => Kind::NotFound,
             E::Corrupt(_)
             | E::InvalidHeader { .. }
@@ -206,6 +214,16 @@ impl From<NetError> for BranchlineError {
     fn from(error: NetError) -> Self {
         match error {
             NetError::Store(e) => e.into(),
+            // The server checked a request's fields (a blank title, a suggestion
+            // too long): the caller fixes the input, no person needs to act.
+            NetError::Refused {
+                code: ErrorCode::InvalidRequest,
+                message,
+            } => Self::new(
+                Kind::InvalidInput,
+                ErrorCode::InvalidRequest.as_str(),
+                message,
+            ),
             NetError::Refused { code, message } => Self::new(Kind::Refused, code.as_str(), message),
             NetError::NotEnrolled
             | NetError::Offline
@@ -246,5 +264,56 @@ mod tests {
         assert!(matches!(&e, BranchlineError::Network { code, .. } if code == "net.timeout"));
         let e = BranchlineError::from(InviteParseError::Scheme);
         assert_eq!(e.code(), "invite.scheme");
+    }
+
+    #[test]
+    fn feedback_box_errors_are_actionable_not_internal() {
+        use branchline_core::Error as E;
+        use branchline_core::ids::SuggestionId;
+        let id = SuggestionId::random();
+        let cases = [
+            (
+                E::SuggestionTooLong {
+                    found: 2001,
+                    max: 2000,
+                },
+                "feedback.too_long",
+            ),
+            (E::UnknownSuggestion(id), "feedback.unknown_suggestion"),
+            (E::SuggestionNotAnswered(id), "feedback.no_answer"),
+            (E::DuplicateSuggestion(id), "feedback.duplicate_suggestion"),
+            (
+                E::FeedbackBoxExists(branchline_core::DocId::random()),
+                "feedback.box_exists",
+            ),
+        ];
+        for (error, code) in cases {
+            let e = BranchlineError::from(error);
+            assert_eq!(e.code(), code);
+            let fits = match code {
+                "feedback.too_long" => matches!(e, BranchlineError::InvalidInput { .. }),
+                "feedback.unknown_suggestion" => matches!(e, BranchlineError::NotFound { .. }),
+                _ => matches!(e, BranchlineError::InvalidState { .. }),
+            };
+            assert!(fits, "{code} landed in {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_the_server_found_invalid_is_the_callers_input_to_fix() {
+        let e = BranchlineError::from(NetError::Refused {
+            code: ErrorCode::InvalidRequest,
+            message: "text: required".into(),
+        });
+        assert!(
+            matches!(&e, BranchlineError::InvalidInput { code, reason } if code == "request.invalid" && reason == "text: required")
+        );
+        let e = BranchlineError::from(NetError::Refused {
+            code: ErrorCode::RateLimited,
+            message: "at most 20 petitions per device in 24 hours".into(),
+        });
+        assert!(
+            matches!(&e, BranchlineError::Refused { code, .. } if code == "request.rate_limited")
+        );
     }
 }

@@ -26,7 +26,8 @@ pub mod records;
 pub use client::{BranchlineClient, SyncHandle};
 pub use error::BranchlineError;
 pub use observe::{
-    ConflictsObserver, DocumentsObserver, ErrorObserver, ObserverHandle, SyncStatusObserver,
+    ConflictsObserver, DocumentsObserver, ErrorObserver, ObserverHandle, RejectionsObserver,
+    SyncStatusObserver,
 };
 
 uniffi::setup_scaffolding!();

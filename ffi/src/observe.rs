@@ -1,5 +1,5 @@
-//! Observers: how the app hears about sync status, arriving changes, conflicts and
-//! errors without polling.
+//! Observers: how the app hears about sync status, arriving changes, conflicts,
+//! refused changes and errors without polling.
 //!
 //! The app registers an object implementing one of the callback interfaces below and
 //! keeps the returned [`ObserverHandle`]; `cancel` unregisters it, and dropping the
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use tokio::sync::Notify;
 
 use crate::error::BranchlineError;
-use crate::records::{Conflict, SyncState, SyncStatus};
+use crate::records::{Conflict, Rejection, SyncState, SyncStatus};
 
 /// Told every change of the sync status line.
 #[uniffi::export(callback_interface)]
@@ -52,6 +52,16 @@ pub trait ErrorObserver: Send + Sync {
     fn on_error(&self, error: BranchlineError);
 }
 
+/// Told when the server refused a change made on this device, and the device
+/// dropped it.
+#[uniffi::export(callback_interface)]
+pub trait RejectionsObserver: Send + Sync {
+    /// A change was refused and dropped (the document now lacks it); the same
+    /// record is in `rejections()` after a restart. Error observers hear it too,
+    /// as a `Refused` error with the same code.
+    fn on_rejected(&self, rejection: Rejection);
+}
+
 /// The app's registration of one observer.
 #[derive(uniffi::Object)]
 pub struct ObserverHandle {
@@ -78,6 +88,7 @@ pub(crate) struct Hub {
     document_observers: List<dyn DocumentsObserver>,
     conflict_observers: List<dyn ConflictsObserver>,
     error_observers: List<dyn ErrorObserver>,
+    rejection_observers: List<dyn RejectionsObserver>,
     status: Mutex<SyncStatus>,
     last_conflicts: Mutex<Option<Vec<Conflict>>>,
     /// Wakes the task that recomputes the status line.
@@ -109,6 +120,7 @@ impl Hub {
             document_observers: Mutex::default(),
             conflict_observers: Mutex::default(),
             error_observers: Mutex::default(),
+            rejection_observers: Mutex::default(),
             status: Mutex::new(SyncStatus {
                 state: SyncState::Stopped,
                 pending_changes,
@@ -170,11 +182,21 @@ impl Hub {
         self.handle(id)
     }
 
+    pub(crate) fn add_rejections(
+        self: &Arc<Self>,
+        observer: Arc<dyn RejectionsObserver>,
+    ) -> Arc<ObserverHandle> {
+        let id = self.next_id();
+        guard(&self.rejection_observers).push((id, observer));
+        self.handle(id)
+    }
+
     fn remove(&self, id: u64) {
         guard(&self.status_observers).retain(|(i, _)| *i != id);
         guard(&self.document_observers).retain(|(i, _)| *i != id);
         guard(&self.conflict_observers).retain(|(i, _)| *i != id);
         guard(&self.error_observers).retain(|(i, _)| *i != id);
+        guard(&self.rejection_observers).retain(|(i, _)| *i != id);
     }
 
     /// Drops every observer, releasing the app's objects.
@@ -183,6 +205,7 @@ impl Hub {
         guard(&self.document_observers).clear();
         guard(&self.conflict_observers).clear();
         guard(&self.error_observers).clear();
+        guard(&self.rejection_observers).clear();
     }
 
     /// The status line as last computed.
@@ -238,6 +261,12 @@ impl Hub {
     pub(crate) fn error(&self, error: BranchlineError) {
         each(&self.error_observers, |o| {
             o.on_error(error.clone());
+        });
+    }
+
+    pub(crate) fn rejected(&self, rejection: Rejection) {
+        each(&self.rejection_observers, |o| {
+            o.on_rejected(rejection.clone());
         });
     }
 }

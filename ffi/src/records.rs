@@ -1079,6 +1079,126 @@ impl From<model::Petition> for Petition {
     }
 }
 
+// --- feedback box ------------------------------------------------------------------
+
+/// The branch's answer to a suggestion.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct SuggestionAnswer {
+    /// The answer.
+    pub text: String,
+    /// The member who answered, if known.
+    pub by: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Whether the answer is on the branch's public board (a new answer is not,
+    /// until someone publishes it).
+    pub published: bool,
+}
+
+/// One suggestion in the feedback box (意见箱).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Suggestion {
+    /// Suggestion id.
+    pub id: String,
+    /// What the member suggests.
+    pub text: String,
+    /// The day it was made, `YYYY-MM-DD` (no time of day is kept).
+    pub on: String,
+    /// The member who made it; none when they chose to stay anonymous.
+    pub author: Option<String>,
+    /// The branch's answer, once answered.
+    pub answer: Option<SuggestionAnswer>,
+}
+
+/// A branch's feedback box: members' suggestions and the branch's answers.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct FeedbackBox {
+    /// Document id.
+    pub id: String,
+    /// Branch.
+    pub branch_id: String,
+    /// Every suggestion, oldest day first (ties in id order); members see the
+    /// answers whose `published` is set on the public board.
+    pub suggestions: Vec<Suggestion>,
+}
+
+impl From<model::FeedbackBox> for FeedbackBox {
+    fn from(b: model::FeedbackBox) -> Self {
+        // The map gives them in id order; a stable sort by day keeps that for ties.
+        let mut by_day: Vec<(String, model::Suggestion)> = b.suggestions.into_iter().collect();
+        by_day.sort_by_key(|(_, s)| s.on);
+        let suggestions = by_day
+            .into_iter()
+            .map(|(id, s)| Suggestion {
+                id,
+                text: s.text.as_str().to_owned(),
+                on: s.on.to_string(),
+                author: s.author.map(|m| m.to_string()),
+                answer: s.answer.map(|a| SuggestionAnswer {
+                    text: a.text,
+                    by: a.by.map(|m| m.to_string()),
+                    at_ms: a.at.0,
+                    published: a.published,
+                }),
+            })
+            .collect();
+        FeedbackBox {
+            id: b.meta.id.to_string(),
+            branch_id: b.meta.branch.to_string(),
+            suggestions,
+        }
+    }
+}
+
+// --- refused changes ---------------------------------------------------------------
+
+/// A change of this device the server refused, dropped from the device: what the
+/// app shows the person whose edit it was ("your rating was refused:
+/// rule.submitter_only").
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Rejection {
+    /// The record's id, increasing; pass the last one seen to `rejections` to get
+    /// only newer ones.
+    pub id: i64,
+    /// The document the change was made to.
+    pub doc_id: String,
+    /// The document's kind (`petition`, `activity`, …), kept because the document
+    /// may be gone.
+    pub kind: String,
+    /// The refused change's hash, in hex.
+    pub change: String,
+    /// The server's stable reason code (`rule.submitter_only`, `access.denied`, …).
+    pub code: String,
+    /// The server's explanation, in English, for logs.
+    pub message: String,
+    /// When the device dropped the change, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Changes dropped because of this one: itself and every local change made after
+    /// it in the same document.
+    pub dropped_changes: u64,
+    /// How many of the changes made after it were sent again as new changes.
+    pub replayed_changes: u64,
+    /// The refused change created the document, which is therefore gone.
+    pub document_removed: bool,
+}
+
+impl From<store::Rejection> for Rejection {
+    fn from(r: store::Rejection) -> Self {
+        Rejection {
+            id: r.id,
+            doc_id: r.doc_id.to_string(),
+            kind: r.kind,
+            change: r.change.to_string(),
+            code: r.code,
+            message: r.message,
+            at_ms: r.at.0,
+            dropped_changes: r.dropped_changes as u64,
+            replayed_changes: r.replayed_changes as u64,
+            document_removed: r.document_removed,
+        }
+    }
+}
+
 // --- documents and conflicts -------------------------------------------------------
 
 /// A document as stored on this device.
