@@ -35,6 +35,8 @@ import branchline_ffi as bl
 from branchline_ffi import BranchlineClient, BranchlineError
 
 BRANCH = os.environ.get("BRANCHLINE_BRANCH_ID", "")
+# A branch allied with BRANCH: activities are shared only with allies.
+PARTNER = os.environ.get("BRANCHLINE_PARTNER_ID", "")
 SECRETARY_INVITE = os.environ.get("BRANCHLINE_SECRETARY_INVITE", "")
 RESIDENT_INVITE = os.environ.get("BRANCHLINE_RESIDENT_INVITE", "")
 
@@ -569,7 +571,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
 
     async def test_09_close_list_and_report(self):
         c, act = S.sec, S.activity
-        partner = str(uuid.uuid4())
+        partner = PARTNER
         await c.share_activity(act, partner)
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.share_activity(act, BRANCH))
         await c.close_activity(act)

@@ -47,6 +47,8 @@ fn the_python_suite_passes_against_a_real_server() -> Result<()> {
 
     let server = common::TestServer::start()?;
     let branch = server.branch("和平社区第一支部")?;
+    let partner = server.branch("和平社区第二支部")?;
+    server.ally(branch, partner)?;
     let secretary = server.invite(branch, Role::Secretary)?;
     let resident = server.invite(branch, Role::Resident)?;
 
@@ -58,6 +60,7 @@ fn the_python_suite_passes_against_a_real_server() -> Result<()> {
         .env("PYTHONPATH", bindings.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("BRANCHLINE_BRANCH_ID", branch.to_string())
+        .env("BRANCHLINE_PARTNER_ID", partner.to_string())
         .env("BRANCHLINE_SECRETARY_INVITE", &secretary)
         .env("BRANCHLINE_RESIDENT_INVITE", &resident)
         .output()

@@ -47,6 +47,13 @@ impl TestServer {
         Ok(admin.add_branch(name, Level::Branch, None)?)
     }
 
+    /// Records `a` and `b` as partner branches, so they may share activities.
+    pub fn ally(&self, a: BranchId, b: BranchId) -> Result<()> {
+        let admin = self.server.as_ref().context("server stopped")?.admin();
+        admin.add_alliance("结对共建", &[a, b])?;
+        Ok(())
+    }
+
     /// A one-time invite link into `branch`, valid for an hour.
     pub fn invite(&self, branch: BranchId, role: Role) -> Result<String> {
         let admin = self.server.as_ref().context("server stopped")?.admin();
