@@ -16,6 +16,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod net;
+pub mod qr;
 pub mod report;
 pub mod store;
 pub mod sync;

@@ -721,6 +721,8 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         link = await sec.submission_link()
         self.assertTrue(link.startswith("branchline://"), link)
         self.assertEqual(await sec.submission_link(), link, "the same public code every time")
+        self.assertIn("<svg", sec.qr_svg(link), "the code to show as a QR image")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", lambda: sec.qr_svg("x" * 8000))
         await self.assertRefused(BranchlineError.Refused, "access.denied", S.mem.submission_link())
         await res.enroll(link, "居民的手机")
         account = await res.account()

@@ -580,6 +580,12 @@ impl BranchlineClient {
         .await
     }
 
+    /// `text` (an invite or the submission link) as a QR code, an SVG image to
+    /// show or print; works offline.
+    pub fn qr_svg(&self, text: String) -> Result<String> {
+        Ok(branchline_core::qr::svg(&text)?)
+    }
+
     /// Sends a request (民情直通车) to the branch through the server, which writes
     /// the petition and lets this device follow it: how a resident submits. The
     /// server names the sender, so `submitter.member_id` must be empty. Returns the

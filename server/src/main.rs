@@ -702,20 +702,10 @@ fn open_admin(data_dir: &Path) -> anyhow::Result<Admin> {
     Ok(Admin::open(data_dir)?)
 }
 
-/// The link as a QR code drawn with Unicode half blocks, two modules per
-/// character cell, light on dark as a terminal shows it.
+/// The link as a QR code for the terminal.
 fn qr_code(link: &str) -> anyhow::Result<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(link.as_bytes())
-        .map_err(|e| Failure::new("invite.qr", format!("cannot draw a QR code: {e}")))?;
-    let mut image = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    image.push('\n');
-    Ok(image)
+    branchline_core::qr::terminal(link)
+        .map_err(|e| Failure::new("invite.qr", format!("cannot draw a QR code: {e}")).into())
 }
 
 fn init(

@@ -602,22 +602,13 @@ pub fn submission_code(home: Home, qr: bool, timeout: u64, out: Out) -> Result<(
 /// The link as a QR code drawn with half-block characters, light modules on
 /// dark, with its quiet zone, so it scans from a dark or light terminal.
 fn qr_code(link: &str) -> Result<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(link.as_bytes()).map_err(|e| {
+    branchline_core::qr::terminal(link).map_err(|e| {
         Failure::new(
             "cli.qr",
             format!("cannot draw a QR code: {e}"),
             EXIT_FAILURE,
         )
-    })?;
-    let mut image = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    image.push('\n');
-    Ok(image)
+    })
 }
 
 /// Puts a suggestion in the branch's feedback box through the server, then
