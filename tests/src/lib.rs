@@ -532,6 +532,17 @@ pub fn a_day_of_work(store: &mut Store, branch: BranchId, day: u32) -> Result<Ve
     Ok(changed)
 }
 
+/// A two-hour activity of `kind` on `day` (`YYYY-MM-DD`), 09:00 to 11:00.
+pub fn meeting(kind: &str, title: &str, day: &str) -> branchline_core::model::NewActivity {
+    branchline_core::model::NewActivity {
+        kind: kind.to_owned(),
+        title: title.to_owned(),
+        starts_at: format!("{day}T09:00").parse().ok(),
+        ends_at: format!("{day}T11:00").parse().ok(),
+        ..Default::default()
+    }
+}
+
 /// A small generated branch (members, a few months of activities, some
 /// petitions) for scenarios that need documents to move.
 pub fn small_branch(

@@ -5,12 +5,12 @@
 //! honest edit arrives.
 
 use anyhow::{Context as _, Result};
-use branchline_core::model::{Activity, NewActivity, NewMember, NewPetition, Petition, Submitter};
+use branchline_core::model::{Activity, NewMember, NewPetition, Petition, Submitter};
 use branchline_core::net::ClientEvent;
 use branchline_core::sync::SyncEvent;
 use branchline_core::{BranchId, MemberId};
 use branchline_protocol::Role;
-use branchline_tests::{Device, TestServer, init_tracing};
+use branchline_tests::{Device, TestServer, init_tracing, meeting};
 
 async fn branch_with_secretary(server: &TestServer) -> Result<(BranchId, Device)> {
     let branch = server.branch("幸福里社区支部")?;
@@ -179,13 +179,7 @@ async fn a_refused_edit_is_dropped_on_the_device_and_its_later_edits_still_arriv
     let member_id = add_member(&secretary, branch, "赵强")?;
     let meeting = secretary.store().create_activity(
         branch,
-        NewActivity {
-            kind: "branch_meeting".into(),
-            title: "四月支部党员大会".into(),
-            starts_at: Some("2026-04-01T09:00".parse()?),
-            ends_at: Some("2026-04-01T11:00".parse()?),
-            ..Default::default()
-        },
+        meeting("branch_meeting", "四月支部党员大会", "2026-04-01"),
     )?;
     secretary.wait_in_sync().await?;
     let member = server

@@ -6,8 +6,8 @@
 use anyhow::{Context as _, Result, bail};
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use branchline_core::model::{
-    self, Activity, DocKind, NewActivity, NewMember, NewPetition, Petition, Record, Roster,
-    SignInMode, Submitter, Timestamp,
+    self, Activity, DocKind, NewMember, NewPetition, Petition, Record, Roster, SignInMode,
+    Submitter, Timestamp,
 };
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{ErrorCode, Message, Role};
@@ -112,13 +112,7 @@ async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody() -> R
     };
     let meeting = secretary.store().create_activity(
         branch,
-        NewActivity {
-            kind: "branch_meeting".into(),
-            title: "三月支部党员大会".into(),
-            starts_at: Some("2026-03-01T09:00".parse()?),
-            ends_at: Some("2026-03-01T11:00".parse()?),
-            ..Default::default()
-        },
+        branchline_tests::meeting("branch_meeting", "三月支部党员大会", "2026-03-01"),
     )?;
     secretary.wait_in_sync().await?;
 
@@ -303,13 +297,7 @@ async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody() -> R
     // A document of another branch.
     let foreign = Activity::new(
         elsewhere,
-        NewActivity {
-            kind: "theme_day".into(),
-            title: "别的支部的活动".into(),
-            starts_at: Some("2026-03-05T09:00".parse()?),
-            ends_at: Some("2026-03-05T11:00".parse()?),
-            ..Default::default()
-        },
+        branchline_tests::meeting("theme_day", "别的支部的活动", "2026-03-05"),
     )?;
     let foreign_id = foreign.meta.id;
     let mut copy = model::create_document(&foreign, hostile.actor.clone())?;
