@@ -45,6 +45,17 @@ async fn a_resident_files_a_request_follows_it_and_rates_the_result() -> Result<
         resident.store().documents()?.is_empty(),
         "a resident sees nothing of the branch"
     );
+    let blank = resident
+        .client()
+        .submit_petition(&NewPetition {
+            category: "道路交通".into(),
+            title: "  ".into(),
+            description: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a blank title is refused on the phone");
+    assert_eq!(blank.code(), "input.empty");
     let petition = resident
         .client()
         .submit_petition(&NewPetition {

@@ -35,7 +35,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
 use crate::ids::SuggestionId;
-use crate::model::NewPetition;
+use crate::model::{NewPetition, Petition, Timestamp};
 use crate::store::Store;
 use crate::sync::{Join, Outgoing, Session, SessionError, SyncEvent};
 use crate::{DocId, MemberId};
@@ -403,7 +403,13 @@ impl SyncClient {
     /// Sends a request to the branch through the server, which writes the
     /// petition itself and lets this device follow it: how a resident
     /// submits. The petition arrives with the next sync. Returns its id.
+    ///
+    /// Required fields are checked here first (`input.empty`), so a person
+    /// offline hears about a blank title at once; the server checks lengths
+    /// (`request.invalid`) and names the submitter itself, so
+    /// `new.submitter.member` is not sent.
     pub async fn submit_petition(&self, new: &NewPetition) -> Result<DocId, NetError> {
+        Petition::submit(crate::BranchId::random(), new.clone(), Timestamp(0))?;
         let request = Message::SubmitPetition {
             category: new.category.clone(),
             title: new.title.clone(),
