@@ -309,6 +309,15 @@ async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
                     "{}'s edit to {kind} must not be kept",
                     device.name
                 );
+                assert!(
+                    device
+                        .store()
+                        .rejections(None)?
+                        .iter()
+                        .any(|r| r.doc_id == *doc && r.code == "access.read_only"),
+                    "{}'s refused edit to {kind} is recorded on the device",
+                    device.name
+                );
             }
         }
     }
