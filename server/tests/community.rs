@@ -2,67 +2,24 @@
 //! submission code, residents registering with it and submitting petitions
 //! the server writes for them, and the feedback box.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc as _};
 use automerge::{ActorId, AutoCommit, Automerge};
 use branchline_core::MemberId;
-use branchline_core::model::{self, FeedbackBox, Level, NewMember, Petition, Roster};
+use branchline_core::model::{self, FeedbackBox, NewMember, Petition, Roster};
 use branchline_protocol::{
-    BranchId, Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, FrameCodec, InviteLink,
-    Message, PROTOCOL_VERSION, Role,
+    Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, FrameCodec, InviteLink, Message,
+    PROTOCOL_VERSION, Role,
 };
-use branchline_server::{RunningServer, Server, ServerConfig};
-use futures_util::{SinkExt as _, StreamExt as _};
-use quinn::{RecvStream, SendStream};
+use futures_util::SinkExt as _;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-const WAIT: Duration = Duration::from_secs(10);
+mod support;
 
-type Reader = FramedRead<RecvStream, FrameCodec>;
-type Writer = FramedWrite<SendStream, FrameCodec>;
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    server: RunningServer,
-    cert: rustls::pki_types::CertificateDer<'static>,
-    branch: BranchId,
-    client: quinn::Endpoint,
-}
+use support::{Harness, Reader, Writer, enroll, recv};
 
 async fn start() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
-    let server = Server::start(config).await.unwrap();
-    let branch = server
-        .admin()
-        .add_branch("城南社区支部", Level::Branch, None)
-        .unwrap()
-        .into();
-    use rustls::pki_types::pem::PemObject as _;
-    let cert =
-        rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("tls/cert.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![branchline_protocol::ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse::<SocketAddr>().unwrap()).unwrap();
-    client.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    Harness {
-        _dir: dir,
-        server,
-        cert,
-        branch,
-        client,
-    }
+    support::start_with(50).await
 }
 
 /// A connection with its control stream, after Welcome.
@@ -82,20 +39,14 @@ impl Harness {
     /// Connects and says Hello; returns the session, or the Error that
     /// refused it.
     async fn hello(&self, credentials: Credentials) -> Result<Session, ErrorCode> {
-        let _ = &self.cert;
         let actor = match &credentials {
             Credentials::Enroll { actor_id, .. } => Some(actor_id.clone()),
             Credentials::Device { .. } => None,
         };
-        let conn = tokio::time::timeout(
-            WAIT,
-            self.client
-                .connect(self.server.local_addr(), "localhost")
-                .unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let conn = self
+            .connect_from(&self.client(branchline_protocol::ALPN))
+            .await
+            .unwrap();
         let (send, recv_stream) = conn.open_bi().await.unwrap();
         let mut writer = FramedWrite::new(send, FrameCodec::new());
         let mut reader = FramedRead::new(recv_stream, FrameCodec::new());
@@ -156,22 +107,6 @@ impl Harness {
     }
 }
 
-fn enroll(code: &str) -> Credentials {
-    Credentials::Enroll {
-        invite_code: code.to_owned(),
-        device_name: "王阿姨的手机".to_owned(),
-        actor_id: DeviceId::new_random().as_bytes().to_vec(),
-    }
-}
-
-async fn recv(reader: &mut Reader) -> Message {
-    tokio::time::timeout(WAIT, reader.next())
-        .await
-        .expect("a message in time")
-        .expect("the stream is open")
-        .expect("a well-formed frame")
-}
-
 impl Session {
     /// Sends one request on its own stream and returns the answer.
     async fn request(&self, message: Message) -> Message {
@@ -202,51 +137,20 @@ impl Session {
 
     /// Syncs `doc` both ways over one document stream.
     async fn sync(&self, doc_id: DocId, doc: &mut AutoCommit) -> Result<(), ErrorCode> {
-        let (send, recv_stream) = self.conn.open_bi().await.unwrap();
-        let mut writer = FramedWrite::new(send, FrameCodec::new());
-        let mut reader = FramedRead::new(recv_stream, FrameCodec::new());
-        let mut state = sync::State::new();
-        let mut payload = doc
-            .sync()
-            .generate_sync_message(&mut state)
-            .map(sync::Message::encode)
-            .unwrap_or_default();
-        loop {
-            writer
-                .send(Message::SyncDoc {
-                    doc_id,
-                    payload: payload.clone(),
-                })
-                .await
-                .unwrap();
-            let reply = loop {
-                match recv(&mut reader).await {
-                    Message::Ack { .. } => {}
-                    Message::SyncDoc { payload, .. } => break payload,
-                    Message::Error { code, .. } => return Err(code),
-                    other => panic!("unexpected {other:?}"),
-                }
-            };
-            if !reply.is_empty() {
-                doc.sync()
-                    .receive_sync_message(&mut state, sync::Message::decode(&reply).unwrap())
-                    .unwrap();
-            }
-            match doc.sync().generate_sync_message(&mut state) {
-                Some(next) => payload = next.encode(),
-                None if reply.is_empty() => break,
-                None => payload = Vec::new(),
-            }
-        }
-        writer.get_mut().finish().unwrap();
-        Ok(())
+        support::sync_doc(&self.conn, doc_id, doc)
+            .await
+            .map(|_| ())
+            .map_err(|end| error_code(&end))
     }
 }
 
 fn error_code(message: &Message) -> ErrorCode {
     match message {
         Message::Error { code, .. } => code.clone(),
-        other => panic!("expected an Error, got {other:?}"),
+        Message::Rejected { rejections, .. } if !rejections.is_empty() => {
+            rejections[0].code.clone()
+        }
+        other => panic!("expected an Error or a rejection, got {other:?}"),
     }
 }
 

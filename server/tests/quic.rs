@@ -2,56 +2,26 @@
 //! frames. The full client (sync engine, store) is exercised by the
 //! workspace's `tests/`.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc as _};
 use automerge::transaction::Transactable as _;
 use automerge::{ActorId, AutoCommit, ROOT};
-use branchline_core::model::{DocKind, Level, Meta};
+use branchline_core::model::{DocKind, Meta};
 use branchline_protocol::manifest::split;
 use branchline_protocol::{
     BranchId, Credentials, DeviceId, DeviceSecret, DocId, ErrorCode, FrameCodec, InviteLink,
     Message, PROTOCOL_VERSION, RangeSummary, Role,
 };
-use branchline_server::{RunningServer, Server, ServerConfig, close_code};
-use futures_util::{SinkExt as _, StreamExt as _};
-use quinn::{RecvStream, SendStream};
+use branchline_server::close_code;
+use futures_util::SinkExt as _;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-const WAIT: Duration = Duration::from_secs(10);
+mod support;
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    server: RunningServer,
-    cert: rustls::pki_types::CertificateDer<'static>,
-    branch: BranchId,
-}
+use support::{Harness, Reader, WAIT, Writer, enroll, recv, start_with};
 
 async fn start() -> Harness {
     start_with(50).await
-}
-
-async fn start_with(max_connections: usize) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
-    config.max_connections = max_connections;
-    let server = Server::start(config).await.unwrap();
-    let branch = server
-        .admin()
-        .add_branch("城南社区支部", Level::Branch, None)
-        .unwrap()
-        .into();
-    use rustls::pki_types::pem::PemObject as _;
-    let cert =
-        rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("tls/cert.pem")).unwrap();
-    Harness {
-        _dir: dir,
-        server,
-        cert,
-        branch,
-    }
 }
 
 impl Harness {
@@ -63,26 +33,7 @@ impl Harness {
     }
 
     async fn connect_with_alpn(&self, alpn: &[u8]) -> Result<quinn::Connection, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.cert.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![alpn.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-        let mut client =
-            quinn::Endpoint::client("127.0.0.1:0".parse::<SocketAddr>().unwrap()).unwrap();
-        client.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let connecting = client
-            .connect(self.server.local_addr(), "localhost")
-            .map_err(|e| e.to_string())?;
-        tokio::time::timeout(WAIT, connecting)
-            .await
-            .map_err(|_| "timeout".to_owned())?
-            .map_err(|e| e.to_string())
+        self.connect_from(&self.client(alpn)).await
     }
 
     async fn connect(&self) -> quinn::Connection {
@@ -134,17 +85,6 @@ impl Harness {
     }
 }
 
-fn enroll(code: &str) -> Credentials {
-    Credentials::Enroll {
-        invite_code: code.to_owned(),
-        device_name: "老王的手机".to_owned(),
-        actor_id: DeviceId::new_random().as_bytes().to_vec(),
-    }
-}
-
-type Reader = FramedRead<RecvStream, FrameCodec>;
-type Writer = FramedWrite<SendStream, FrameCodec>;
-
 /// A connection with its control stream.
 struct Session {
     conn: quinn::Connection,
@@ -193,14 +133,6 @@ impl Session {
     }
 }
 
-async fn recv(reader: &mut Reader) -> Message {
-    tokio::time::timeout(WAIT, reader.next())
-        .await
-        .expect("a message in time")
-        .expect("the stream is open")
-        .expect("a well-formed frame")
-}
-
 fn error_code(message: &Message) -> ErrorCode {
     match message {
         Message::Error { code, .. } => code.clone(),
@@ -225,53 +157,13 @@ fn activity(branch: BranchId, actor: DeviceId) -> (DocId, AutoCommit) {
     (id, doc)
 }
 
-/// Syncs `doc` over one document stream as the design describes; returns
-/// the heads the server acknowledged, or the Error it sent.
+/// Syncs `doc` over one document stream of `session`'s connection.
 async fn sync_doc(
     session: &Session,
     doc_id: DocId,
     doc: &mut AutoCommit,
 ) -> Result<Option<branchline_protocol::Heads>, Message> {
-    let (mut writer, mut reader) = session.stream().await;
-    let mut state = sync::State::new();
-    let mut acked = None;
-    let mut payload = doc
-        .sync()
-        .generate_sync_message(&mut state)
-        .map(sync::Message::encode)
-        .unwrap_or_default();
-    loop {
-        writer
-            .send(Message::SyncDoc {
-                doc_id,
-                payload: payload.clone(),
-            })
-            .await
-            .unwrap();
-        let reply = loop {
-            match recv(&mut reader).await {
-                Message::Ack { doc_id: d, heads } => {
-                    assert_eq!(d, doc_id);
-                    acked = Some(heads);
-                }
-                Message::SyncDoc { payload, .. } => break payload,
-                error @ (Message::Error { .. } | Message::Rejected { .. }) => return Err(error),
-                other => panic!("unexpected {other:?}"),
-            }
-        };
-        if !reply.is_empty() {
-            doc.sync()
-                .receive_sync_message(&mut state, sync::Message::decode(&reply).unwrap())
-                .unwrap();
-        }
-        match doc.sync().generate_sync_message(&mut state) {
-            Some(next) => payload = next.encode(),
-            None if reply.is_empty() => break,
-            None => payload = Vec::new(),
-        }
-    }
-    writer.get_mut().finish().unwrap();
-    Ok(acked)
+    support::sync_doc(&session.conn, doc_id, doc).await
 }
 
 #[tokio::test]
