@@ -1,9 +1,6 @@
 //! The server killed with SIGKILL in the middle of syncs loses no change it
 //! acknowledged; devices reconnect by themselves and converge.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -11,52 +8,9 @@ use branchline_core::model::NewActivity;
 use branchline_core::{BranchId, DocId};
 use branchline_protocol::Role;
 use branchline_server::Admin;
-use branchline_tests::{Device, PATIENCE, sorted};
+use branchline_tests::{Device, ServerProcess, acknowledged, free_udp_addr, with_server};
 
-/// The server in a child process, on a fixed data directory and port.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    fn start(dir: &std::path::Path, listen: &str) -> Result<Self> {
-        let child = Command::new(env!("CARGO_BIN_EXE_branchline-test-server"))
-            .arg(dir)
-            .arg(listen)
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("start the server process")?;
-        // From here on, dropping `server` kills the child, even on an error.
-        let mut server = Self {
-            child,
-            addr: listen.parse()?,
-        };
-        let stdout = server.child.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        server.addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .with_context(|| format!("unexpected server output {line:?}"))?
-            .parse()?;
-        Ok(server)
-    }
-
-    fn kill(mut self) -> Result<()> {
-        // Child::kill sends SIGKILL on Unix: no chance to flush or say goodbye.
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const SERVER: &str = env!("CARGO_BIN_EXE_branchline-test-server");
 
 fn meeting(n: usize) -> NewActivity {
     NewActivity {
@@ -68,30 +22,13 @@ fn meeting(n: usize) -> NewActivity {
     }
 }
 
-/// Documents and their heads the server has acknowledged to `device`: the
-/// device's documents with no unacknowledged change left.
-fn acknowledged(device: &Device) -> Result<Vec<(DocId, Vec<automerge::ChangeHash>)>> {
-    let store = device.store();
-    let mut out = Vec::new();
-    for summary in store.documents()? {
-        if summary.unacked_changes == 0 {
-            let mut doc = store.load_document(summary.id)?;
-            out.push((summary.id, sorted(doc.get_heads())));
-        }
-    }
-    Ok(out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_sync_loses_no_acknowledged_change() -> Result<()> {
     branchline_tests::init_tracing();
     let dir = tempfile::tempdir()?;
-    // Pick a free port once, so the restarted server listens where the
+    // A free port picked once, so the restarted server listens where the
     // devices expect it.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_udp_addr()?;
 
     let admin = Admin::open(dir.path())?;
     let branch: BranchId =
@@ -100,7 +37,7 @@ async fn sigkill_during_sync_loses_no_acknowledged_change() -> Result<()> {
     let invite_b = admin.create_invite(branch, Role::Committee, None, Duration::from_secs(3600))?;
     drop(admin);
 
-    let server = ServerProcess::start(dir.path(), &listen)?;
+    let server = ServerProcess::start(SERVER, dir.path(), &listen)?;
     let a = Device::join("A", with_server(invite_a, server.addr)).await?;
     let b = Device::join("B", with_server(invite_b, server.addr)).await?;
 
@@ -135,7 +72,7 @@ async fn sigkill_during_sync_loses_no_acknowledged_change() -> Result<()> {
     // More offline edits while the server is down.
     written.extend(writer(&a, 200)?);
 
-    let server = ServerProcess::start(dir.path(), &listen)?;
+    let server = ServerProcess::start(SERVER, dir.path(), &listen)?;
     a.client().sync_now();
     b.client().sync_now();
     a.wait_in_sync().await?;
@@ -162,15 +99,6 @@ async fn sigkill_during_sync_loses_no_acknowledged_change() -> Result<()> {
             "{doc} never reached the server"
         );
     }
-    let _ = PATIENCE;
     drop(server);
     Ok(())
-}
-
-fn with_server(
-    mut invite: branchline_protocol::InviteLink,
-    addr: SocketAddr,
-) -> branchline_protocol::InviteLink {
-    invite.server = addr.to_string();
-    invite
 }
