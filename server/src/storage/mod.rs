@@ -435,15 +435,17 @@ impl Storage {
         }
     }
 
-    /// Writes what `loaded` holds beyond its stored heads, with `audit`,
-    /// waits for the commit, and publishes the row (no origin: every
-    /// connection that may read the document hears of it).
-    fn store_server_changes(
+    /// Writes what `loaded` holds beyond its stored heads with `attrs`, runs
+    /// `audit` in the same transaction, waits for the commit, and publishes
+    /// the row as coming from connection `origin` (none: the server wrote it,
+    /// so every connection that may read the document hears of it).
+    fn persist(
         &self,
         doc_id: DocId,
         loaded: &mut LoadedDoc,
         attrs: DocAttributes,
-        audit: Vec<AuditRecord>,
+        origin: Option<u64>,
+        audit: impl FnOnce(&rusqlite::Savepoint<'_>) -> Result<()> + Send + 'static,
     ) -> Result<Heads> {
         let is_new = loaded.attrs.is_none();
         let bytes = if is_new {
@@ -462,10 +464,7 @@ impl Storage {
                 } else {
                     documents::append(conn, doc_id, &row_attrs, &bytes, &row_heads)?
                 };
-                for mut record in audit {
-                    record.doc = Some(doc_id);
-                    record.insert(conn)?;
-                }
+                audit(conn)?;
                 Ok(DocRow {
                     doc_id,
                     attrs: row_attrs,
@@ -473,7 +472,7 @@ impl Storage {
                     seq,
                 })
             },
-            move |row| shared.publish(std::slice::from_ref(row), None),
+            move |row| shared.publish(std::slice::from_ref(row), origin),
         )?;
         let row = receiver
             .blocking_recv()
@@ -481,6 +480,24 @@ impl Storage {
         loaded.stored_heads = heads;
         loaded.attrs = Some(attrs);
         Ok(row.heads)
+    }
+
+    /// [`Storage::persist`] for changes the server wrote itself, with
+    /// `audit` rows for the document.
+    fn store_server_changes(
+        &self,
+        doc_id: DocId,
+        loaded: &mut LoadedDoc,
+        attrs: DocAttributes,
+        audit: Vec<AuditRecord>,
+    ) -> Result<Heads> {
+        self.persist(doc_id, loaded, attrs, None, move |conn| {
+            for mut record in audit {
+                record.doc = Some(doc_id);
+                record.insert(conn)?;
+            }
+            Ok(())
+        })
     }
 
     /// Runs `f` on a pooled read connection (blocking).
@@ -972,21 +989,8 @@ impl Storage {
         loaded: &mut LoadedDoc,
         old_heads: &[ChangeHash],
     ) -> std::result::Result<Heads, StepError> {
+        // Write access was settled when the changes were judged.
         let who = &cx.principal;
-        if let Some(attrs) = &loaded.attrs {
-            let access = self.decide(who, attrs);
-            if !access.write {
-                let code = if access.read {
-                    ErrorCode::ReadOnly
-                } else {
-                    ErrorCode::AccessDenied
-                };
-                return Err(StepError::new(
-                    code,
-                    "this device may not change this document",
-                ));
-            }
-        }
         let invalid = |why: String| StepError::new(ErrorCode::InvalidDocument, why);
         let meta = branchline_core::model::read_meta(&loaded.doc)
             .map_err(|e| invalid(format!("document header: {e}")))?;
@@ -1013,77 +1017,43 @@ impl Storage {
             }
         };
         let attrs = documents::attributes_of(&loaded.doc, &kind, branch, creator);
-        let heads = loaded.doc.get_heads();
         let changes: Vec<([u8; 32], Vec<u8>)> = loaded
             .doc
             .get_changes_meta(old_heads)
             .iter()
             .map(|change| (change.hash.0, change.actor.to_bytes().to_vec()))
             .collect();
-        let is_new = loaded.attrs.is_none();
-        let bytes = if is_new {
-            loaded.doc.save()
-        } else {
-            loaded.doc.save_after(&loaded.stored_heads)
-        };
-
         let doc_id = cx.doc_id;
         let delivered_by = who.clone();
-        let row_attrs = attrs.clone();
-        let row_heads = heads.clone();
-        let shared = self.shared.clone();
-        let origin = cx.connection;
-        let stored = self.writer.submit_with(
-            move |conn| {
-                let seq = if is_new {
-                    documents::insert(conn, doc_id, &row_attrs, &bytes, &row_heads)?
-                } else {
-                    documents::append(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+        let branch = attrs.branch;
+        let audit = move |conn: &rusqlite::Savepoint<'_>| {
+            for (hash, actor) in changes {
+                let (device, member) = match auth::device_of_actor(conn, &actor)? {
+                    Some(known) => known,
+                    None => (delivered_by.device, delivered_by.member),
                 };
-                for (hash, actor) in changes {
-                    let (device, member) = match auth::device_of_actor(conn, &actor)? {
-                        Some(known) => known,
-                        None => (delivered_by.device, delivered_by.member),
-                    };
-                    let mut record = AuditRecord::new(event::CHANGE_ACCEPTED);
-                    record.device = Some(device);
-                    record.member = member;
-                    record.branch = Some(row_attrs.branch);
-                    record.doc = Some(doc_id);
-                    record.change_hash = Some(hash);
-                    record.actor = Some(actor);
-                    if device != delivered_by.device {
-                        record.detail = format!("delivered by {}", delivered_by.device);
-                    }
-                    record.insert(conn)?;
+                let mut record = AuditRecord::new(event::CHANGE_ACCEPTED);
+                record.device = Some(device);
+                record.member = member;
+                record.branch = Some(branch);
+                record.doc = Some(doc_id);
+                record.change_hash = Some(hash);
+                record.actor = Some(actor);
+                if device != delivered_by.device {
+                    record.detail = format!("delivered by {}", delivered_by.device);
                 }
-                Ok(DocRow {
-                    doc_id,
-                    attrs: row_attrs,
-                    heads: documents::to_heads(&row_heads),
-                    seq,
-                })
-            },
-            move |row| shared.publish(std::slice::from_ref(row), Some(origin)),
-        );
-        let row = stored
-            .map_err(|e| e.to_string())
-            .and_then(|receiver| {
-                receiver
-                    .blocking_recv()
-                    .map_err(|_| "the writer stopped".to_owned())?
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|reason| {
-                tracing::error!(doc = %doc_id, %reason, "cannot store changes");
+                record.insert(conn)?;
+            }
+            Ok(())
+        };
+        self.persist(doc_id, loaded, attrs, Some(cx.connection), audit)
+            .map_err(|e| {
+                tracing::error!(doc = %doc_id, reason = %e, "cannot store changes");
                 StepError::new(
                     ErrorCode::Internal,
                     "the server could not store the changes",
                 )
-            })?;
-        loaded.stored_heads = heads;
-        loaded.attrs = Some(attrs);
-        Ok(row.heads)
+            })
     }
 
     /// Finishes queued writes and stops the writer thread (blocking).
