@@ -348,12 +348,9 @@ impl Storage {
         let doc_id = DocId::from_bytes(*meta.id.as_bytes());
         let slot = self.slot(doc_id);
         let mut guard = slot.lock();
-        if guard.is_none() {
-            *guard = Some(self.load(doc_id).map_err(|e| Error::Internal(e.message))?);
-        }
-        let Some(loaded) = guard.as_mut() else {
-            return Err(Error::Internal("document not loaded".into()));
-        };
+        let loaded = self
+            .loaded(&mut guard, doc_id)
+            .map_err(|e| Error::Internal(e.message))?;
         if loaded.attrs.is_some() || !loaded.doc.get_heads().is_empty() {
             return Err(Error::Invalid {
                 what: "document",
@@ -392,12 +389,9 @@ impl Storage {
     ) -> Result<T> {
         let slot = self.slot(doc_id);
         let mut guard = slot.lock();
-        if guard.is_none() {
-            *guard = Some(self.load(doc_id).map_err(|e| Error::Internal(e.message))?);
-        }
-        let Some(loaded) = guard.as_mut() else {
-            return Err(Error::Internal("document not loaded".into()));
-        };
+        let loaded = self
+            .loaded(&mut guard, doc_id)
+            .map_err(|e| Error::Internal(e.message))?;
         let Some(attrs) = loaded.attrs.clone() else {
             // Not stored: forget the empty placeholder.
             *guard = None;
@@ -749,13 +743,7 @@ impl Storage {
 
         let slot = self.slot(cx.doc_id);
         let mut guard = slot.lock();
-        if guard.is_none() {
-            *guard = Some(self.load(cx.doc_id)?);
-        }
-        // Cannot fail: filled just above.
-        let Some(loaded) = guard.as_mut() else {
-            return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
-        };
+        let loaded = self.loaded(&mut guard, cx.doc_id)?;
         if let Some(attrs) = &loaded.attrs
             && !self.decide(&cx.principal, attrs).read
         {
@@ -956,6 +944,20 @@ impl Storage {
                 ),
             );
         }
+    }
+
+    /// The document in a locked cache slot, loaded first if it is not in
+    /// memory.
+    fn loaded<'g>(
+        &self,
+        slot: &'g mut Option<LoadedDoc>,
+        doc_id: DocId,
+    ) -> std::result::Result<&'g mut LoadedDoc, StepError> {
+        if slot.is_none() {
+            *slot = Some(self.load(doc_id)?);
+        }
+        slot.as_mut()
+            .ok_or_else(|| StepError::new(ErrorCode::Internal, "document not loaded"))
     }
 
     /// Loads a document for the cache: from the database, or empty for an
