@@ -890,11 +890,20 @@ impl Storage {
                 .unwrap_or(false)
         };
         let device = who.device;
+        // A message's changes nearly all carry the same actor: look each
+        // actor up once, not once per change.
+        let owners = std::cell::RefCell::new(HashMap::<Vec<u8>, bool>::new());
         let actor_is_senders = |actor: &[u8]| {
-            self.read(|conn| auth::device_of_actor(conn, actor))
+            if let Some(known) = owners.borrow().get(actor) {
+                return *known;
+            }
+            let senders = self
+                .read(|conn| auth::device_of_actor(conn, actor))
                 .ok()
                 .flatten()
-                .is_some_and(|(owner, _)| owner == device)
+                .is_some_and(|(owner, _)| owner == device);
+            owners.borrow_mut().insert(actor.to_vec(), senders);
+            senders
         };
         let subject = rules::Subject {
             who,
