@@ -67,6 +67,16 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
+    /// The link a device joins with `code` by (an invite or the branch's
+    /// submission code): this server's public address and certificate.
+    pub(crate) fn link(&self, code: String) -> branchline_protocol::InviteLink {
+        branchline_protocol::InviteLink {
+            server: self.public_addr.clone(),
+            code,
+            cert_sha256: self.cert_sha256,
+        }
+    }
+
     /// Runs blocking work (SQLite, automerge) off the async executor.
     pub(crate) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,

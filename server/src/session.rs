@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use branchline_protocol::manifest::MAX_RANGES_PER_REQUEST;
 use branchline_protocol::{
-    Credentials, DecodeError, DeviceId, DocId, ErrorCode, FrameCodec, InviteLink, Message,
-    negotiate,
+    Credentials, DecodeError, DeviceId, DocId, ErrorCode, FrameCodec, Message, negotiate,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use quinn::{Connection, RecvStream, SendStream};
@@ -260,22 +259,20 @@ async fn hello(
                 return Err(());
             }
             let residents_per_hour = state.resident_registrations_per_hour;
-            let enrolled = state.storage.writer().submit(move |conn| {
-                auth::enroll(
-                    conn,
-                    &invite_code,
-                    &device_name,
-                    &actor_id,
-                    residents_per_hour,
-                )
-            });
-            match enrolled {
-                Ok(receiver) => receiver
-                    .await
-                    .unwrap_or(Err(crate::error::Error::WriterStopped)),
-                Err(e) => Err(e),
-            }
-            .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
+            state
+                .storage
+                .writer()
+                .run(move |conn| {
+                    auth::enroll(
+                        conn,
+                        &invite_code,
+                        &device_name,
+                        &actor_id,
+                        residents_per_hour,
+                    )
+                })
+                .await
+                .map(|outcome| outcome.map(|(record, secret)| (record, Some(secret))))
         }
         Credentials::Device { device_id, secret } => {
             let checked = state
@@ -753,24 +750,17 @@ impl StreamTask {
         let valid_for = Duration::from_secs(valid_for_secs.into()).min(limits::MAX_INVITE_VALIDITY);
         let branch = self.principal.branch;
         let by = self.principal.device;
-        let created = match self.state.storage.writer().submit(move |conn| {
-            auth::create_invite(conn, branch, role, member, valid_for, Some(by))
-        }) {
-            Ok(receiver) => receiver
-                .await
-                .unwrap_or(Err(crate::error::Error::WriterStopped)),
-            Err(e) => Err(e),
-        };
+        let created = self
+            .state
+            .storage
+            .writer()
+            .run(move |conn| auth::create_invite(conn, branch, role, member, valid_for, Some(by)))
+            .await;
         match created {
             Ok(invite) => {
                 info!(%role, "invite created");
-                let link = InviteLink {
-                    server: self.state.public_addr.clone(),
-                    code: invite.code,
-                    cert_sha256: self.state.cert_sha256,
-                };
                 Message::InviteCreated {
-                    invite: link.to_string(),
+                    invite: self.state.link(invite.code).to_string(),
                     expires_at_ms: invite.expires_at_ms,
                 }
             }
@@ -795,25 +785,15 @@ impl StreamTask {
             );
         }
         let branch = self.principal.branch;
-        let code = match self
+        let code = self
             .state
             .storage
             .writer()
-            .submit(move |conn| auth::submission_code(conn, branch, false))
-        {
-            Ok(receiver) => receiver
-                .await
-                .unwrap_or(Err(crate::error::Error::WriterStopped)),
-            Err(e) => Err(e),
-        };
+            .run(move |conn| auth::submission_code(conn, branch, false))
+            .await;
         match code {
             Ok(code) => Message::SubmissionCode {
-                link: InviteLink {
-                    server: self.state.public_addr.clone(),
-                    code,
-                    cert_sha256: self.state.cert_sha256,
-                }
-                .to_string(),
+                link: self.state.link(code).to_string(),
             },
             Err(e) => {
                 warn!(error = %e, "cannot read the submission code");
@@ -960,17 +940,12 @@ impl StreamTask {
             );
         }
         let by = self.principal.device;
-        let revoked = match self
+        let revoked = self
             .state
             .storage
             .writer()
-            .submit(move |conn| auth::revoke(conn, device, Some(by)))
-        {
-            Ok(receiver) => receiver
-                .await
-                .unwrap_or(Err(crate::error::Error::WriterStopped)),
-            Err(e) => Err(e),
-        };
+            .run(move |conn| auth::revoke(conn, device, Some(by)))
+            .await;
         if let Err(e) = revoked {
             warn!(error = %e, "cannot revoke the device");
             return error(
