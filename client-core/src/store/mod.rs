@@ -855,6 +855,20 @@ fn record_unacked(tx: &Transaction, id: DocId, hashes: &[ChangeHash]) -> Result<
 
 /// Appends what changed since `loaded` was read, compacting when the appended chunks
 /// outgrow the snapshot, then refreshes the index. Returns whether anything changed.
+/// Replaces the stored snapshot of document `id` with the whole of `doc` and drops
+/// its chunks; returns the snapshot's size.
+fn write_snapshot(tx: &Transaction, id: DocId, doc: &mut AutoCommit) -> Result<usize> {
+    let key = id.to_string();
+    let snapshot = doc.save();
+    tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&key])?;
+    tx.execute(
+        "UPDATE documents SET snapshot = ?2, chunks_len = 0, heads = ?3,
+         updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
+        params![key, snapshot, encode_heads(&doc.get_heads())],
+    )?;
+    Ok(snapshot.len())
+}
+
 fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
     let chunk = loaded.doc.save_after(&loaded.heads);
     let heads = loaded.doc.get_heads();
@@ -874,14 +888,7 @@ fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
     }
     let id = loaded.id.to_string();
     if loaded.chunks_len + chunk.len() > loaded.snapshot_len {
-        let snapshot = loaded.doc.save();
-        tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&id])?;
-        tx.execute(
-            "UPDATE documents SET snapshot = ?2, chunks_len = 0, heads = ?3,
-             updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
-            params![id, snapshot, encode_heads(&heads)],
-        )?;
-        loaded.snapshot_len = snapshot.len();
+        loaded.snapshot_len = write_snapshot(tx, loaded.id, &mut loaded.doc)?;
         loaded.chunks_len = 0;
     } else {
         tx.execute(

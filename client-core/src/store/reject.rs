@@ -53,7 +53,7 @@ use automerge::{
 };
 use rusqlite::{Connection, Transaction, params};
 
-use super::{Store, encode_heads, index, load, record_unacked};
+use super::{Store, index, load, record_unacked, write_snapshot};
 use crate::error::{Error, Result};
 use crate::ids::DocId;
 use crate::model::{self, Timestamp};
@@ -155,14 +155,8 @@ impl Store {
         match rebuilt.doc {
             None => remove_document(&tx, id)?,
             Some(mut doc) => {
+                write_snapshot(&tx, id, &mut doc)?;
                 let key = id.to_string();
-                let snapshot = doc.save();
-                tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&key])?;
-                tx.execute(
-                    "UPDATE documents SET snapshot = ?2, chunks_len = 0, heads = ?3,
-                     updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
-                    params![key, snapshot, encode_heads(&doc.get_heads())],
-                )?;
                 let mut forget =
                     tx.prepare("DELETE FROM unacked_changes WHERE doc_id = ?1 AND hash = ?2")?;
                 for hash in &rebuilt.dropped {
