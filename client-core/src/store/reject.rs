@@ -234,39 +234,31 @@ fn rebuild(
         .cloned()
         .collect();
 
-    let mut replayed = Vec::new();
-    let mut replayed_from: HashSet<ChangeHash> = HashSet::new();
-    let doc = if kept.is_empty() {
-        None
-    } else {
-        let mut doc = AutoCommit::new().with_actor(actor);
-        doc.apply_changes(kept)?;
-        let mut replay = Replay {
-            doc: &mut doc,
-            dropped_ops: dropped_ops(&changes, &dropped),
-            created: HashMap::new(),
-        };
-        for change in changes
-            .iter()
-            .filter(|c| dropped.contains(&c.hash()) && !refused_hashes.contains(&c.hash()))
-        {
-            let patches = old.diff(change.deps(), &[change.hash()]);
-            replay.apply_all(patches);
-            let mut options = CommitOptions::default().with_time(change.timestamp());
-            if let Some(message) = change.message() {
-                options = options.with_message(message);
-            }
-            if let Some(new) = replay.doc.commit_with(options) {
-                replayed.push(new);
-                replayed_from.insert(change.hash());
-            }
-        }
-        // The header is what makes it a document of the store.
-        match model::read_meta(&doc) {
-            Ok(meta) if meta.id == id => Some(doc),
-            _ => None,
+    // A replayed change can come out identical to a dropped one, hash and all: a
+    // second award of the points a refused award created is replayed as that very
+    // award, at the same place in the history. Its time is then moved on by a
+    // second and the replay redone, so no dropped hash comes back.
+    let mut nudged: HashMap<ChangeHash, i64> = HashMap::new();
+    let Replayed {
+        doc,
+        new: mut replayed,
+        from: replayed_from,
+    } = loop {
+        match replay_all(
+            old,
+            &changes,
+            &kept,
+            &dropped,
+            &refused_hashes,
+            &actor,
+            &nudged,
+        )? {
+            Attempt::Done(replayed) => break *replayed,
+            Attempt::Collided(original) => *nudged.entry(original).or_default() += 1,
         }
     };
+    // The header is what makes it a document of the store.
+    let doc = doc.filter(|doc| model::read_meta(doc).is_ok_and(|meta| meta.id == id));
 
     let per_rejection = refused
         .into_iter()
@@ -289,6 +281,73 @@ fn rebuild(
         replayed,
         per_rejection,
     }))
+}
+
+/// What a replay made.
+struct Replayed {
+    /// The rebuilt document, `None` if nothing is kept.
+    doc: Option<AutoCommit>,
+    /// The new changes.
+    new: Vec<ChangeHash>,
+    /// The originals they replay.
+    from: HashSet<ChangeHash>,
+}
+
+/// The outcome of one replay attempt.
+enum Attempt {
+    Done(Box<Replayed>),
+    /// Replaying this original made a change identical to a dropped one.
+    Collided(ChangeHash),
+}
+
+/// Applies the `kept` changes to a new document and replays each blocked descendant
+/// on it, with its time moved on by `nudged` seconds where given.
+fn replay_all(
+    old: &mut AutoCommit,
+    changes: &[Change],
+    kept: &[Change],
+    dropped: &HashSet<ChangeHash>,
+    refused: &HashSet<ChangeHash>,
+    actor: &ActorId,
+    nudged: &HashMap<ChangeHash, i64>,
+) -> Result<Attempt> {
+    let mut new = Vec::new();
+    let mut from = HashSet::new();
+    if kept.is_empty() {
+        return Ok(Attempt::Done(Box::new(Replayed {
+            doc: None,
+            new,
+            from,
+        })));
+    }
+    let mut doc = AutoCommit::new().with_actor(actor.clone());
+    doc.apply_changes(kept.iter().cloned())?;
+    let mut replay = Replay {
+        doc: &mut doc,
+        dropped_ops: dropped_ops(changes, dropped),
+        created: HashMap::new(),
+    };
+    for change in changes
+        .iter()
+        .filter(|c| dropped.contains(&c.hash()) && !refused.contains(&c.hash()))
+    {
+        let patches = old.diff(change.deps(), &[change.hash()]);
+        replay.apply_all(patches);
+        let time = change.timestamp() + nudged.get(&change.hash()).copied().unwrap_or(0);
+        let mut options = CommitOptions::default().with_time(time);
+        if let Some(message) = change.message() {
+            options = options.with_message(message);
+        }
+        if let Some(hash) = replay.doc.commit_with(options) {
+            if dropped.contains(&hash) {
+                return Ok(Attempt::Collided(change.hash()));
+            }
+            new.push(hash);
+            from.insert(change.hash());
+        }
+    }
+    let doc = Some(doc);
+    Ok(Attempt::Done(Box::new(Replayed { doc, new, from })))
 }
 
 /// The changes in `roots` and every change that depends on one of them, directly or
@@ -1011,74 +1070,98 @@ mod tests {
             edits in prop::collection::vec(edit(), 1..14),
             pick in any::<prop::sample::Index>(),
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("store.db");
-            let (mut store, branch) = open(&path);
-            let members: Vec<MemberId> = ["王秀英", "李强", "赵刚"]
-                .iter()
-                .map(|n| store.add_member(branch, member(n)).unwrap())
-                .collect();
-            let a = store.create_activity(branch, theme_day()).unwrap();
-            let mut elsewhere: Option<AutoCommit> = None;
-            for e in &edits {
-                // Edits the model refuses (a second sign-in…) just do nothing.
-                let _ = match e {
-                    Edit::SignIn(m) => store.sign_in(a, members[*m], SignInMode::OnSite),
-                    Edit::Leave(m) => store.request_leave(a, members[*m], "出差"),
-                    Edit::Minutes(text) => store.write_minutes(a, text),
-                    Edit::Points(m, p) => store.award_points(a, members[*m], *p),
-                    Edit::Elsewhere(text) => {
-                        let doc = elsewhere.get_or_insert_with(|| {
-                            let mut d = store.load_document(a).unwrap();
-                            d.set_actor(ActorId::random());
-                            d
-                        });
-                        model::edit(doc, |act: &mut Activity| act.write_minutes(text))
-                    }
-                    Edit::Merge => match &mut elsewhere {
-                        Some(doc) => store.merge(&doc.save()).map(|_| ()),
-                        None => Ok(()),
-                    },
-                };
-            }
-            let mut before = store.load_document(a).unwrap();
-            let changes = before.get_changes(&[]);
-            let ours = store.actor();
-            let local: Vec<&Change> =
-                changes.iter().filter(|c| *c.actor_id() == ours).collect();
-            let x = local[pick.index(local.len())].hash();
-            let gone = descendants(&changes, &HashSet::from([x]));
-
-            let records = store.drop_rejected(a, &[refused(x, "rule.test")]).unwrap();
-            prop_assert_eq!(records.len(), 1);
-            prop_assert_eq!(records[0].dropped_changes, gone.len());
-            drop(store);
-
-            integrity(&path);
-            let store = Store::open(&path).unwrap();
-            if records[0].document_removed {
-                prop_assert_eq!(x, changes[0].hash(), "only the creation removes it");
-                prop_assert!(store.heads(a).unwrap().is_none());
-            } else {
-                let now = hashes(&store, a);
-                for c in &changes {
-                    prop_assert_eq!(now.contains(&c.hash()), !gone.contains(&c.hash()));
-                }
-                prop_assert_eq!(
-                    now.len(),
-                    changes.len() - gone.len() + records[0].replayed_changes
-                );
-                let act: Activity = store.get(a).unwrap();
-                prop_assert_eq!(act.meta.id, a);
-                // Unacknowledged changes are all in the document.
-                let unacked = super::super::unacked_hashes(store.conn(), a).unwrap();
-                prop_assert!(unacked.iter().all(|h| now.contains(h)));
-                let local_gone = local.iter().filter(|c| gone.contains(&c.hash())).count();
-                prop_assert_eq!(
-                    store.unacked_changes(a).unwrap(),
-                    local.len() - local_gone + records[0].replayed_changes
-                );
-            }
+            drop_and_check(&edits, |len| pick.index(len))?;
         }
+    }
+
+    /// A case the property test found: two equal awards, then the later one refused.
+    #[test]
+    fn a_repeated_edit_after_the_refused_one_is_replayed() {
+        let edits = [
+            Edit::Leave(0),
+            Edit::Points(2, -1),
+            Edit::Points(2, -1),
+            Edit::Minutes(String::new()),
+            Edit::SignIn(0),
+            Edit::SignIn(1),
+        ];
+        // Refuse each local change in turn.
+        for i in 0..8 {
+            drop_and_check(&edits, |len| i % len).unwrap();
+        }
+    }
+
+    /// Makes `edits`, refuses the local change `pick` chooses (given how many there
+    /// are), and checks that exactly
+    /// it and its descendants are gone and the store is consistent.
+    fn drop_and_check(edits: &[Edit], pick: impl Fn(usize) -> usize) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let (mut store, branch) = open(&path);
+        let members: Vec<MemberId> = ["王秀英", "李强", "赵刚"]
+            .iter()
+            .map(|n| store.add_member(branch, member(n)).unwrap())
+            .collect();
+        let a = store.create_activity(branch, theme_day()).unwrap();
+        let mut elsewhere: Option<AutoCommit> = None;
+        for e in edits {
+            // Edits the model refuses (a second sign-in…) just do nothing.
+            let _ = match e {
+                Edit::SignIn(m) => store.sign_in(a, members[*m], SignInMode::OnSite),
+                Edit::Leave(m) => store.request_leave(a, members[*m], "出差"),
+                Edit::Minutes(text) => store.write_minutes(a, text),
+                Edit::Points(m, p) => store.award_points(a, members[*m], *p),
+                Edit::Elsewhere(text) => {
+                    let doc = elsewhere.get_or_insert_with(|| {
+                        let mut d = store.load_document(a).unwrap();
+                        d.set_actor(ActorId::random());
+                        d
+                    });
+                    model::edit(doc, |act: &mut Activity| act.write_minutes(text))
+                }
+                Edit::Merge => match &mut elsewhere {
+                    Some(doc) => store.merge(&doc.save()).map(|_| ()),
+                    None => Ok(()),
+                },
+            };
+        }
+        let mut before = store.load_document(a).unwrap();
+        let changes = before.get_changes(&[]);
+        let ours = store.actor();
+        let local: Vec<&Change> = changes.iter().filter(|c| *c.actor_id() == ours).collect();
+        let x = local[pick(local.len())].hash();
+        let gone = descendants(&changes, &HashSet::from([x]));
+
+        let records = store.drop_rejected(a, &[refused(x, "rule.test")]).unwrap();
+        prop_assert_eq!(records.len(), 1);
+        prop_assert_eq!(records[0].dropped_changes, gone.len());
+        drop(store);
+
+        integrity(&path);
+        let store = Store::open(&path).unwrap();
+        if records[0].document_removed {
+            prop_assert_eq!(x, changes[0].hash(), "only the creation removes it");
+            prop_assert!(store.heads(a).unwrap().is_none());
+        } else {
+            let now = hashes(&store, a);
+            for c in &changes {
+                prop_assert_eq!(now.contains(&c.hash()), !gone.contains(&c.hash()));
+            }
+            prop_assert_eq!(
+                now.len(),
+                changes.len() - gone.len() + records[0].replayed_changes
+            );
+            let act: Activity = store.get(a).unwrap();
+            prop_assert_eq!(act.meta.id, a);
+            // Unacknowledged changes are all in the document.
+            let unacked = super::super::unacked_hashes(store.conn(), a).unwrap();
+            prop_assert!(unacked.iter().all(|h| now.contains(h)));
+            let local_gone = local.iter().filter(|c| gone.contains(&c.hash())).count();
+            prop_assert_eq!(
+                store.unacked_changes(a).unwrap(),
+                local.len() - local_gone + records[0].replayed_changes
+            );
+        }
+        Ok(())
     }
 }
