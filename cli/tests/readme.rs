@@ -47,17 +47,15 @@ fn bin_dir() -> PathBuf {
 
 /// `branchline-server` next to `branchline`, brought up to date: `cargo test`
 /// of this crate alone does not build another package's binaries.
+///
+/// It is built as `cargo test --workspace` builds it, so that under that command
+/// (the README's and CI's) this finds everything fresh and compiles nothing: a plain
+/// `cargo build -p branchline-server` would resolve features for the server alone
+/// and recompile its dependencies into a second copy.
 fn server_binary(dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args([
-        "build",
-        "--quiet",
-        "-p",
-        "branchline-server",
-        "--bin",
-        "branchline-server",
-    ]);
+    build.args(["test", "--workspace", "--no-run", "--quiet"]);
     if dir.ends_with("release") {
         build.arg("--release");
     }
