@@ -217,5 +217,9 @@ async fn a_reconnect_with_nothing_changed_over_1000_documents_is_one_round_trip(
     assert_eq!(report.manifest_round_trips, 1, "the digests agree at once");
     assert_eq!(report.docs_synced, 0);
     assert!(bytes <= 2048, "{bytes} bytes on the wire");
+    // The QUIC and TLS handshake dominates (≈ 4.7 KB: both sides pad their Initial
+    // datagrams to 1,200 B); with path-MTU probes it was 15.6 KB.
+    let udp = report.udp_bytes_sent + report.udp_bytes_received;
+    assert!(udp <= 8 * 1024, "{udp} UDP bytes, handshake included");
     Ok(())
 }
