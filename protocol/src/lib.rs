@@ -51,6 +51,7 @@
 //! length counts the tag and the body. The tag table and the rules for
 //! changing it are in the [`message`] module; framing is in [`codec`].
 
+pub mod bundle;
 pub mod codec;
 pub mod ids;
 pub mod invite;
@@ -72,8 +73,10 @@ pub const ALPN: &[u8] = b"branchline/1";
 /// The newest protocol version this build speaks.
 ///
 /// Version 2 added [`Message::Rejected`] and the submission requests
-/// (resident petitions, the feedback box).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// (resident petitions, the feedback box). Version 3 added
+/// [`Message::GetDocuments`] and [`Message::Documents`]: whole documents,
+/// compressed together, for a device's first sync.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks.
 ///

@@ -21,6 +21,8 @@
 //! | `0x21` | [`Message::DocChanged`]            | server          |
 //! | `0x22` | [`Message::Ack`]                   | server          |
 //! | `0x23` | [`Message::Rejected`]              | server          |
+//! | `0x24` | [`Message::GetDocuments`]          | client          |
+//! | `0x25` | [`Message::Documents`]             | server          |
 //! | `0x30` | [`Message::CreateInvite`]          | client          |
 //! | `0x31` | [`Message::InviteCreated`]         | server          |
 //! | `0x32` | [`Message::RevokeDevice`]          | client          |
@@ -35,7 +37,8 @@
 //! Tags `0x23` and `0x34`–`0x39` are protocol version 2: a server sends
 //! `Rejected` only on a version-2 connection (a version-1 device gets the
 //! first rejection's code as an `Error`), and a client sends the requests
-//! only once version 2 was agreed.
+//! only once version 2 was agreed. Tags `0x24` and `0x25` are protocol version 3:
+//! a client asks for whole documents only once version 3 was agreed.
 //!
 //! The tags are written out here rather than taken from postcard's enum
 //! numbering so that reordering the Rust enum cannot change the wire, and
@@ -110,9 +113,13 @@ pub mod tag {
     pub const SUBMIT_SUGGESTION: u8 = 0x38;
     /// [`Message::SuggestionSubmitted`](super::Message::SuggestionSubmitted).
     pub const SUGGESTION_SUBMITTED: u8 = 0x39;
+    /// [`Message::GetDocuments`](super::Message::GetDocuments).
+    pub const GET_DOCUMENTS: u8 = 0x24;
+    /// [`Message::Documents`](super::Message::Documents).
+    pub const DOCUMENTS: u8 = 0x25;
 
     /// Every tag in use, in table order.
-    pub const ALL: [u8; 20] = [
+    pub const ALL: [u8; 22] = [
         HELLO,
         WELCOME,
         ERROR,
@@ -133,6 +140,8 @@ pub mod tag {
         PETITION_SUBMITTED,
         SUBMIT_SUGGESTION,
         SUGGESTION_SUBMITTED,
+        GET_DOCUMENTS,
+        DOCUMENTS,
     ];
 }
 
@@ -225,6 +234,23 @@ pub enum Message {
         doc_id: DocId,
         /// The heads now safe on the server.
         heads: Heads,
+    },
+    /// Client → server, opening a request stream: send these documents whole.
+    /// A device asks this for documents it holds nothing of (a first sync), at
+    /// most [`crate::bundle::MAX_DOCS_PER_REQUEST`] at a time. Protocol 3.
+    GetDocuments {
+        /// The documents wanted.
+        doc_ids: Vec<DocId>,
+    },
+    /// Server → client, on a `GetDocuments` stream: some of the documents asked
+    /// for, each as the server stores it (automerge's saved form), compressed
+    /// together; see [`crate::bundle`]. One or more follow a request, then the
+    /// server finishes the stream. A document asked for but in no bundle is one
+    /// the device may not read or the server does not hold: the device syncs it
+    /// the ordinary way to learn why. Protocol 3.
+    Documents {
+        /// The compressed bundle.
+        bundle: Vec<u8>,
     },
     /// Server → client, on a document stream: changes the server refused.
     /// They were not stored and no other device receives them; nor does
@@ -649,6 +675,8 @@ impl Message {
             Message::DocChanged { .. } => tag::DOC_CHANGED,
             Message::Ack { .. } => tag::ACK,
             Message::Rejected { .. } => tag::REJECTED,
+            Message::GetDocuments { .. } => tag::GET_DOCUMENTS,
+            Message::Documents { .. } => tag::DOCUMENTS,
             Message::CreateInvite { .. } => tag::CREATE_INVITE,
             Message::InviteCreated { .. } => tag::INVITE_CREATED,
             Message::RevokeDevice { .. } => tag::REVOKE_DEVICE,
@@ -675,6 +703,8 @@ impl Message {
             Message::DocChanged { .. } => "doc_changed",
             Message::Ack { .. } => "ack",
             Message::Rejected { .. } => "rejected",
+            Message::GetDocuments { .. } => "get_documents",
+            Message::Documents { .. } => "documents",
             Message::CreateInvite { .. } => "create_invite",
             Message::InviteCreated { .. } => "invite_created",
             Message::RevokeDevice { .. } => "revoke_device",
@@ -738,6 +768,8 @@ impl Message {
             Message::DocChanged { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
             Message::Ack { doc_id, heads } => postcard::to_io(&(doc_id, heads), out),
             Message::Rejected { doc_id, rejections } => postcard::to_io(&(doc_id, rejections), out),
+            Message::GetDocuments { doc_ids } => postcard::to_io(doc_ids, out),
+            Message::Documents { bundle } => postcard::to_io(&ByteStr(bundle), out),
             Message::CreateInvite {
                 role,
                 member_id,
@@ -861,6 +893,12 @@ impl Message {
                 let (doc_id, rejections) = read_exactly(tag, body)?;
                 Message::Rejected { doc_id, rejections }
             }
+            tag::GET_DOCUMENTS => Message::GetDocuments {
+                doc_ids: read_exactly(tag, body)?,
+            },
+            tag::DOCUMENTS => Message::Documents {
+                bundle: read_exactly::<ByteBuf>(tag, body)?.0,
+            },
             tag::GET_SUBMISSION_CODE => {
                 read_exactly::<()>(tag, body)?;
                 Message::GetSubmissionCode
@@ -1020,6 +1058,14 @@ impl fmt::Debug for Message {
                 .field("doc_id", doc_id)
                 .field("rejections", rejections)
                 .finish(),
+            Message::GetDocuments { doc_ids } => f
+                .debug_struct("GetDocuments")
+                .field("doc_ids", &doc_ids.len())
+                .finish(),
+            Message::Documents { bundle } => f
+                .debug_struct("Documents")
+                .field("bundle_len", &bundle.len())
+                .finish(),
             Message::GetSubmissionCode => f.write_str("GetSubmissionCode"),
             Message::SubmissionCode { link } => f
                 .debug_struct("SubmissionCode")
@@ -1090,14 +1136,14 @@ impl<'de> Deserialize<'de> for ByteBuf {
 }
 
 /// `#[serde(with)]` helpers that treat a `Vec<u8>` as a byte string.
-mod byte_string {
+pub(crate) mod byte_string {
     use super::*;
 
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(bytes)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<u8>, D::Error> {
         struct BytesVisitor;
@@ -1293,6 +1339,10 @@ pub(crate) mod strategy {
                 )
             )
                 .prop_map(|(doc_id, rejections)| Message::Rejected { doc_id, rejections }),
+            prop::collection::vec(doc_id(), 0..5)
+                .prop_map(|doc_ids| Message::GetDocuments { doc_ids }),
+            prop::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|bundle| Message::Documents { bundle }),
             Just(Message::GetSubmissionCode),
             any::<String>().prop_map(|link| Message::SubmissionCode { link }),
             (

@@ -275,6 +275,18 @@ fn examples() -> Vec<(&'static str, Message)> {
             },
         ),
         (
+            "get_documents",
+            Message::GetDocuments {
+                doc_ids: vec![doc_a(), doc_b()],
+            },
+        ),
+        (
+            "documents",
+            Message::Documents {
+                bundle: branchline_protocol::bundle::pack([(doc_a(), &[0x85, 0x6f][..])]),
+            },
+        ),
+        (
             "suggestion_submitted",
             Message::SuggestionSubmitted {
                 doc_id: doc_a(),
@@ -319,6 +331,8 @@ fn examples_cover_every_message_and_credentials_variant() {
             Message::RevokeDevice { .. } => "revoke_device",
             Message::DeviceRevoked { .. } => "device_revoked",
             Message::Rejected { .. } => "rejected",
+            Message::GetDocuments { .. } => "get_documents",
+            Message::Documents { .. } => "documents",
             Message::GetSubmissionCode => "get_submission_code",
             Message::SubmissionCode { .. } => "submission_code",
             Message::SubmitPetition { .. } => "submit_petition",
@@ -330,5 +344,5 @@ fn examples_cover_every_message_and_credentials_variant() {
             seen.push(variant);
         }
     }
-    assert_eq!(seen.len(), 21, "missing a golden example: have {seen:?}");
+    assert_eq!(seen.len(), 23, "missing a golden example: have {seen:?}");
 }
