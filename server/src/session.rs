@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use branchline_protocol::bundle;
 use branchline_protocol::manifest::MAX_RANGES_PER_REQUEST;
 use branchline_protocol::{
     Credentials, DecodeError, DeviceId, DocId, ErrorCode, FrameCodec, Message, negotiate,
@@ -552,6 +553,9 @@ impl StreamTask {
                     .await;
                 None
             }
+            Ok(Some(Ok(Message::GetDocuments { doc_ids }))) => {
+                self.send_documents(doc_ids, &mut writer).await
+            }
             Ok(Some(Ok(Message::CreateInvite {
                 role,
                 member_id,
@@ -712,6 +716,66 @@ impl StreamTask {
                 }
             };
         }
+    }
+
+    /// Answers `GetDocuments`: the documents the device may read, whole, in
+    /// bundles; then the caller finishes the stream. An error message if the
+    /// request is refused outright.
+    async fn send_documents(&self, doc_ids: Vec<DocId>, writer: &mut Writer) -> Option<Message> {
+        if self.version < 3 {
+            return Some(error(
+                ErrorCode::Malformed,
+                "GetDocuments needs protocol version 3",
+                None,
+            ));
+        }
+        if doc_ids.len() > bundle::MAX_DOCS_PER_REQUEST {
+            return Some(self.refused(
+                ErrorCode::InvalidRequest,
+                &format!(
+                    "at most {} documents per request",
+                    bundle::MAX_DOCS_PER_REQUEST
+                ),
+            ));
+        }
+        let doc_ids: Arc<[DocId]> = doc_ids.into();
+        let mut from = 0;
+        let mut sent = 0;
+        loop {
+            let principal = self.principal.clone();
+            let ids = Arc::clone(&doc_ids);
+            let next = self
+                .state
+                .blocking(move |state| state.storage.next_bundle(&principal, &ids, from))
+                .await;
+            let (bundle, after) = match next {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "cannot read documents to send whole");
+                    return Some(error(
+                        ErrorCode::Internal,
+                        "cannot read the documents",
+                        None,
+                    ));
+                }
+            };
+            sent += 1;
+            if self
+                .send(writer, Message::Documents { bundle })
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            from = after;
+        }
+        debug!(
+            asked = doc_ids.len(),
+            bundles = sent,
+            "sent documents whole"
+        );
+        None
     }
 
     async fn send(&self, writer: &mut Writer, message: Message) -> Result<(), ()> {

@@ -221,5 +221,22 @@ async fn a_reconnect_with_nothing_changed_over_1000_documents_is_one_round_trip(
     // datagrams to 1,200 B); with path-MTU probes it was 15.6 KB.
     let udp = report.udp_bytes_sent + report.udp_bytes_received;
     assert!(udp <= 8 * 1024, "{udp} UDP bytes, handshake included");
+
+    // A new device gets all of them whole, in a few bundles, with no sync streams.
+    let b = server
+        .device("committee phone", branch, Role::Committee, None)
+        .await?;
+    b.wait_in_sync().await?;
+    assert_eq!(b.store().documents()?.len(), 1000);
+    let report = b.client().report();
+    assert_eq!(report.docs_received_whole, 1000);
+    assert_eq!(report.docs_synced, 0);
+    let stored: usize = a.store().documents()?.iter().map(|d| d.stored_bytes).sum();
+    let received = report.frame_bytes_received as usize;
+    println!("first sync of 1000 documents: {received} frame bytes received, {stored} stored");
+    assert!(
+        received < stored,
+        "{received} B received for {stored} B of documents"
+    );
     Ok(())
 }

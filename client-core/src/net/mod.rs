@@ -133,6 +133,8 @@ pub struct SessionReport {
     pub manifest_round_trips: u32,
     /// Documents synced on their own stream.
     pub docs_synced: u32,
+    /// Documents received whole (a first sync), not synced on their own stream.
+    pub docs_received_whole: u32,
     /// Protocol bytes (frames) the client sent.
     pub frame_bytes_sent: u64,
     /// Protocol bytes (frames) the client received.
@@ -807,6 +809,11 @@ impl Runner {
                         let mut store = lock(&self.store);
                         Ok(session.doc_stream_closed(&mut store, doc))
                     }
+                    DocIncoming::FetchClosed(docs) => {
+                        link.fetches -= 1;
+                        let mut store = lock(&self.store);
+                        session.fetch_closed(&mut store, &docs).map_err(SessionError::Store)
+                    }
                 },
                 command = self.commands.recv() => match command {
                     None | Some(Command::Shutdown) => return Ended::Shutdown,
@@ -974,6 +981,8 @@ enum DocIncoming {
     /// A stream ended; the number tells it apart from a later stream of the
     /// same document.
     Closed(DocId, u64),
+    /// A `GetDocuments` stream for these documents ended.
+    FetchClosed(Vec<DocId>),
 }
 
 /// One open connection: its streams and counters.
@@ -987,6 +996,8 @@ struct Link {
     waiting: VecDeque<DocId>,
     buffered: HashMap<DocId, Vec<(Option<Message>, bool)>>,
     max_streams: usize,
+    /// `GetDocuments` streams not yet ended.
+    fetches: usize,
     readers: JoinSet<()>,
     doc_tx: mpsc::UnboundedSender<DocIncoming>,
     doc_rx: mpsc::UnboundedReceiver<DocIncoming>,
@@ -1015,6 +1026,7 @@ impl Link {
             waiting: VecDeque::new(),
             buffered: HashMap::new(),
             max_streams: max_streams.max(1),
+            fetches: 0,
             readers: JoinSet::new(),
             doc_tx,
             doc_rx,
@@ -1042,7 +1054,7 @@ impl Link {
 
     /// No document stream open or waiting.
     fn is_quiet(&self) -> bool {
-        self.docs.is_empty() && self.waiting.is_empty()
+        self.docs.is_empty() && self.waiting.is_empty() && self.fetches == 0
     }
 
     async fn send_all(&mut self, outgoing: Vec<Outgoing>) -> Result<(), Ended> {
@@ -1064,6 +1076,7 @@ impl Link {
                     message,
                     finish,
                 } => self.send_doc(doc, message, finish).await?,
+                Outgoing::Fetch { docs } => self.fetch(docs).await?,
             }
         }
         Ok(())
@@ -1138,6 +1151,45 @@ impl Link {
         Ok(())
     }
 
+    /// Opens a stream asking for `docs` whole; its answers come in as document
+    /// messages, then [`DocIncoming::FetchClosed`].
+    async fn fetch(&mut self, docs: Vec<DocId>) -> Result<(), Ended> {
+        let request = Message::GetDocuments {
+            doc_ids: docs.iter().map(|d| (*d).into()).collect(),
+        };
+        let frame = encode(&request)?;
+        let (mut send, recv) = self
+            .connection
+            .open_bi()
+            .await
+            .map_err(|e| lost(format!("cannot open a stream: {e}")))?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| lost(format!("writing to the server failed: {e}")))?;
+        let _ = send.finish();
+        self.frame_bytes_sent += frame.len() as u64;
+        self.fetches += 1;
+        let tx = self.doc_tx.clone();
+        self.readers.spawn(async move {
+            let mut frames = FramedRead::new(recv, FrameCodec::new());
+            while let Some(frame) = frames.next().await {
+                match frame {
+                    Ok(message) => {
+                        if tx.send(DocIncoming::Message(message)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "bad frame on a GetDocuments stream");
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(DocIncoming::FetchClosed(docs));
+        });
+        Ok(())
+    }
+
     /// Opens streams for waiting documents while there is room.
     async fn open_waiting(&mut self) -> Result<(), Ended> {
         while self.docs.len() < self.max_streams {
@@ -1195,6 +1247,7 @@ impl Link {
             to_in_sync: self.started.elapsed(),
             manifest_round_trips: figures.manifest_round_trips,
             docs_synced: figures.docs_synced,
+            docs_received_whole: figures.docs_received_whole,
             frame_bytes_sent: self.frame_bytes_sent,
             frame_bytes_received: self.frame_bytes_received,
             udp_bytes_sent: stats.udp_tx.bytes,

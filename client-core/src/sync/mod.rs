@@ -22,6 +22,11 @@
 //!    strict turns (the server answers every `SyncDoc` with exactly one), until
 //!    neither side has anything to say. Sync states are loaded when a document sync
 //!    starts and saved when it ends, so the next session only exchanges what changed.
+//!    Documents the device holds nothing of are instead asked for whole (protocol 3,
+//!    `GetDocuments`), once per manifest answer: the server sends them as it stores
+//!    them, compressed together, and the store takes each bundle in one transaction.
+//!    A document asked for but not sent, or that does not check out, is synced the
+//!    ordinary way; so is one whose heads moved on meanwhile.
 //!
 //! While connected, `DocChanged` from the server and local edits
 //! ([`Session::local_change`]) start further document syncs.
@@ -35,6 +40,7 @@ use std::fmt;
 
 use automerge::ChangeHash;
 use automerge::sync;
+use branchline_protocol::bundle;
 use branchline_protocol::manifest::{self, Manifest};
 use branchline_protocol::{
     ChangeRejection, Credentials, DocId as WireDocId, ErrorCode, Heads, InviteLink,
@@ -82,6 +88,14 @@ pub enum Outgoing {
         message: Option<Message>,
         /// Finish the send side of the stream after writing `message`.
         finish: bool,
+    },
+    /// On a new stream: `GetDocuments` for these documents, which the device holds
+    /// nothing of. The transport hands each `Documents` answer to
+    /// [`Session::handle`] and reports the stream's end to
+    /// [`Session::fetch_closed`] with the same list.
+    Fetch {
+        /// The documents asked for.
+        docs: Vec<DocId>,
     },
 }
 
@@ -158,6 +172,10 @@ pub struct SessionStats {
     pub docs_failed: u32,
     /// Documents received that were new to the store.
     pub docs_created: u32,
+    /// Documents received whole (protocol 3), not through automerge sync messages.
+    pub docs_received_whole: u32,
+    /// Bundle bytes received with them (compressed, as on the wire).
+    pub bundle_bytes_received: u64,
     /// `SyncDoc` messages sent.
     pub sync_messages_sent: u64,
     /// `SyncDoc` messages received.
@@ -206,6 +224,12 @@ pub struct Session {
     kinds: HashMap<DocId, String>,
     /// The document syncs in flight.
     docs: HashMap<DocId, DocSync>,
+    /// The protocol version agreed at Welcome.
+    version: u16,
+    /// Documents asked for whole, with the heads the server last gave for them.
+    fetching: HashMap<DocId, Heads>,
+    /// Documents to ask for whole once the current manifest answer is complete.
+    to_fetch: Vec<DocId>,
     /// Document streams this side finished whose end the transport has not reported
     /// yet, per document: a report then is a normal end, not a failure.
     finished: HashMap<DocId, u32>,
@@ -244,6 +268,9 @@ impl Session {
             phase: Phase::New,
             kinds: HashMap::new(),
             docs: HashMap::new(),
+            version: MIN_SUPPORTED_VERSION,
+            fetching: HashMap::new(),
+            to_fetch: Vec::new(),
             finished: HashMap::new(),
             requests: VecDeque::new(),
             answer: None,
@@ -355,7 +382,29 @@ impl Session {
 
     /// Welcomed, reconciliation over, and no document sync in flight.
     pub fn is_in_sync(&self) -> bool {
-        self.phase == Phase::Live && self.requests.is_empty() && self.docs.is_empty()
+        self.phase == Phase::Live
+            && self.requests.is_empty()
+            && self.docs.is_empty()
+            && self.fetching.is_empty()
+    }
+
+    /// A `GetDocuments` stream (asking for `docs`) ended: documents it did not
+    /// deliver are synced the ordinary way, which also says why if the server
+    /// refuses them.
+    pub fn fetch_closed(
+        &mut self,
+        store: &mut Store,
+        docs: &[DocId],
+    ) -> crate::Result<Vec<Outgoing>> {
+        let mut out = Vec::new();
+        for doc in docs {
+            if self.fetching.remove(doc).is_some() {
+                tracing::debug!(%doc, "not received whole; syncing it");
+                out.extend(self.start_doc(store, *doc)?);
+            }
+        }
+        self.note_in_sync();
+        Ok(out)
     }
 
     /// The events since the last call.
@@ -462,6 +511,9 @@ impl Session {
             Message::Rejected { doc_id, rejections } if welcomed => {
                 Ok(self.rejected(store, doc_id.into(), rejections)?)
             }
+            Message::Documents { bundle } if welcomed && !self.fetching.is_empty() => {
+                Ok(self.received_whole(store, &bundle)?)
+            }
             other => Err(SessionError::Protocol(format!(
                 "unexpected {} ({:?})",
                 other.name(),
@@ -526,6 +578,7 @@ impl Session {
             }
         };
         self.join = Join::Resume(account);
+        self.version = version;
         self.events.push(SyncEvent::Welcomed {
             branch: welcome.branch,
             role: welcome.role,
@@ -624,7 +677,11 @@ impl Session {
                 // heads include is safe.
                 settled.push(entry);
             }
-            if ours.is_none_or(|ours| ours.heads != entry.heads) {
+            if ours.is_none() && self.version >= 3 && !self.docs.contains_key(&doc) {
+                if self.fetching.insert(doc, entry.heads.clone()).is_none() {
+                    self.to_fetch.push(doc);
+                }
+            } else if ours.is_none_or(|ours| ours.heads != entry.heads) {
                 to_sync.push((doc, Some(entry.heads.clone())));
             }
         }
@@ -637,6 +694,82 @@ impl Session {
         let mut out = Vec::new();
         for (doc, heads) in to_sync {
             out.extend(self.sync_doc(store, doc, heads)?);
+        }
+        if self.to_fetch.len() >= bundle::MAX_DOCS_PER_REQUEST {
+            out.extend(self.fetch());
+        }
+        Ok(out)
+    }
+
+    /// Asks for the documents gathered in `to_fetch`.
+    fn fetch(&mut self) -> Vec<Outgoing> {
+        let wanted = std::mem::take(&mut self.to_fetch);
+        wanted
+            .chunks(bundle::MAX_DOCS_PER_REQUEST)
+            .map(|docs| Outgoing::Fetch {
+                docs: docs.to_vec(),
+            })
+            .collect()
+    }
+
+    /// A bundle of documents asked for whole.
+    fn received_whole(
+        &mut self,
+        store: &mut Store,
+        bundle: &[u8],
+    ) -> Result<Vec<Outgoing>, SessionError> {
+        self.stats.bundle_bytes_received += bundle.len() as u64;
+        let docs = match bundle::unpack(bundle) {
+            Ok(docs) => docs,
+            Err(e) => {
+                // Its documents are synced the ordinary way when the stream ends.
+                tracing::warn!(error = %e, "a bundle of documents does not unpack");
+                return Ok(Vec::new());
+            }
+        };
+        let wanted: Vec<_> = docs
+            .into_iter()
+            .filter_map(|saved| {
+                let doc = DocId::from(saved.doc_id);
+                if self.fetching.contains_key(&doc) {
+                    Some((doc, saved.data))
+                } else {
+                    tracing::warn!(%doc, "received whole but not asked for");
+                    None
+                }
+            })
+            .collect();
+        let kinds = &self.kinds;
+        let batch = wanted
+            .into_iter()
+            .map(|(doc, data)| (doc, kinds.get(&doc).map(String::as_str), data))
+            .collect();
+        let results = store.receive_documents(batch)?;
+        let mut out = Vec::new();
+        for (doc, result) in results {
+            let Some(expected) = self.fetching.remove(&doc) else {
+                continue;
+            };
+            match result {
+                Ok(applied) => {
+                    self.stats.docs_received_whole += 1;
+                    if applied.created {
+                        self.stats.docs_created += 1;
+                    }
+                    if applied.changed {
+                        self.events.push(SyncEvent::DocUpdated(doc));
+                    }
+                    if wire_heads(&applied.heads) != expected {
+                        // The server moved on since it listed it.
+                        out.extend(self.start_doc(store, doc)?);
+                    }
+                }
+                Err(e) => {
+                    let (code, why) = doc_level(e)?;
+                    tracing::warn!(%doc, %code, %why, "a document received whole was refused; syncing it");
+                    out.extend(self.start_doc(store, doc)?);
+                }
+            }
         }
         Ok(out)
     }
@@ -684,7 +817,9 @@ impl Session {
             }
         }
         acknowledge(store, &mut self.events, settled.into_iter().map(heads_of))?;
-        Ok(self.request(&answer.local, &answer.unacked, differing))
+        let mut out = self.request(&answer.local, &answer.unacked, differing);
+        out.extend(self.fetch());
+        Ok(out)
     }
 
     // --- document syncs ----------------------------------------------------------
@@ -697,6 +832,11 @@ impl Session {
         doc: DocId,
         heads: Heads,
     ) -> Result<Vec<Outgoing>, SessionError> {
+        if let Some(expected) = self.fetching.get_mut(&doc) {
+            // On its way whole; compared with these heads when it arrives.
+            *expected = heads;
+            return Ok(Vec::new());
+        }
         let ours = store.heads(doc)?.map(|h| wire_heads(&h));
         if ours.as_ref() == Some(&heads) {
             // The server announces only heads it has stored durably, so equal

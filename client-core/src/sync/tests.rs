@@ -131,6 +131,7 @@ impl Responder {
             Message::ManifestDigest { .. } => Vec::new(),
             Message::ManifestRanges { ranges } => self.manifest().respond(&ranges),
             Message::SyncDoc { doc_id, payload } => self.sync_doc(doc_id, payload),
+            Message::GetDocuments { doc_ids } => self.get_documents(doc_ids),
             // The client ended a document stream with an error.
             Message::Error {
                 doc_id: Some(_), ..
@@ -220,6 +221,23 @@ impl Responder {
             payload: reply.map(sync::Message::encode).unwrap_or_default(),
         });
         out
+    }
+
+    /// Documents whole, in one bundle, leaving out those denied.
+    fn get_documents(&mut self, ids: Vec<protocol::DocId>) -> Vec<Message> {
+        let mut docs = Vec::new();
+        for id in ids {
+            if self.deny.contains(&id) {
+                continue;
+            }
+            if self.garbage.contains(&id) {
+                docs.push((id, vec![0x42, 0xff, 0xff, 0xff, 0x13, 0x37]));
+            } else if let Some(doc) = self.docs.get_mut(&id) {
+                docs.push((id, doc.save()));
+            }
+        }
+        let bundle = protocol::bundle::pack(docs.iter().map(|(id, b)| (*id, b.as_slice())));
+        vec![Message::Documents { bundle }]
     }
 
     /// The client finished its side of a document stream.
@@ -345,6 +363,22 @@ fn drive(
                     trace.closing.push(doc);
                 }
                 replies
+            }
+            Outgoing::Fetch { docs } => {
+                let request = Message::GetDocuments {
+                    doc_ids: docs.iter().map(|d| (*d).into()).collect(),
+                };
+                trace.sent_by_client(&request);
+                for reply in server.handle(request) {
+                    trace.sent_by_server(&reply);
+                    let out = session.handle(store, reply);
+                    trace.events.extend(session.take_events());
+                    queue.extend(out?);
+                }
+                // The stream ends after the last bundle.
+                queue.extend(session.fetch_closed(store, &docs)?);
+                trace.events.extend(session.take_events());
+                Vec::new()
             }
         };
         for reply in replies {
@@ -482,8 +516,18 @@ fn first_sync_fills_an_empty_store_with_the_generated_branch() {
     let n = generated.documents.len();
     assert_eq!(n, 458);
     assert_eq!(stats.docs_created as usize, n);
-    assert_eq!(stats.docs_synced as usize, n);
+    // Every document came whole, none through automerge sync messages.
+    assert_eq!(stats.docs_received_whole as usize, n);
+    assert_eq!(stats.docs_synced, 0);
+    assert!(trace.sent.is_empty(), "no SyncDoc sent");
     assert_eq!(stats.docs_failed, 0);
+    // Compressed together they are well under the sum of their saved sizes.
+    let floor: usize = generated.documents.iter().map(|d| d.bytes.len()).sum();
+    let bundle = stats.bundle_bytes_received as usize;
+    assert!(
+        bundle * 10 < floor * 7,
+        "bundle {bundle} B, saved {floor} B"
+    );
     assert_converged(&store, &mut server);
     // The index was written as the documents arrived.
     let members = store
@@ -1177,6 +1221,7 @@ fn a_stream_closed_early_fails_its_document() {
                     None => continue,
                 }
             }
+            Outgoing::Fetch { .. } => panic!("the store holds every document"),
         };
         for reply in s.server.handle(message) {
             queue.extend(live.handle(&mut s.store, reply).unwrap());
@@ -1332,6 +1377,7 @@ proptest! {
                         None => continue,
                     }
                 }
+                Outgoing::Fetch { .. } => panic!("the store holds every document"),
             };
             for reply in s.server.handle(message) {
                 queue.extend(live.handle(&mut s.store, reply).unwrap());
@@ -1366,4 +1412,91 @@ fn ranges_from_a_request_are_tracked_until_answered() {
     let settled: Vec<_> = request.unacked_in(&matched).collect();
     assert_eq!(settled.len(), 1);
     assert_eq!(settled[0].doc_id, protocol::DocId::from_bytes([0x40; 16]));
+}
+
+#[test]
+fn documents_not_sent_whole_or_broken_are_synced_the_ordinary_way() {
+    let mut s = synced_branch();
+    let whole = s
+        .server
+        .create(&Petition::submit(s.branch, petition("路灯不亮"), NOW).unwrap());
+    let denied = s
+        .server
+        .create(&Petition::submit(s.branch, petition("井盖缺失"), NOW).unwrap());
+    let broken = s
+        .server
+        .create(&Petition::submit(s.branch, petition("楼道堆物"), NOW).unwrap());
+    s.server.deny.insert(denied.into());
+    let bytes = s.server.docs.get_mut(&broken.into()).unwrap().save();
+    let mut session = Session::new(resume(&s.store));
+    let mut trace = Trace::default();
+    let first = session.start(&mut s.store).unwrap();
+    // Deliver everything, but answer GetDocuments with a broken copy of `broken`.
+    let mut queue: VecDeque<Outgoing> = first.into();
+    let mut fetched = Vec::new();
+    while let Some(out) = queue.pop_front() {
+        let replies = match out {
+            Outgoing::Control(m) => s.server.handle(m),
+            Outgoing::Doc {
+                doc,
+                message,
+                finish,
+            } => {
+                if finish {
+                    s.server.finished(doc.into());
+                    trace.closing.push(doc);
+                }
+                match message {
+                    Some(m) => s.server.handle(m),
+                    None => Vec::new(),
+                }
+            }
+            Outgoing::Fetch { docs } => {
+                fetched.extend(docs.iter().copied());
+                let mut replies = s.server.handle(Message::GetDocuments {
+                    doc_ids: docs
+                        .iter()
+                        .filter(|d| **d != broken)
+                        .map(|d| (*d).into())
+                        .collect(),
+                });
+                let mut truncated = bytes.clone();
+                truncated.truncate(bytes.len() / 2);
+                replies.push(Message::Documents {
+                    bundle: protocol::bundle::pack([(broken.into(), truncated.as_slice())]),
+                });
+                // …and one that does not unpack at all.
+                replies.push(Message::Documents {
+                    bundle: b"not a bundle".to_vec(),
+                });
+                for reply in replies {
+                    queue.extend(session.handle(&mut s.store, reply).unwrap());
+                }
+                queue.extend(session.fetch_closed(&mut s.store, &docs).unwrap());
+                trace.events.extend(session.take_events());
+                continue;
+            }
+        };
+        for reply in replies {
+            queue.extend(session.handle(&mut s.store, reply).unwrap());
+            trace.events.extend(session.take_events());
+        }
+    }
+    trace.events.extend(session.take_events());
+    fetched.sort();
+    let mut expected = vec![whole, denied, broken];
+    expected.sort();
+    assert_eq!(
+        fetched, expected,
+        "the three new documents were asked for whole"
+    );
+    let stats = session.stats();
+    assert_eq!(stats.docs_received_whole, 1, "only `whole` came whole");
+    assert_eq!(trace.failed(), vec![(denied, ErrorCode::AccessDenied)]);
+    assert!(s.store.heads(denied).unwrap().is_none());
+    // `broken` was refused whole (half a document) and then synced.
+    assert_eq!(stats.docs_synced, 1);
+    assert_eq!(s.store.get::<Petition>(broken).unwrap().title, "楼道堆物");
+    assert_eq!(s.store.get::<Petition>(whole).unwrap().title, "路灯不亮");
+    assert!(session.is_in_sync());
 }

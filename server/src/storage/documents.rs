@@ -138,7 +138,8 @@ pub(crate) fn load_bytes(conn: &mut Connection, doc_id: DocId) -> Result<Option<
     Ok(bytes)
 }
 
-fn read_bytes(conn: &Connection, doc_id: DocId) -> Result<Option<Vec<u8>>> {
+/// [`load_bytes`] inside a transaction the caller holds.
+pub(crate) fn read_bytes(conn: &Connection, doc_id: DocId) -> Result<Option<Vec<u8>>> {
     let key = doc_id.to_string();
     let row = conn
         .prepare_cached("SELECT snapshot, chunks_len FROM documents WHERE doc_id = ?1")?

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc as _};
 use automerge::{ActorId, AutoCommit, Automerge, ChangeHash};
+use branchline_protocol::bundle;
 use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{
     BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry, Message,
@@ -511,6 +512,59 @@ impl Storage {
             readers.push(conn);
         }
         result
+    }
+
+    /// The next bundle of whole documents for `who`: the stored bytes of `doc_ids`
+    /// from `from` on, as many as fill about [`bundle::TARGET_UNPACKED_LEN`], packed;
+    /// and where the next bundle starts. `None` when nothing is left to send.
+    ///
+    /// Documents the server does not hold or `who` may not read are left out, as is
+    /// one too big for a frame even alone: the device syncs those the ordinary way,
+    /// which says why. The bytes are read from the database, so only what is stored
+    /// durably leaves the server, as with every sync.
+    pub(crate) fn next_bundle(
+        &self,
+        who: &Principal,
+        doc_ids: &[DocId],
+        from: usize,
+    ) -> Result<Option<(Vec<u8>, usize)>> {
+        let readable: Vec<(usize, DocId)> = doc_ids
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, id)| self.access(who, **id).is_some_and(|a| a.read))
+            .map(|(i, id)| (i, *id))
+            .collect();
+        self.read(|conn| {
+            let tx = conn.transaction()?;
+            let mut docs = Vec::new();
+            let mut unpacked = 0;
+            let mut next = doc_ids.len();
+            for (i, id) in readable {
+                let Some(bytes) = documents::read_bytes(&tx, id)? else {
+                    continue;
+                };
+                if !docs.is_empty() && unpacked + bytes.len() > bundle::TARGET_UNPACKED_LEN {
+                    // It starts the next bundle (alone, if it is big).
+                    next = i;
+                    break;
+                }
+                unpacked += bytes.len();
+                docs.push((id, bytes));
+            }
+            tx.finish()?;
+            if docs.is_empty() {
+                return Ok(None);
+            }
+            let mut packed = bundle::pack(docs.iter().map(|(id, b)| (*id, b.as_slice())));
+            // Over the target only when alone; the tag and lengths need a few bytes.
+            if packed.len() + 16 > branchline_protocol::MAX_FRAME_LEN {
+                let (id, bytes) = &docs[0];
+                tracing::warn!(doc = %id, len = bytes.len(), "too big to send whole");
+                packed = bundle::pack([]);
+            }
+            Ok(Some((packed, next)))
+        })
     }
 
     /// The writer thread.
