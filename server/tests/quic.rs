@@ -564,3 +564,97 @@ async fn a_finished_control_stream_leaves_document_streams_working() {
     );
     h.server.shutdown().await.unwrap();
 }
+
+/// Asks for `ids` whole on a new stream; the documents of every bundle, or the
+/// error the server ended with.
+async fn get_documents(
+    session: &Session,
+    ids: Vec<DocId>,
+) -> Result<Vec<branchline_protocol::bundle::SavedDocument>, Message> {
+    let (mut writer, mut reader) = session.stream().await;
+    writer
+        .send(Message::GetDocuments { doc_ids: ids })
+        .await
+        .unwrap();
+    writer.get_mut().finish().unwrap();
+    let mut docs = Vec::new();
+    loop {
+        let next = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut reader))
+            .await
+            .expect("an answer in time");
+        match next {
+            None => return Ok(docs),
+            Some(Ok(Message::Documents { bundle })) => {
+                docs.extend(branchline_protocol::bundle::unpack(&bundle).unwrap());
+            }
+            Some(Ok(other)) => return Err(other),
+            Some(Err(e)) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn documents_are_sent_whole_only_to_devices_that_may_read_them() {
+    let h = start().await;
+    let (secretary, _, _) = h.enroll(Role::Secretary).await;
+    let (doc_id, mut doc) = activity(h.branch, secretary.actor);
+    sync_doc(&secretary, doc_id, &mut doc).await.unwrap();
+
+    // The secretary gets it; an id the server does not hold is left out.
+    let unknown = DocId::from_bytes([9; 16]);
+    let docs = get_documents(&secretary, vec![unknown, doc_id])
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].doc_id, doc_id);
+    let mut whole = AutoCommit::load(&docs[0].data).unwrap();
+    assert_eq!(whole.get_heads(), doc.get_heads());
+
+    // The secretary of another branch gets nothing of it.
+    let admin = h.server.admin();
+    let other = admin
+        .add_branch("河西支部", branchline_core::model::Level::Branch, None)
+        .unwrap();
+    let link = admin
+        .create_invite(other, Role::Secretary, None, Duration::from_secs(600))
+        .unwrap();
+    let (outsider, welcome) = h.hello(enroll(&link.code)).await;
+    assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
+    assert!(
+        get_documents(&outsider, vec![doc_id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Too many ids at once: refused with a code.
+    let many = vec![unknown; branchline_protocol::bundle::MAX_DOCS_PER_REQUEST + 1];
+    let refused = get_documents(&secretary, many).await.unwrap_err();
+    assert_eq!(error_code(&refused), ErrorCode::InvalidRequest);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_protocol_2_device_may_not_ask_for_documents_whole() {
+    let h = start().await;
+    let link = h.invite(Role::Secretary);
+    let conn = h.connect().await;
+    let mut session = Session::open(conn).await;
+    session
+        .send(Message::Hello {
+            version: 2,
+            min_version: 1,
+            credentials: enroll(&link.code),
+        })
+        .await;
+    let welcome = session.recv().await;
+    assert!(
+        matches!(welcome, Message::Welcome { version: 2, .. }),
+        "{welcome:?}"
+    );
+    let refused = get_documents(&session, vec![DocId::from_bytes([1; 16])])
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&refused), ErrorCode::Malformed);
+    h.server.shutdown().await.unwrap();
+}
