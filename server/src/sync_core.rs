@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::sync;
+use branchline_protocol::bundle;
 use branchline_protocol::manifest::MAX_RANGES_PER_REQUEST;
 use branchline_protocol::{Credentials, DocId, ErrorCode, Message, negotiate};
 use tokio::sync::broadcast;
@@ -240,8 +241,9 @@ impl SyncCore {
     }
 
     /// Answers the first message of a new stream: a `SyncDoc` opens a
-    /// document stream; anything else ends the stream with an `Error`
-    /// (requests for invites and revocations are not part of the core).
+    /// document stream; `GetDocuments` is answered with its bundles and the
+    /// stream ends; anything else ends the stream with an `Error` (requests
+    /// for invites and revocations are not part of the core).
     pub fn open_stream(&self, peer: &Peer, message: Message) -> (Option<DocStream>, Answer) {
         match message {
             Message::SyncDoc { doc_id, payload } => {
@@ -253,6 +255,7 @@ impl SyncCore {
                 let open = (!answer.end).then_some(stream);
                 (open, answer)
             }
+            Message::GetDocuments { doc_ids } => (None, self.documents(peer, &doc_ids)),
             other => (
                 None,
                 Answer::fail(
@@ -261,6 +264,29 @@ impl SyncCore {
                     None,
                 ),
             ),
+        }
+    }
+
+    /// The bundles answering `GetDocuments`, as the QUIC server sends them.
+    fn documents(&self, peer: &Peer, doc_ids: &[DocId]) -> Answer {
+        if doc_ids.len() > bundle::MAX_DOCS_PER_REQUEST {
+            return Answer::fail(ErrorCode::InvalidRequest, "too many documents", None);
+        }
+        let mut messages = Vec::new();
+        let mut from = 0;
+        loop {
+            match self.storage.next_bundle(&peer.principal, doc_ids, from) {
+                Ok(Some((bundle, next))) => {
+                    messages.push(Message::Documents { bundle });
+                    from = next;
+                }
+                Ok(None) => break,
+                Err(e) => return Answer::fail(ErrorCode::Internal, e.to_string(), None),
+            }
+        }
+        Answer {
+            messages,
+            end: true,
         }
     }
 

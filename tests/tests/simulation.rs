@@ -78,6 +78,8 @@ const STEPS: usize = 400;
 enum StreamKey {
     Control,
     Doc(DocId, u32),
+    /// A `GetDocuments` stream, numbered per connection.
+    Fetch(u32),
 }
 
 /// What travels on a stream: a frame, or the end of the sender's side.
@@ -113,6 +115,9 @@ struct Conn {
     /// Document streams the device has open, with their generation.
     open: HashMap<DocId, u32>,
     next_gen: HashMap<DocId, u32>,
+    /// Open `GetDocuments` streams and the documents each asked for.
+    fetches: HashMap<u32, Vec<DocId>>,
+    next_fetch: u32,
     peer: Option<Peer>,
     streams: HashMap<StreamKey, ServerStream>,
     /// Last delivery time per direction and stream, for FIFO order.
@@ -388,7 +393,7 @@ impl World {
             }
             // The device finished its control stream: it only stops hearing notices.
             (StreamKey::Control, None) => {}
-            (key @ StreamKey::Doc(..), decoded) => {
+            (key @ (StreamKey::Doc(..) | StreamKey::Fetch(_)), decoded) => {
                 let Some(peer) = &c.peer else {
                     bail!("a document stream before Welcome");
                 };
@@ -526,6 +531,8 @@ impl World {
                 session,
                 open: HashMap::new(),
                 next_gen: HashMap::new(),
+                fetches: HashMap::new(),
+                next_fetch: 0,
                 peer: None,
                 streams: HashMap::new(),
                 last_at: HashMap::new(),
@@ -571,6 +578,20 @@ impl World {
                         self.send(conn, true, key, Payload::Finish);
                     }
                 }
+                Outgoing::Fetch { docs } => {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        return;
+                    };
+                    let number = c.next_fetch;
+                    c.next_fetch += 1;
+                    let request = Message::GetDocuments {
+                        doc_ids: docs.iter().map(|d| (*d).into()).collect(),
+                    };
+                    c.fetches.insert(number, docs);
+                    let key = StreamKey::Fetch(number);
+                    self.send_message(conn, true, key, &request);
+                    self.send(conn, true, key, Payload::Finish);
+                }
             }
         }
     }
@@ -594,6 +615,12 @@ impl World {
             }
             (StreamKey::Doc(doc, _), Payload::Finish) => {
                 Ok(c.session.doc_stream_closed(store, doc))
+            }
+            (StreamKey::Fetch(number), Payload::Finish) => {
+                let docs = c.fetches.remove(&number).unwrap_or_default();
+                c.session
+                    .fetch_closed(store, &docs)
+                    .map_err(branchline_core::sync::SessionError::Store)
             }
             (_, Payload::Frame(frame)) => {
                 let message = branchline_protocol::decode(&frame)
