@@ -5,7 +5,9 @@
 //! a new one. Every operation runs in one SQLite transaction (WAL mode, `synchronous =
 //! FULL`) that writes the changes, the query index and the acknowledgement bookkeeping
 //! together, so an operation that returned `Ok` is on disk with everything derived
-//! from it, and a failed one left nothing behind.
+//! from it, and a failed one left nothing behind. What the server can send again
+//! (received changes, sync states, acknowledgements) is committed without its own
+//! flush (`synchronous = NORMAL`): see `Store::replayable`.
 //!
 //! Write paths take a `&Transaction`, read paths a `&Connection`, so transaction
 //! boundaries are visible in the types.
@@ -317,34 +319,52 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` with commits that are not flushed to disk one by one
+    /// (`synchronous = NORMAL`), for writes the server can repeat: changes it sent,
+    /// sync states, acknowledgements. WAL keeps them atomic and in order, so a power
+    /// cut loses at most the last few of them, which the next sync fetches again (the
+    /// sync state rolls back with the changes it describes), and an app crash loses
+    /// nothing. The next local edit's commit (`FULL`) flushes them with it. Local edits
+    /// are never written this way: only this device has them.
+    fn replayable<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(&mut self.conn);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let value = result?;
+        restored?;
+        Ok(value)
+    }
+
     /// Records that a server durably stored document `id` up to `heads`: every local
     /// change those heads include is acknowledged.
     pub fn mark_acknowledged(&mut self, id: DocId, heads: &[ChangeHash]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let mut loaded = load(&tx, id, None)?;
-        let known: Vec<ChangeHash> = heads
-            .iter()
-            .copied()
-            .filter(|h| loaded.doc.get_change_by_hash(h).is_some())
-            .collect();
-        if known.is_empty() {
-            return Ok(());
-        }
-        let not_covered: std::collections::HashSet<ChangeHash> = loaded
-            .doc
-            .get_changes(&known)
-            .iter()
-            .map(|c| c.hash())
-            .collect();
-        let pending = unacked_hashes(&tx, id)?;
-        let mut delete =
-            tx.prepare("DELETE FROM unacked_changes WHERE doc_id = ?1 AND hash = ?2")?;
-        for hash in pending.iter().filter(|h| !not_covered.contains(h)) {
-            delete.execute(params![id.to_string(), hash.as_ref()])?;
-        }
-        drop(delete);
-        tx.commit()?;
-        Ok(())
+        self.replayable(|conn| {
+            let tx = conn.transaction()?;
+            let mut loaded = load(&tx, id, None)?;
+            let known: Vec<ChangeHash> = heads
+                .iter()
+                .copied()
+                .filter(|h| loaded.doc.get_change_by_hash(h).is_some())
+                .collect();
+            if known.is_empty() {
+                return Ok(());
+            }
+            let not_covered: std::collections::HashSet<ChangeHash> = loaded
+                .doc
+                .get_changes(&known)
+                .iter()
+                .map(|c| c.hash())
+                .collect();
+            let pending = unacked_hashes(&tx, id)?;
+            let mut delete =
+                tx.prepare("DELETE FROM unacked_changes WHERE doc_id = ?1 AND hash = ?2")?;
+            for hash in pending.iter().filter(|h| !not_covered.contains(h)) {
+                delete.execute(params![id.to_string(), hash.as_ref()])?;
+            }
+            drop(delete);
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     // --- conflicts -------------------------------------------------------------

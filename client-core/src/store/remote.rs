@@ -159,10 +159,12 @@ impl Store {
     /// Persists the sync state with `peer` for document `id` (what
     /// [`sync::State::encode`] keeps: the heads both sides are known to share).
     pub fn save_sync_state(&mut self, peer: &str, id: DocId, state: &sync::State) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        write_sync_state(&tx, peer, id, &state.encode())?;
-        tx.commit()?;
-        Ok(())
+        self.replayable(|conn| {
+            let tx = conn.transaction()?;
+            write_sync_state(&tx, peer, id, &state.encode())?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Every stored document with its kind and heads, read from the document table
@@ -239,67 +241,69 @@ impl Store {
         message: sync::Message,
     ) -> Result<Applied> {
         let actor = self.actor();
-        let tx = self.conn.transaction()?;
-        let (mut replica, had_pending) = load_replica(&tx, id, actor)?;
-        let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
-        let state_before = state.encode();
-        let mut next = state.clone();
-        let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            replica
-                .doc()
-                .sync()
-                .receive_sync_message(&mut next, message)
-        }));
-        match received {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Corrupt(format!("{id}: {e}"))),
-            Err(_) => {
-                return Err(Error::Corrupt(format!(
-                    "{id}: the sync message broke automerge"
-                )));
-            }
-        }
-        let waiting = !replica.doc().get_missing_deps(&[]).is_empty();
-        let mut applied = Applied {
-            heads: Vec::new(),
-            changed: false,
-            created: false,
-            pending: false,
-        };
-        match &mut replica {
-            Replica::Stored(loaded) => {
-                check_header_kept(id, &loaded.meta, &loaded.doc)?;
-                applied.changed = save(&tx, loaded, Origin::Remote)?;
-                applied.heads = loaded.heads.clone();
-            }
-            Replica::New(doc) => match model::read_meta(doc) {
-                Ok(meta) => {
-                    check_new_header(id, kind_hint, &meta)?;
-                    insert_document(&tx, doc, Origin::Remote)?;
-                    applied.heads = doc.get_heads();
-                    applied.changed = true;
-                    applied.created = true;
+        self.replayable(|conn| {
+            let tx = conn.transaction()?;
+            let (mut replica, had_pending) = load_replica(&tx, id, actor)?;
+            let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
+            let state_before = state.encode();
+            let mut next = state.clone();
+            let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                replica
+                    .doc()
+                    .sync()
+                    .receive_sync_message(&mut next, message)
+            }));
+            match received {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Corrupt(format!("{id}: {e}"))),
+                Err(_) => {
+                    return Err(Error::Corrupt(format!(
+                        "{id}: the sync message broke automerge"
+                    )));
                 }
-                // Changes without a header (or no changes at all) so far.
-                Err(_) => applied.pending = !doc.is_empty(),
-            },
-        }
-        if waiting || applied.pending {
-            add_pending(&tx, id, &chunks)?;
-            applied.pending = true;
-        } else if had_pending {
-            tx.execute(
-                "DELETE FROM sync_pending WHERE doc_id = ?1",
-                [id.to_string()],
-            )?;
-        }
-        let state_after = next.encode();
-        if state_after != state_before {
-            write_sync_state(&tx, peer, id, &state_after)?;
-        }
-        tx.commit()?;
-        *state = next;
-        Ok(applied)
+            }
+            let waiting = !replica.doc().get_missing_deps(&[]).is_empty();
+            let mut applied = Applied {
+                heads: Vec::new(),
+                changed: false,
+                created: false,
+                pending: false,
+            };
+            match &mut replica {
+                Replica::Stored(loaded) => {
+                    check_header_kept(id, &loaded.meta, &loaded.doc)?;
+                    applied.changed = save(&tx, loaded, Origin::Remote)?;
+                    applied.heads = loaded.heads.clone();
+                }
+                Replica::New(doc) => match model::read_meta(doc) {
+                    Ok(meta) => {
+                        check_new_header(id, kind_hint, &meta)?;
+                        insert_document(&tx, doc, Origin::Remote)?;
+                        applied.heads = doc.get_heads();
+                        applied.changed = true;
+                        applied.created = true;
+                    }
+                    // Changes without a header (or no changes at all) so far.
+                    Err(_) => applied.pending = !doc.is_empty(),
+                },
+            }
+            if waiting || applied.pending {
+                add_pending(&tx, id, &chunks)?;
+                applied.pending = true;
+            } else if had_pending {
+                tx.execute(
+                    "DELETE FROM sync_pending WHERE doc_id = ?1",
+                    [id.to_string()],
+                )?;
+            }
+            let state_after = next.encode();
+            if state_after != state_before {
+                write_sync_state(&tx, peer, id, &state_after)?;
+            }
+            tx.commit()?;
+            *state = next;
+            Ok(applied)
+        })
     }
 
     /// Stores documents received whole (the `Documents` bundles of a first sync),
@@ -316,19 +320,21 @@ impl Store {
         docs: Vec<(DocId, Option<&str>, Vec<u8>)>,
     ) -> Result<Vec<(DocId, Result<Applied>)>> {
         let actor = self.actor();
-        let tx = self.conn.transaction()?;
-        let mut results = Vec::with_capacity(docs.len());
-        for (id, kind_hint, bytes) in docs {
-            // Everything that can go wrong with one document is found before it
-            // writes anything; an error while writing is the store's.
-            let result = match whole(&tx, id, kind_hint, &bytes, &actor) {
-                Ok(replica) => Ok(store_whole(&tx, id, replica)?),
-                Err(e) => Err(e),
-            };
-            results.push((id, result));
-        }
-        tx.commit()?;
-        Ok(results)
+        self.replayable(|conn| {
+            let tx = conn.transaction()?;
+            let mut results = Vec::with_capacity(docs.len());
+            for (id, kind_hint, bytes) in docs {
+                // Everything that can go wrong with one document is found before it
+                // writes anything; an error while writing is the store's.
+                let result = match whole(&tx, id, kind_hint, &bytes, &actor) {
+                    Ok(replica) => Ok(store_whole(&tx, id, replica)?),
+                    Err(e) => Err(e),
+                };
+                results.push((id, result));
+            }
+            tx.commit()?;
+            Ok(results)
+        })
     }
 }
 

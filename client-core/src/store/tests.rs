@@ -1009,3 +1009,31 @@ fn the_change_listener_hears_local_changes_only() {
     store.set_change_listener(None);
     store.add_member(branch, member("赵春生")).unwrap();
 }
+
+#[test]
+fn replayable_writes_leave_local_edits_fully_synchronous() {
+    let (mut store, branch) = store_with_branch();
+    let synchronous = |store: &Store| -> i64 {
+        store
+            .conn()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    };
+    const FULL: i64 = 2;
+    assert_eq!(synchronous(&store), FULL);
+    let roster = store.branch_document(branch, DocKind::Roster).unwrap();
+    let heads = store.heads(roster).unwrap().unwrap();
+    store.mark_acknowledged(roster, &heads).unwrap();
+    store
+        .save_sync_state("peer", roster, &automerge::sync::State::new())
+        .unwrap();
+    // An error inside restores it too.
+    assert!(
+        store
+            .receive_documents(vec![(roster, None, b"not a document".to_vec())])
+            .unwrap()[0]
+            .1
+            .is_err()
+    );
+    assert_eq!(synchronous(&store), FULL);
+}
