@@ -178,6 +178,9 @@ fn quic_config(identity: &Identity) -> anyhow::Result<quinn::ServerConfig> {
         .with_no_client_auth()
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
     tls.alpn_protocols = vec![branchline_protocol::ALPN.to_vec()];
+    // One resumption ticket per connection (rustls sends two): a device reconnects
+    // from one place at a time, and each resumed connection brings a fresh ticket.
+    tls.send_tls13_tickets = 1;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();

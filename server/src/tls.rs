@@ -91,8 +91,15 @@ fn load_or_create_reset_key(dir: &Path) -> Result<[u8; 32]> {
 /// processes starting at once end up sharing one identity.
 fn create(data_dir: &Path, dir: &Path) -> Result<()> {
     let names: Vec<String> = SUBJECT_ALT_NAMES.iter().map(|n| (*n).to_owned()).collect();
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(|e| Error::Certificate(e.to_string()))?;
+    // Ed25519: the shortest certificate and signature TLS 1.3 offers, and every
+    // full handshake carries both to the phone.
+    let certificate_error = |e: rcgen::Error| Error::Certificate(e.to_string());
+    let signing_key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(certificate_error)?;
+    let cert = rcgen::CertificateParams::new(names)
+        .and_then(|params| params.self_signed(&signing_key))
+        .map_err(certificate_error)?;
+    let certified = rcgen::CertifiedKey { cert, signing_key };
     let staging = data_dir.join(format!("tls.tmp-{}", hex(&rand::random::<[u8; 8]>())));
     fs::create_dir_all(&staging)?;
     fs::write(staging.join("cert.pem"), certified.cert.pem())?;
