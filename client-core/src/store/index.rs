@@ -227,7 +227,8 @@ pub(super) fn rebuild_all(tx: &Transaction) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     tracing::info!(documents = ids.len(), "rebuilding the query index");
     for id in ids {
-        let loaded = super::load(tx, id.parse()?, None)?;
+        // Each document once: not worth keeping parsed.
+        let loaded = super::load(tx, &super::cache::DocCache::default(), id.parse()?, None)?;
         reindex(tx, &loaded.meta, &loaded.doc)?;
     }
     Ok(())

@@ -16,6 +16,7 @@
 //! that made it, which is how conflicts say "which device".
 
 mod account;
+mod cache;
 mod feedback;
 mod index;
 pub mod query;
@@ -27,6 +28,8 @@ use std::path::Path;
 
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use cache::{DocCache, Stored};
 
 use crate::conflict::{self, Conflict};
 use crate::error::{Error, Result};
@@ -92,6 +95,8 @@ pub struct Store {
     device: DeviceId,
     clock: Clock,
     listener: Option<ChangeListener>,
+    /// The documents loaded or saved last, parsed.
+    docs: DocCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -147,6 +152,7 @@ impl Store {
             device,
             clock: Box::new(Timestamp::now),
             listener: None,
+            docs: DocCache::default(),
         })
     }
 
@@ -203,7 +209,7 @@ impl Store {
 
     /// The typed record in document `id`.
     pub fn get<R: Record>(&self, id: DocId) -> Result<R> {
-        let loaded = load(&self.conn, id, None)?;
+        let loaded = load(&self.conn, &self.docs, id, None)?;
         model::hydrate(&loaded.doc)
     }
 
@@ -217,9 +223,9 @@ impl Store {
     ) -> Result<T> {
         let actor = self.actor();
         let tx = self.conn.transaction()?;
-        let mut loaded = load(&tx, id, Some(actor))?;
+        let mut loaded = load(&tx, &self.docs, id, Some(actor))?;
         let out = model::edit(&mut loaded.doc, op)?;
-        let changed = save(&tx, &mut loaded, Origin::Local)?;
+        let changed = save(&tx, &self.docs, &mut loaded, Origin::Local)?;
         tx.commit()?;
         if changed {
             self.changed_locally(id);
@@ -229,12 +235,12 @@ impl Store {
 
     /// The whole document `id`, compacted, as automerge bytes.
     pub fn export(&self, id: DocId) -> Result<Vec<u8>> {
-        Ok(load_raw(&self.conn, id)?.0.save())
+        Ok(load_raw(&self.conn, &self.docs, id)?.0.save())
     }
 
     /// The document `id` as loaded from disk, for sync and inspection.
     pub fn load_document(&self, id: DocId) -> Result<AutoCommit> {
-        Ok(load_raw(&self.conn, id)?.0)
+        Ok(load_raw(&self.conn, &self.docs, id)?.0)
     }
 
     /// Merges automerge bytes received from elsewhere (a whole document, or changes
@@ -245,7 +251,7 @@ impl Store {
     pub fn merge(&mut self, bytes: &[u8]) -> Result<DocId> {
         let actor = self.actor();
         let tx = self.conn.transaction()?;
-        let id = merge_bytes(&tx, bytes, &actor)?;
+        let id = merge_bytes(&tx, &self.docs, bytes, &actor)?;
         tx.commit()?;
         Ok(id)
     }
@@ -326,9 +332,12 @@ impl Store {
     /// sync state rolls back with the changes it describes), and an app crash loses
     /// nothing. The next local edit's commit (`FULL`) flushes them with it. Local edits
     /// are never written this way: only this device has them.
-    fn replayable<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    fn replayable<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, &DocCache) -> Result<T>,
+    ) -> Result<T> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let result = f(&mut self.conn);
+        let result = f(&mut self.conn, &self.docs);
         let restored = self.conn.pragma_update(None, "synchronous", "FULL");
         let value = result?;
         restored?;
@@ -338,9 +347,9 @@ impl Store {
     /// Records that a server durably stored document `id` up to `heads`: every local
     /// change those heads include is acknowledged.
     pub fn mark_acknowledged(&mut self, id: DocId, heads: &[ChangeHash]) -> Result<()> {
-        self.replayable(|conn| {
+        self.replayable(|conn, docs| {
             let tx = conn.transaction()?;
-            let mut loaded = load(&tx, id, None)?;
+            let mut loaded = load(&tx, docs, id, None)?;
             let known: Vec<ChangeHash> = heads
                 .iter()
                 .copied()
@@ -381,7 +390,7 @@ impl Store {
         let mut all = Vec::new();
         for id in ids {
             let id = id.parse()?;
-            all.extend(conflict::find(id, &load_raw(&self.conn, id)?.0));
+            all.extend(conflict::find(id, &load_raw(&self.conn, &self.docs, id)?.0));
         }
         Ok(all)
     }
@@ -391,9 +400,9 @@ impl Store {
     pub fn settle_conflict(&mut self, id: DocId, path: &str, keep: usize) -> Result<()> {
         let actor = self.actor();
         let tx = self.conn.transaction()?;
-        let mut loaded = load(&tx, id, Some(actor))?;
+        let mut loaded = load(&tx, &self.docs, id, Some(actor))?;
         conflict::settle(&mut loaded.doc, path, keep)?;
-        let changed = save(&tx, &mut loaded, Origin::Local)?;
+        let changed = save(&tx, &self.docs, &mut loaded, Origin::Local)?;
         tx.commit()?;
         if changed {
             self.changed_locally(id);
@@ -688,7 +697,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         for bytes in documents {
-            merge_bytes(&tx, bytes, &actor)?;
+            merge_bytes(&tx, &self.docs, bytes, &actor)?;
             n += 1;
         }
         tx.commit()?;
@@ -749,33 +758,38 @@ fn unacked_hashes(conn: &Connection, id: DocId) -> Result<Vec<ChangeHash>> {
     .collect()
 }
 
-/// What [`load_raw`] read besides the document itself.
-struct Stored {
-    heads: Vec<ChangeHash>,
-    snapshot_len: usize,
-    chunks_len: usize,
-    next_chunk: i64,
-}
-
 /// Loads document `id` as snapshot plus chunks, in one `AutoCommit::load`, without
 /// reading its header: the header was checked when the document entered the store.
-fn load_raw(conn: &Connection, id: DocId) -> Result<(AutoCommit, Stored)> {
+/// A copy from `cache` when it holds the document as its row describes it.
+fn load_raw(conn: &Connection, cache: &DocCache, id: DocId) -> Result<(AutoCommit, Stored)> {
     let key = id.to_string();
     let row = conn
         .prepare_cached(
-            "SELECT snapshot, chunks_len, next_chunk, heads FROM documents WHERE doc_id = ?1",
+            "SELECT length(snapshot), chunks_len, next_chunk, heads FROM documents
+             WHERE doc_id = ?1",
         )?
         .query_row([&key], |r| {
             Ok((
-                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Vec<u8>>(3)?,
             ))
         })
         .optional()?;
-    let (mut bytes, chunks_len, next_chunk, heads) = row.ok_or(Error::DocNotFound(id))?;
-    let snapshot_len = bytes.len();
+    let (snapshot_len, chunks_len, next_chunk, heads) = row.ok_or(Error::DocNotFound(id))?;
+    let stored = Stored {
+        heads: decode_heads(&heads)?,
+        snapshot_len: snapshot_len as usize,
+        chunks_len: chunks_len as usize,
+        next_chunk,
+    };
+    if let Some(doc) = cache.get(id, &stored) {
+        return Ok((doc, stored));
+    }
+    let mut bytes: Vec<u8> = conn
+        .prepare_cached("SELECT snapshot FROM documents WHERE doc_id = ?1")?
+        .query_row([&key], |r| r.get(0))?;
     if chunks_len > 0 {
         bytes.reserve(chunks_len as usize);
         let mut stmt =
@@ -786,18 +800,13 @@ fn load_raw(conn: &Connection, id: DocId) -> Result<(AutoCommit, Stored)> {
         }
     }
     let doc = AutoCommit::load(&bytes).map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-    let stored = Stored {
-        heads: decode_heads(&heads)?,
-        snapshot_len,
-        chunks_len: chunks_len as usize,
-        next_chunk,
-    };
+    cache.put(id, stored.clone(), &doc);
     Ok((doc, stored))
 }
 
 /// Loads document `id` for an edit or a merge, with its header checked.
-fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> {
-    let (mut doc, stored) = load_raw(conn, id)?;
+fn load(conn: &Connection, cache: &DocCache, id: DocId, actor: Option<ActorId>) -> Result<Loaded> {
+    let (mut doc, stored) = load_raw(conn, cache, id)?;
     if let Some(actor) = actor {
         doc.set_actor(actor);
     }
@@ -821,13 +830,13 @@ fn load(conn: &Connection, id: DocId, actor: Option<ActorId>) -> Result<Loaded> 
 
 /// Merges automerge bytes from elsewhere into the document they name, or stores
 /// them as a new document.
-fn merge_bytes(tx: &Transaction, bytes: &[u8], actor: &ActorId) -> Result<DocId> {
+fn merge_bytes(tx: &Transaction, cache: &DocCache, bytes: &[u8], actor: &ActorId) -> Result<DocId> {
     let mut incoming = AutoCommit::load(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
     let meta = model::read_meta(&incoming)?;
     if !exists(tx, meta.id)? {
         return insert_document(tx, &mut incoming, Origin::Remote);
     }
-    let mut loaded = load(tx, meta.id, Some(actor.clone()))?;
+    let mut loaded = load(tx, cache, meta.id, Some(actor.clone()))?;
     if loaded.meta.kind != meta.kind || loaded.meta.branch != meta.branch {
         return Err(Error::Corrupt(format!(
             "document {} changed its header in a merge",
@@ -835,7 +844,7 @@ fn merge_bytes(tx: &Transaction, bytes: &[u8], actor: &ActorId) -> Result<DocId>
         )));
     }
     loaded.doc.merge(&mut incoming)?;
-    save(tx, &mut loaded, Origin::Remote)?;
+    save(tx, cache, &mut loaded, Origin::Remote)?;
     Ok(meta.id)
 }
 
@@ -889,7 +898,7 @@ fn write_snapshot(tx: &Transaction, id: DocId, doc: &mut AutoCommit) -> Result<u
     Ok(snapshot.len())
 }
 
-fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
+fn save(tx: &Transaction, cache: &DocCache, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
     let chunk = loaded.doc.save_after(&loaded.heads);
     let heads = loaded.doc.get_heads();
     if chunk.is_empty() || heads == loaded.heads {
@@ -930,6 +939,13 @@ fn save(tx: &Transaction, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
     }
     loaded.heads = heads;
     index::reindex(tx, &loaded.meta, &loaded.doc)?;
+    let stored = Stored {
+        heads: loaded.heads.clone(),
+        snapshot_len: loaded.snapshot_len,
+        chunks_len: loaded.chunks_len,
+        next_chunk: loaded.next_chunk,
+    };
+    cache.put(loaded.id, stored, &loaded.doc);
     Ok(true)
 }
 

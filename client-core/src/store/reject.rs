@@ -143,7 +143,7 @@ impl Store {
         let actor = self.actor();
         let at = self.now();
         let tx = self.conn.transaction()?;
-        let mut loaded = match load(&tx, id, Some(actor.clone())) {
+        let mut loaded = match load(&tx, &self.docs, id, Some(actor.clone())) {
             Ok(loaded) => loaded,
             Err(Error::DocNotFound(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e),

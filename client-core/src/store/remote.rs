@@ -17,6 +17,7 @@ use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{Heads, ManifestEntry};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::cache::DocCache;
 use super::{Loaded, Origin, Store, decode_heads, insert_document, load, save};
 use crate::error::{Error, Result};
 use crate::ids::DocId;
@@ -64,8 +65,13 @@ impl Replica {
 
 /// Loads document `id` as the store has it plus any pending changes; returns whether
 /// there were pending changes.
-fn load_replica(conn: &Connection, id: DocId, actor: ActorId) -> Result<(Replica, bool)> {
-    let mut replica = match load(conn, id, Some(actor.clone())) {
+fn load_replica(
+    conn: &Connection,
+    cache: &DocCache,
+    id: DocId,
+    actor: ActorId,
+) -> Result<(Replica, bool)> {
+    let mut replica = match load(conn, cache, id, Some(actor.clone())) {
         Ok(loaded) => Replica::Stored(loaded),
         Err(Error::DocNotFound(_)) => Replica::New(AutoCommit::new().with_actor(actor)),
         Err(e) => return Err(e),
@@ -159,7 +165,7 @@ impl Store {
     /// Persists the sync state with `peer` for document `id` (what
     /// [`sync::State::encode`] keeps: the heads both sides are known to share).
     pub fn save_sync_state(&mut self, peer: &str, id: DocId, state: &sync::State) -> Result<()> {
-        self.replayable(|conn| {
+        self.replayable(|conn, _| {
             let tx = conn.transaction()?;
             write_sync_state(&tx, peer, id, &state.encode())?;
             tx.commit()?;
@@ -218,7 +224,7 @@ impl Store {
         id: DocId,
         state: &mut sync::State,
     ) -> Result<Option<sync::Message>> {
-        let (mut replica, _) = load_replica(&self.conn, id, self.actor())?;
+        let (mut replica, _) = load_replica(&self.conn, &self.docs, id, self.actor())?;
         Ok(replica.doc().sync().generate_sync_message(state))
     }
 
@@ -241,9 +247,9 @@ impl Store {
         message: sync::Message,
     ) -> Result<Applied> {
         let actor = self.actor();
-        self.replayable(|conn| {
+        self.replayable(|conn, docs| {
             let tx = conn.transaction()?;
-            let (mut replica, had_pending) = load_replica(&tx, id, actor)?;
+            let (mut replica, had_pending) = load_replica(&tx, docs, id, actor)?;
             let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
             let state_before = state.encode();
             let mut next = state.clone();
@@ -272,7 +278,7 @@ impl Store {
             match &mut replica {
                 Replica::Stored(loaded) => {
                     check_header_kept(id, &loaded.meta, &loaded.doc)?;
-                    applied.changed = save(&tx, loaded, Origin::Remote)?;
+                    applied.changed = save(&tx, docs, loaded, Origin::Remote)?;
                     applied.heads = loaded.heads.clone();
                 }
                 Replica::New(doc) => match model::read_meta(doc) {
@@ -320,14 +326,14 @@ impl Store {
         docs: Vec<(DocId, Option<&str>, Vec<u8>)>,
     ) -> Result<Vec<(DocId, Result<Applied>)>> {
         let actor = self.actor();
-        self.replayable(|conn| {
+        self.replayable(|conn, cache| {
             let tx = conn.transaction()?;
             let mut results = Vec::with_capacity(docs.len());
             for (id, kind_hint, bytes) in docs {
                 // Everything that can go wrong with one document is found before it
                 // writes anything; an error while writing is the store's.
-                let result = match whole(&tx, id, kind_hint, &bytes, &actor) {
-                    Ok(replica) => Ok(store_whole(&tx, id, replica)?),
+                let result = match whole(&tx, cache, id, kind_hint, &bytes, &actor) {
+                    Ok(replica) => Ok(store_whole(&tx, cache, id, replica)?),
                     Err(e) => Err(e),
                 };
                 results.push((id, result));
@@ -342,6 +348,7 @@ impl Store {
 /// stored one.
 fn whole(
     tx: &Connection,
+    cache: &DocCache,
     id: DocId,
     kind_hint: Option<&str>,
     bytes: &[u8],
@@ -362,7 +369,7 @@ fn whole(
         reason: e.to_string(),
     })?;
     check_new_header(id, kind_hint, &meta)?;
-    match load(tx, id, Some(actor.clone())) {
+    match load(tx, cache, id, Some(actor.clone())) {
         Ok(mut stored) => {
             stored.doc.merge(&mut incoming)?;
             check_header_kept(id, &stored.meta, &stored.doc)?;
@@ -377,14 +384,14 @@ fn whole(
 }
 
 /// Writes a document [`whole`] prepared.
-fn store_whole(tx: &Transaction, id: DocId, replica: Replica) -> Result<Applied> {
+fn store_whole(tx: &Transaction, cache: &DocCache, id: DocId, replica: Replica) -> Result<Applied> {
     tx.execute(
         "DELETE FROM sync_pending WHERE doc_id = ?1",
         [id.to_string()],
     )?;
     Ok(match replica {
         Replica::Stored(mut stored) => Applied {
-            changed: save(tx, &mut stored, Origin::Remote)?,
+            changed: save(tx, cache, &mut stored, Origin::Remote)?,
             heads: stored.heads,
             created: false,
             pending: false,

@@ -1037,3 +1037,34 @@ fn replayable_writes_leave_local_edits_fully_synchronous() {
     );
     assert_eq!(synchronous(&store), FULL);
 }
+
+#[test]
+fn a_document_kept_parsed_never_hides_another_connections_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut first = Store::open(&path).unwrap();
+    let branch = first.create_branch("幸福里", Level::Branch, None).unwrap();
+    let wang = first.add_member(branch, member("王秀英")).unwrap();
+    let roster = first.branch_document(branch, DocKind::Roster).unwrap();
+    // Parsed and kept by the first store…
+    let before: Roster = first.get(roster).unwrap();
+    assert_eq!(before.members.len(), 1);
+
+    // …while a second connection to the same file edits it.
+    let mut second = Store::open(&path).unwrap();
+    let li = second.add_member(branch, member("李强")).unwrap();
+
+    let after: Roster = first.get(roster).unwrap();
+    assert!(after.member(li).is_ok(), "the other connection's member shows");
+    let phone = MemberUpdate {
+        phone: Some("13800000000".into()),
+        ..Default::default()
+    };
+    first.update_member(wang, phone).unwrap();
+    let merged: Roster = second.get(roster).unwrap();
+    assert!(merged.member(li).is_ok());
+    assert_eq!(
+        merged.member(wang).unwrap().phone.as_deref(),
+        Some("13800000000")
+    );
+}
