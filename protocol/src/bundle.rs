@@ -32,10 +32,14 @@ use crate::message::byte_string;
 pub const MAX_DOCS_PER_REQUEST: usize = 1024;
 
 /// How many bytes of documents a server puts in one bundle before it starts the
-/// next (a single larger document gets a bundle of its own). Big enough for
-/// compression to find what documents share, small enough that the device can
-/// store the first bundle while the next is on the way.
-pub const TARGET_UNPACKED_LEN: usize = 256 * 1024;
+/// next (a single larger document gets a bundle of its own).
+///
+/// A bundle is what a first sync keeps when the link drops: the device stores each
+/// one as it arrives, and a bundle cut off mid-way is asked for again. 64 KiB of
+/// documents deflate to about 40 KB, under ten seconds on GPRS, while compressing
+/// nearly as well as larger bundles (0.64 × the saved size on the generated branch,
+/// against 0.61 at 256 KiB).
+pub const TARGET_UNPACKED_LEN: usize = 64 * 1024;
 
 /// The most bytes a bundle may unpack to.
 pub const MAX_UNPACKED_LEN: usize = 64 * 1024 * 1024;

@@ -1055,7 +1055,10 @@ fn a_document_kept_parsed_never_hides_another_connections_write() {
     let li = second.add_member(branch, member("李强")).unwrap();
 
     let after: Roster = first.get(roster).unwrap();
-    assert!(after.member(li).is_ok(), "the other connection's member shows");
+    assert!(
+        after.member(li).is_ok(),
+        "the other connection's member shows"
+    );
     let phone = MemberUpdate {
         phone: Some("13800000000".into()),
         ..Default::default()
