@@ -1127,9 +1127,17 @@ impl Link {
             .open_bi()
             .await
             .map_err(|e| lost(format!("cannot open a stream: {e}")))?;
-        let tx = self.doc_tx.clone();
         let number = self.next_stream;
         self.next_stream += 1;
+        self.forward(recv, DocIncoming::Closed(doc, number));
+        self.docs.insert(doc, (number, send));
+        Ok(())
+    }
+
+    /// Hands every frame of `recv` to the session, then `end`. A bad frame ends
+    /// the stream there.
+    fn forward(&mut self, recv: quinn::RecvStream, end: DocIncoming) {
+        let tx = self.doc_tx.clone();
         self.readers.spawn(async move {
             let mut frames = FramedRead::new(recv, FrameCodec::new());
             while let Some(frame) = frames.next().await {
@@ -1140,15 +1148,13 @@ impl Link {
                         }
                     }
                     Err(e) => {
-                        debug!(%doc, error = %e, "bad frame on a document stream");
+                        debug!(error = %e, "bad frame on a document stream");
                         break;
                     }
                 }
             }
-            let _ = tx.send(DocIncoming::Closed(doc, number));
+            let _ = tx.send(end);
         });
-        self.docs.insert(doc, (number, send));
-        Ok(())
     }
 
     /// Opens a stream asking for `docs` whole; its answers come in as document
@@ -1169,24 +1175,7 @@ impl Link {
         let _ = send.finish();
         self.frame_bytes_sent += frame.len() as u64;
         self.fetches += 1;
-        let tx = self.doc_tx.clone();
-        self.readers.spawn(async move {
-            let mut frames = FramedRead::new(recv, FrameCodec::new());
-            while let Some(frame) = frames.next().await {
-                match frame {
-                    Ok(message) => {
-                        if tx.send(DocIncoming::Message(message)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        debug!(error = %e, "bad frame on a GetDocuments stream");
-                        break;
-                    }
-                }
-            }
-            let _ = tx.send(DocIncoming::FetchClosed(docs));
-        });
+        self.forward(recv, DocIncoming::FetchClosed(docs));
         Ok(())
     }
 
