@@ -850,8 +850,21 @@ fn merge_bytes(tx: &Transaction, cache: &DocCache, bytes: &[u8], actor: &ActorId
 
 /// Stores a document not yet in the store, as a snapshot.
 fn insert_document(tx: &Transaction, doc: &mut AutoCommit, origin: Origin) -> Result<DocId> {
-    let meta = model::read_meta(doc)?;
     let snapshot = doc.save();
+    insert_saved(tx, doc, &snapshot, origin)
+}
+
+/// Stores a document not yet in the store with `saved`, bytes `doc` was loaded from
+/// (a server's stored form is kept as it came: saving it again would only spend
+/// time; the next compaction rewrites it).
+fn insert_saved(
+    tx: &Transaction,
+    doc: &mut AutoCommit,
+    saved: &[u8],
+    origin: Origin,
+) -> Result<DocId> {
+    let meta = model::read_meta(doc)?;
+    let snapshot = saved;
     let heads = doc.get_heads();
     tx.execute(
         "INSERT INTO documents (doc_id, kind, branch_id, schema, snapshot, heads, updated_at)

@@ -18,7 +18,7 @@ use branchline_protocol::{Heads, ManifestEntry};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::cache::DocCache;
-use super::{Loaded, Origin, Store, decode_heads, insert_document, load, save};
+use super::{Loaded, Origin, Store, decode_heads, insert_document, insert_saved, load, save};
 use crate::error::{Error, Result};
 use crate::ids::DocId;
 use crate::model::{self, Meta};
@@ -333,7 +333,7 @@ impl Store {
                 // Everything that can go wrong with one document is found before it
                 // writes anything; an error while writing is the store's.
                 let result = match whole(&tx, cache, id, kind_hint, &bytes, &actor) {
-                    Ok(replica) => Ok(store_whole(&tx, cache, id, replica)?),
+                    Ok(replica) => Ok(store_whole(&tx, cache, id, replica, &bytes)?),
                     Err(e) => Err(e),
                 };
                 results.push((id, result));
@@ -384,7 +384,14 @@ fn whole(
 }
 
 /// Writes a document [`whole`] prepared.
-fn store_whole(tx: &Transaction, cache: &DocCache, id: DocId, replica: Replica) -> Result<Applied> {
+/// `bytes` are what a new document was loaded from, stored as they are.
+fn store_whole(
+    tx: &Transaction,
+    cache: &DocCache,
+    id: DocId,
+    replica: Replica,
+    bytes: &[u8],
+) -> Result<Applied> {
     tx.execute(
         "DELETE FROM sync_pending WHERE doc_id = ?1",
         [id.to_string()],
@@ -397,7 +404,7 @@ fn store_whole(tx: &Transaction, cache: &DocCache, id: DocId, replica: Replica) 
             pending: false,
         },
         Replica::New(mut doc) => {
-            insert_document(tx, &mut doc, Origin::Remote)?;
+            insert_saved(tx, &mut doc, bytes, Origin::Remote)?;
             Applied {
                 heads: doc.get_heads(),
                 changed: true,
