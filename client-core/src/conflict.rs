@@ -79,7 +79,12 @@ fn visit(
     found: &mut Vec<Conflict>,
 ) {
     let values = doc.get_all(obj, prop.clone()).unwrap_or_default();
-    let winner = doc.get(obj, prop.clone()).ok().flatten().map(|(_, id)| id);
+    // One value is its own winner; only a conflict needs a second lookup.
+    let winner = match values.as_slice() {
+        [] => None,
+        [(_, only)] => Some(only.clone()),
+        _ => doc.get(obj, prop.clone()).ok().flatten().map(|(_, id)| id),
+    };
     path.push(prop.to_string());
     if values.len() > 1 {
         found.push(Conflict {
