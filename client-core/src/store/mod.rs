@@ -66,10 +66,8 @@ struct Loaded {
     id: DocId,
     doc: AutoCommit,
     meta: Meta,
-    heads: Vec<ChangeHash>,
-    snapshot_len: usize,
-    chunks_len: usize,
-    next_chunk: i64,
+    /// The stored form `doc` was read from (and is kept in step with by `save`).
+    stored: Stored,
 }
 
 /// Summary of a document as stored.
@@ -821,10 +819,7 @@ fn load(conn: &Connection, cache: &DocCache, id: DocId, actor: Option<ActorId>) 
         id,
         doc,
         meta,
-        heads: stored.heads,
-        snapshot_len: stored.snapshot_len,
-        chunks_len: stored.chunks_len,
-        next_chunk: stored.next_chunk,
+        stored,
     })
 }
 
@@ -864,7 +859,6 @@ fn insert_saved(
     origin: Origin,
 ) -> Result<DocId> {
     let meta = model::read_meta(doc)?;
-    let snapshot = saved;
     let heads = doc.get_heads();
     tx.execute(
         "INSERT INTO documents (doc_id, kind, branch_id, schema, snapshot, heads, updated_at)
@@ -874,7 +868,7 @@ fn insert_saved(
             meta.kind,
             meta.branch.to_string(),
             meta.schema as i64,
-            snapshot,
+            saved,
             encode_heads(&heads),
         ],
     )?;
@@ -895,8 +889,6 @@ fn record_unacked(tx: &Transaction, id: DocId, hashes: &[ChangeHash]) -> Result<
     Ok(())
 }
 
-/// Appends what changed since `loaded` was read, compacting when the appended chunks
-/// outgrow the snapshot, then refreshes the index. Returns whether anything changed.
 /// Replaces the stored snapshot of document `id` with the whole of `doc` and drops
 /// its chunks; returns the snapshot's size.
 fn write_snapshot(tx: &Transaction, id: DocId, doc: &mut AutoCommit) -> Result<usize> {
@@ -911,17 +903,21 @@ fn write_snapshot(tx: &Transaction, id: DocId, doc: &mut AutoCommit) -> Result<u
     Ok(snapshot.len())
 }
 
+/// Appends what changed since `loaded` was read, compacting when the appended chunks
+/// outgrow the snapshot, then refreshes the index and keeps the document parsed in
+/// `cache`. Returns whether anything changed.
 fn save(tx: &Transaction, cache: &DocCache, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
-    let chunk = loaded.doc.save_after(&loaded.heads);
+    let stored = &mut loaded.stored;
+    let chunk = loaded.doc.save_after(&stored.heads);
     let heads = loaded.doc.get_heads();
-    if chunk.is_empty() || heads == loaded.heads {
+    if chunk.is_empty() || heads == stored.heads {
         return Ok(false);
     }
     if origin == Origin::Local {
         let ours = loaded.doc.get_actor().clone();
         let new: Vec<ChangeHash> = loaded
             .doc
-            .get_changes(&loaded.heads)
+            .get_changes(&stored.heads)
             .iter()
             .filter(|c| *c.actor_id() == ours)
             .map(|c| c.hash())
@@ -929,36 +925,30 @@ fn save(tx: &Transaction, cache: &DocCache, loaded: &mut Loaded, origin: Origin)
         record_unacked(tx, loaded.id, &new)?;
     }
     let id = loaded.id.to_string();
-    if loaded.chunks_len + chunk.len() > loaded.snapshot_len {
-        loaded.snapshot_len = write_snapshot(tx, loaded.id, &mut loaded.doc)?;
-        loaded.chunks_len = 0;
+    if stored.chunks_len + chunk.len() > stored.snapshot_len {
+        stored.snapshot_len = write_snapshot(tx, loaded.id, &mut loaded.doc)?;
+        stored.chunks_len = 0;
     } else {
         tx.execute(
             "INSERT INTO doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
-            params![id, loaded.next_chunk, chunk],
+            params![id, stored.next_chunk, chunk],
         )?;
-        loaded.chunks_len += chunk.len();
-        loaded.next_chunk += 1;
+        stored.chunks_len += chunk.len();
+        stored.next_chunk += 1;
         tx.execute(
             "UPDATE documents SET chunks_len = ?2, next_chunk = ?3, heads = ?4,
              updated_at = strftime('%s', 'now') WHERE doc_id = ?1",
             params![
                 id,
-                loaded.chunks_len as i64,
-                loaded.next_chunk,
+                stored.chunks_len as i64,
+                stored.next_chunk,
                 encode_heads(&heads)
             ],
         )?;
     }
-    loaded.heads = heads;
+    stored.heads = heads;
     index::reindex(tx, &loaded.meta, &loaded.doc)?;
-    let stored = Stored {
-        heads: loaded.heads.clone(),
-        snapshot_len: loaded.snapshot_len,
-        chunks_len: loaded.chunks_len,
-        next_chunk: loaded.next_chunk,
-    };
-    cache.put(loaded.id, stored, &loaded.doc);
+    cache.put(loaded.id, loaded.stored.clone(), &loaded.doc);
     Ok(true)
 }
 

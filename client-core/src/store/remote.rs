@@ -279,7 +279,7 @@ impl Store {
                 Replica::Stored(loaded) => {
                     check_header_kept(id, &loaded.meta, &loaded.doc)?;
                     applied.changed = save(&tx, docs, loaded, Origin::Remote)?;
-                    applied.heads = loaded.heads.clone();
+                    applied.heads = loaded.stored.heads.clone();
                 }
                 Replica::New(doc) => match model::read_meta(doc) {
                     Ok(meta) => {
@@ -370,10 +370,10 @@ fn whole(
     })?;
     check_new_header(id, kind_hint, &meta)?;
     match load(tx, cache, id, Some(actor.clone())) {
-        Ok(mut stored) => {
-            stored.doc.merge(&mut incoming)?;
-            check_header_kept(id, &stored.meta, &stored.doc)?;
-            Ok(Replica::Stored(stored))
+        Ok(mut loaded) => {
+            loaded.doc.merge(&mut incoming)?;
+            check_header_kept(id, &loaded.meta, &loaded.doc)?;
+            Ok(Replica::Stored(loaded))
         }
         Err(Error::DocNotFound(_)) => {
             incoming.set_actor(actor.clone());
@@ -397,9 +397,9 @@ fn store_whole(
         [id.to_string()],
     )?;
     Ok(match replica {
-        Replica::Stored(mut stored) => Applied {
-            changed: save(tx, cache, &mut stored, Origin::Remote)?,
-            heads: stored.heads,
+        Replica::Stored(mut loaded) => Applied {
+            changed: save(tx, cache, &mut loaded, Origin::Remote)?,
+            heads: loaded.stored.heads,
             created: false,
             pending: false,
         },
