@@ -727,22 +727,17 @@ impl Session {
                 return Ok(Vec::new());
             }
         };
-        let wanted: Vec<_> = docs
+        let (fetching, kinds) = (&self.fetching, &self.kinds);
+        let batch = docs
             .into_iter()
             .filter_map(|saved| {
                 let doc = DocId::from(saved.doc_id);
-                if self.fetching.contains_key(&doc) {
-                    Some((doc, saved.data))
-                } else {
+                if !fetching.contains_key(&doc) {
                     tracing::warn!(%doc, "received whole but not asked for");
-                    None
+                    return None;
                 }
+                Some((doc, kinds.get(&doc).map(String::as_str), saved.data))
             })
-            .collect();
-        let kinds = &self.kinds;
-        let batch = wanted
-            .into_iter()
-            .map(|(doc, data)| (doc, kinds.get(&doc).map(String::as_str), data))
             .collect();
         let results = store.receive_documents(batch)?;
         let mut out = Vec::new();
