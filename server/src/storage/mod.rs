@@ -528,19 +528,15 @@ impl Storage {
         doc_ids: &[DocId],
         from: usize,
     ) -> Result<Option<(Vec<u8>, usize)>> {
-        let readable: Vec<(usize, DocId)> = doc_ids
-            .iter()
-            .enumerate()
-            .skip(from)
-            .filter(|(_, id)| self.access(who, **id).is_some_and(|a| a.read))
-            .map(|(i, id)| (i, *id))
-            .collect();
         self.read(|conn| {
             let tx = conn.transaction()?;
             let mut docs = Vec::new();
             let mut unpacked = 0;
             let mut next = doc_ids.len();
-            for (i, id) in readable {
+            for (i, &id) in doc_ids.iter().enumerate().skip(from) {
+                if !self.access(who, id).is_some_and(|a| a.read) {
+                    continue;
+                }
                 let Some(bytes) = documents::read_bytes(&tx, id)? else {
                     continue;
                 };
