@@ -17,7 +17,7 @@
 //!
 //! [`Message::Documents`]: crate::Message::Documents
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
@@ -108,21 +108,20 @@ pub fn unpack(bundle: &[u8]) -> Result<Vec<SavedDocument>, BundleError> {
     }
 }
 
-/// Writes `data` to a deflate stream: for tests that need a bundle that is not one.
-#[doc(hidden)]
-pub fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(data)
-        .expect("deflating into memory cannot fail");
-    encoder.finish().expect("deflating into memory cannot fail")
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
+    use std::io::Write as _;
+
     use super::*;
+
+    /// `data` as a deflate stream: a bundle that is not one.
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
 
     fn id(n: u8) -> DocId {
         DocId::from_bytes([n; 16])

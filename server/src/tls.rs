@@ -99,13 +99,12 @@ fn create(data_dir: &Path, dir: &Path) -> Result<()> {
     let cert = rcgen::CertificateParams::new(names)
         .and_then(|params| params.self_signed(&signing_key))
         .map_err(certificate_error)?;
-    let certified = rcgen::CertifiedKey { cert, signing_key };
     let staging = data_dir.join(format!("tls.tmp-{}", hex(&rand::random::<[u8; 8]>())));
     fs::create_dir_all(&staging)?;
-    fs::write(staging.join("cert.pem"), certified.cert.pem())?;
+    fs::write(staging.join("cert.pem"), cert.pem())?;
     write_private(
         &staging.join("key.pem"),
-        certified.signing_key.serialize_pem().as_bytes(),
+        signing_key.serialize_pem().as_bytes(),
     )?;
     match fs::rename(&staging, dir) {
         Ok(()) => Ok(()),
