@@ -317,6 +317,7 @@ impl Admin {
         let (invite, server) = self.write(|tx| {
             let invite = auth::create_invite(
                 tx,
+                db::now_ms(),
                 branch.into(),
                 role,
                 member.map(Into::into),

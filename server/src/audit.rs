@@ -77,21 +77,30 @@ pub struct AuditEntry {
 
 /// An audit row about to be written.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct AuditRecord {
+pub struct AuditRecord {
+    /// What happened (one of [`event`]'s names).
     pub event: &'static str,
+    /// The device that did it.
     pub device: Option<DeviceId>,
+    /// The member that device belongs to.
     pub member: Option<MemberId>,
+    /// The branch concerned.
     pub branch: Option<BranchId>,
+    /// The document concerned.
     pub doc: Option<DocId>,
+    /// The stable code of a refusal.
     pub code: Option<String>,
+    /// The automerge change concerned.
     pub change_hash: Option<[u8; 32]>,
+    /// The automerge actor of that change.
     pub actor: Option<Vec<u8>>,
+    /// Anything else, for people.
     pub detail: String,
 }
 
 impl AuditRecord {
     /// A record of `event` with nothing else set.
-    pub(crate) fn new(event: &'static str) -> Self {
+    pub fn new(event: &'static str) -> Self {
         AuditRecord {
             event,
             ..Default::default()

@@ -109,22 +109,33 @@ pub fn parse_role(text: &str) -> Option<Role> {
 
 /// An enrolled device as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DeviceRecord {
+pub struct DeviceRecord {
+    /// The device.
     pub device_id: DeviceId,
+    /// Its branch.
     pub branch: BranchId,
+    /// Its role there.
     pub role: Role,
+    /// The member it belongs to (none for residents and shared devices).
     pub member: Option<MemberId>,
+    /// The name it enrolled with.
     pub name: String,
+    /// Whether it was revoked.
     pub revoked: bool,
 }
 
 /// Why a Hello was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AuthFailure {
+pub enum AuthFailure {
+    /// No such invite or submission code.
     InviteInvalid,
+    /// The invite expired.
     InviteExpired,
+    /// The invite was used already.
     InviteUsed,
+    /// Unknown device or wrong secret.
     Unauthenticated,
+    /// The device was revoked.
     DeviceRevoked,
     /// A submission code registered too many residents in the last hour.
     RateLimited,
@@ -132,7 +143,7 @@ pub(crate) enum AuthFailure {
 
 impl AuthFailure {
     /// The wire code.
-    pub(crate) fn code(self) -> ErrorCode {
+    pub fn code(self) -> ErrorCode {
         match self {
             AuthFailure::InviteInvalid => ErrorCode::InviteInvalid,
             AuthFailure::InviteExpired => ErrorCode::InviteExpired,
@@ -146,8 +157,10 @@ impl AuthFailure {
 
 /// A new invite, as stored.
 #[derive(Debug, Clone)]
-pub(crate) struct NewInvite {
+pub struct NewInvite {
+    /// The one-time code (only its hash is stored).
     pub code: String,
+    /// When it expires, in milliseconds since the epoch.
     pub expires_at_ms: i64,
 }
 
@@ -155,6 +168,7 @@ pub(crate) struct NewInvite {
 /// or `None` for the admin CLI.
 pub(crate) fn create_invite(
     conn: &Connection,
+    now: i64,
     branch: BranchId,
     role: Role,
     member: Option<MemberId>,
@@ -170,7 +184,6 @@ pub(crate) fn create_invite(
     if !db::branch_known(conn, &branch)? {
         return Err(Error::UnknownBranch(branch.to_string()));
     }
-    let now = db::now_ms();
     let expires_at_ms = now.saturating_add(valid_for.as_millis().min(i64::MAX as u128) as i64);
     let code = new_invite_code();
     conn.execute(
@@ -258,12 +271,12 @@ pub(crate) fn residents_registered_since(
 /// ([`AuthFailure::RateLimited`]).
 pub(crate) fn enroll(
     conn: &Connection,
+    now: i64,
     invite_code: &str,
     device_name: &str,
     actor_id: &[u8],
     residents_per_hour: u32,
 ) -> Result<std::result::Result<(DeviceRecord, DeviceSecret), AuthFailure>> {
-    let now = db::now_ms();
     let invite = conn
         .query_row(
             "SELECT branch_id, role, member_id, expires_at_ms, used_at_ms
@@ -458,10 +471,10 @@ pub(crate) fn check_device(
 }
 
 /// Notes that a device connected.
-pub(crate) fn touch(conn: &Connection, device_id: DeviceId) -> Result<()> {
+pub(crate) fn touch(conn: &Connection, device_id: DeviceId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
-        params![device_id.to_string(), db::now_ms()],
+        params![device_id.to_string(), now],
     )?;
     Ok(())
 }
@@ -562,6 +575,7 @@ mod tests {
         let member = MemberId::new_random();
         let invite = create_invite(
             &conn,
+            db::now_ms(),
             branch,
             Role::Member,
             Some(member),
@@ -569,19 +583,26 @@ mod tests {
             None,
         )
         .unwrap();
-        let (device, secret) = enroll(&conn, &invite.code, " Li's phone\n", b"actor-1", 30)
-            .unwrap()
-            .unwrap();
+        let (device, secret) = enroll(
+            &conn,
+            db::now_ms(),
+            &invite.code,
+            " Li's phone\n",
+            b"actor-1",
+            30,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(device.branch, branch);
         assert_eq!(device.role, Role::Member);
         assert_eq!(device.member, Some(member));
         assert_eq!(device.name, "Li's phone");
         assert_eq!(
-            enroll(&conn, &invite.code, "again", b"actor-2", 30).unwrap(),
+            enroll(&conn, db::now_ms(), &invite.code, "again", b"actor-2", 30).unwrap(),
             Err(AuthFailure::InviteUsed)
         );
         assert_eq!(
-            enroll(&conn, "NOPE-NOPE-NOPE-NOPE", "x", b"a", 30).unwrap(),
+            enroll(&conn, db::now_ms(), "NOPE-NOPE-NOPE-NOPE", "x", b"a", 30).unwrap(),
             Err(AuthFailure::InviteInvalid)
         );
         // Only hashes are stored.
@@ -602,22 +623,26 @@ mod tests {
         assert!(code.starts_with(SUBMISSION_CODE_PREFIX) && code.len() == 21);
         assert_eq!(submission_code(&conn, branch, false).unwrap(), code);
         for i in 0..3u8 {
-            let (device, _) = enroll(&conn, &code.to_lowercase(), "phone", &[i], 3)
+            let (device, _) = enroll(&conn, db::now_ms(), &code.to_lowercase(), "phone", &[i], 3)
                 .unwrap()
                 .unwrap();
             assert_eq!((device.role, device.member), (Role::Resident, None));
         }
         assert_eq!(
-            enroll(&conn, &code, "phone", b"x", 3).unwrap(),
+            enroll(&conn, db::now_ms(), &code, "phone", b"x", 3).unwrap(),
             Err(AuthFailure::RateLimited)
         );
         assert_eq!(residents_registered_since(&conn, branch, 0).unwrap(), 3);
         // A new code starts afresh; the old one is unknown.
         let rotated = submission_code(&conn, branch, true).unwrap();
         assert_ne!(rotated, code);
-        assert!(enroll(&conn, &rotated, "phone", b"y", 3).unwrap().is_ok());
+        assert!(
+            enroll(&conn, db::now_ms(), &rotated, "phone", b"y", 3)
+                .unwrap()
+                .is_ok()
+        );
         assert_eq!(
-            enroll(&conn, &code, "phone", b"z", 3).unwrap(),
+            enroll(&conn, db::now_ms(), &code, "phone", b"z", 3).unwrap(),
             Err(AuthFailure::InviteInvalid)
         );
         assert!(matches!(
@@ -631,6 +656,7 @@ mod tests {
         let (_dir, conn, branch) = database();
         let invite = create_invite(
             &conn,
+            db::now_ms(),
             branch,
             Role::Resident,
             None,
@@ -640,7 +666,7 @@ mod tests {
         .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
-            enroll(&conn, &invite.code, "late", b"a", 30).unwrap(),
+            enroll(&conn, db::now_ms(), &invite.code, "late", b"a", 30).unwrap(),
             Err(AuthFailure::InviteExpired)
         );
         // An expired invite stays unused: it cannot be revived either.
@@ -649,12 +675,21 @@ mod tests {
             .unwrap();
         assert_eq!(used, None);
         assert!(matches!(
-            create_invite(&conn, branch, Role::Member, None, Duration::ZERO, None),
+            create_invite(
+                &conn,
+                db::now_ms(),
+                branch,
+                Role::Member,
+                None,
+                Duration::ZERO,
+                None
+            ),
             Err(Error::Invalid { .. })
         ));
         assert!(matches!(
             create_invite(
                 &conn,
+                db::now_ms(),
                 BranchId::new_random(),
                 Role::Member,
                 None,
@@ -670,6 +705,7 @@ mod tests {
         let (_dir, conn, branch) = database();
         let invite = create_invite(
             &conn,
+            db::now_ms(),
             branch,
             Role::Secretary,
             None,
@@ -677,7 +713,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let (device, secret) = enroll(&conn, &invite.code, "pc", b"a", 30)
+        let (device, secret) = enroll(&conn, db::now_ms(), &invite.code, "pc", b"a", 30)
             .unwrap()
             .unwrap();
         assert_eq!(

@@ -160,7 +160,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         Some(rusqlite::ErrorCode::NotADatabase) => {
             Error::NotAServerDatabase(path.display().to_string())
         }
-        _ => Error::Sqlite(e),
+        _ => Error::from(e),
     };
     // Another process (the admin CLI next to a running server) may hold the
     // write lock for a moment; wait rather than fail.

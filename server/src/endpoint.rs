@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::task::{JoinHandle, JoinSet};
@@ -23,10 +23,10 @@ use tracing::{debug, info, warn};
 
 use crate::admin::Admin;
 use crate::config::{ServerConfig, limits};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::hub::Hub;
+use crate::server_core::{CoreSettings, ServerCore};
 use crate::storage::{CacheOptions, Storage};
-use crate::submissions::RateWindow;
 use crate::tls::{self, Identity};
 use crate::{db, session};
 
@@ -47,46 +47,10 @@ pub mod close_code {
 
 /// What every connection task shares.
 pub(crate) struct ServerState {
-    pub storage: Storage,
+    /// The protocol logic, over the storage backend.
+    pub core: ServerCore,
     pub hub: Hub,
-    pub cert_sha256: [u8; 32],
-    pub public_addr: String,
     pub shutdown: CancellationToken,
-    /// Residents one submission code may register per hour.
-    pub resident_registrations_per_hour: u32,
-    /// Petitions, and separately suggestions, one device may submit per day.
-    pub submissions_per_device_per_day: u32,
-    /// Suggestions per device in the last day, in memory only.
-    pub suggestions: RateWindow,
-    /// Held while a petition's rate limit is checked and the petition
-    /// written, so concurrent requests cannot both slip under the limit.
-    pub petition_lock: Mutex<()>,
-    /// Held while a branch's feedback box is found or created and written,
-    /// so a branch never gets two.
-    pub feedback_lock: Mutex<()>,
-}
-
-impl ServerState {
-    /// The link a device joins with `code` by (an invite or the branch's
-    /// submission code): this server's public address and certificate.
-    pub(crate) fn link(&self, code: String) -> branchline_protocol::InviteLink {
-        branchline_protocol::InviteLink {
-            server: self.public_addr.clone(),
-            code,
-            cert_sha256: self.cert_sha256,
-        }
-    }
-
-    /// Runs blocking work (SQLite, automerge) off the async executor.
-    pub(crate) async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        work: impl FnOnce(&ServerState) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let state = self.clone();
-        tokio::task::spawn_blocking(move || work(&state))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-    }
 }
 
 /// The Branchline server.
@@ -131,17 +95,16 @@ impl Server {
             .await
             .map_err(|_| Error::WriterStopped)??;
 
-        let state = Arc::new(ServerState {
-            storage,
-            hub: Hub::default(),
-            cert_sha256: identity.fingerprint,
+        let settings = CoreSettings {
             public_addr,
-            shutdown: CancellationToken::new(),
+            cert_sha256: identity.fingerprint,
             resident_registrations_per_hour: config.resident_registrations_per_hour,
             submissions_per_device_per_day: config.submissions_per_device_per_day,
-            suggestions: RateWindow::new(crate::submissions::DAY),
-            petition_lock: Mutex::new(()),
-            feedback_lock: Mutex::new(()),
+        };
+        let state = Arc::new(ServerState {
+            core: ServerCore::new(Box::new(storage), settings),
+            hub: Hub::default(),
+            shutdown: CancellationToken::new(),
         });
         let accept = tokio::spawn(accept_loop(state.clone(), endpoint, config.max_connections));
         let poller = tokio::spawn(poll_loop(state.clone()));
@@ -232,7 +195,7 @@ async fn accept_loop(state: Arc<ServerState>, endpoint: quinn::Endpoint, max_con
     // itself with the shutdown code.
     while connections.join_next().await.is_some() {}
     let stopping = state.clone();
-    if tokio::task::spawn_blocking(move || stopping.storage.shutdown())
+    if tokio::task::spawn_blocking(move || stopping.core.shutdown())
         .await
         .is_err()
     {
@@ -254,7 +217,7 @@ async fn poll_loop(state: Arc<ServerState>) {
             _ = tick.tick() => {}
         }
         catch_up(&state).await;
-        let loaded = state.storage.unload_idle();
+        let loaded = state.core.backend().unload_idle();
         debug!(loaded, connections = state.hub.len(), "poll");
     }
 }
@@ -283,10 +246,14 @@ fn endpoint_config(reset_key: &[u8; 32]) -> quinn::EndpointConfig {
 /// new branches and documents, and revocations, whose connections it
 /// closes. Runs every poll interval and before each device's manifest is
 /// taken, so a device that connects right after `branch add` sees it.
-pub(crate) async fn catch_up(state: &ServerState) {
-    match state.storage.poll().await {
-        Ok(outcome) => {
-            for device in outcome.revoked {
+pub(crate) async fn catch_up(state: &Arc<ServerState>) {
+    let polling = state.clone();
+    let polled = tokio::task::spawn_blocking(move || polling.core.poll())
+        .await
+        .unwrap_or_else(|e| Err(Error::Internal(e.to_string())));
+    match polled {
+        Ok(revoked) => {
+            for device in revoked {
                 let closed = state.hub.revoke(device);
                 if closed > 0 {
                     info!(%device, connections = closed, "revoked device disconnected");
@@ -315,7 +282,7 @@ pub struct RunningServer {
 impl std::fmt::Debug for ServerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerState")
-            .field("public_addr", &self.public_addr)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
@@ -334,7 +301,7 @@ impl RunningServer {
 
     /// The `host:port` written into invite links.
     pub fn public_addr(&self) -> &str {
-        &self.state.public_addr
+        &self.state.core.settings().public_addr
     }
 
     /// An administration handle on the server's database (the same as
@@ -347,7 +314,7 @@ impl RunningServer {
 
     /// How many documents are loaded in memory now.
     pub fn loaded_documents(&self) -> usize {
-        self.state.storage.loaded_count()
+        self.state.core.backend().loaded_documents()
     }
 
     /// Stops gracefully: no new connections, in-flight writes stored and

@@ -57,9 +57,16 @@ pub enum Error {
     /// A background task failed (panicked or was cancelled).
     #[error("internal: {0}")]
     Internal(String),
-    /// SQLite failed.
+    /// The store already holds the one document of this kind its branch
+    /// may have.
+    #[error("the branch already has this document: {0}")]
+    AlreadyExists(DocId),
+    /// A limit on submissions was reached (the limit).
+    #[error("limit of {0} reached")]
+    LimitReached(u32),
+    /// The database failed.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
     /// A file operation failed.
     #[error("file: {0}")]
     Io(#[from] std::io::Error),
@@ -81,9 +88,17 @@ impl Error {
             Error::WriterStopped => "server.stopping",
             Error::CommitFailed(_) => "db.commit_failed",
             Error::Internal(_) => "server.internal",
-            Error::Sqlite(_) => "db.sqlite",
+            Error::AlreadyExists(_) => "db.already_exists",
+            Error::LimitReached(_) => "request.rate_limited",
+            Error::Database(_) => "db.error",
             Error::Io(_) => "io.error",
         }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database(e.to_string())
     }
 }
 

@@ -2,26 +2,18 @@
 //! device at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use branchline_protocol::DeviceId;
 use tokio_util::sync::CancellationToken;
 
-/// Every authenticated connection, by connection id.
+/// Every authenticated connection, by the connection id the core gave it.
 #[derive(Default)]
 pub(crate) struct Hub {
     connections: Mutex<HashMap<u64, (DeviceId, CancellationToken)>>,
-    next_id: AtomicU64,
 }
 
 impl Hub {
-    /// A fresh connection id (also used before authentication, to tell a
-    /// connection's own changes from others').
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
     /// Registers connection `id` of `device`; the returned token is
     /// cancelled when the device is revoked.
     pub(crate) fn register(&self, id: u64, device: DeviceId) -> CancellationToken {

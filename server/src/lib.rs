@@ -11,9 +11,13 @@
 //! - `storage`: documents as snapshot plus chunks, written durably by one
 //!   writer thread with group commit before any `Ack`; an in-memory catalog
 //!   for manifests; a bounded cache of loaded documents.
-//! - `session`: one connection's protocol logic.
+//! - [`server_core`]: the server's side of the protocol, once, without
+//!   I/O: what it answers to every event of a connection. The QUIC session
+//!   and the simulations drive the same core.
+//! - [`store`]: the storage traits the core speaks; `storage` is their
+//!   SQLite implementation.
+//! - `session`: the QUIC driver of one connection over the core.
 //! - [`endpoint`]: the QUIC endpoint, admission control, graceful shutdown.
-//! - [`sync_core`]: the same sync logic without I/O, for simulations and fuzzing.
 //! - [`admin`]: branches, invites, devices and the audit log, straight on the
 //!   database (the CLI uses it, with or without a running server).
 //! - [`audit`]: the audit log.
@@ -30,10 +34,11 @@ pub mod endpoint;
 mod error;
 mod hub;
 pub mod rules;
+pub mod server_core;
 mod session;
 mod storage;
+pub mod store;
 mod submissions;
-pub mod sync_core;
 mod tls;
 
 pub use admin::{Admin, BranchInfo, DeviceInfo};

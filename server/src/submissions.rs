@@ -21,7 +21,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use branchline_protocol::DeviceId;
 use rusqlite::{Connection, params};
@@ -159,8 +159,9 @@ pub(crate) fn petitions_submitted_since(
 /// grows, so memory stays bounded by the devices active in one window.
 #[derive(Debug)]
 pub(crate) struct RateWindow {
-    window: Duration,
-    uses: Mutex<HashMap<DeviceId, VecDeque<Instant>>>,
+    window_ms: i64,
+    /// Each device's uses in the window, in milliseconds since the epoch.
+    uses: Mutex<HashMap<DeviceId, VecDeque<i64>>>,
 }
 
 /// Sweep expired devices out of a [`RateWindow`] once it holds this many.
@@ -170,7 +171,7 @@ impl RateWindow {
     /// A counter over `window`.
     pub(crate) fn new(window: Duration) -> Self {
         RateWindow {
-            window,
+            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             uses: Mutex::new(HashMap::new()),
         }
     }
@@ -178,10 +179,12 @@ impl RateWindow {
     /// Counts one use by `device` at `now` and returns true, unless it
     /// already used `limit` within the window before `now` (then nothing
     /// is counted).
-    pub(crate) fn try_take(&self, device: DeviceId, limit: u32, now: Instant) -> bool {
+    pub(crate) fn try_take(&self, device: DeviceId, limit: u32, now_ms: i64) -> bool {
         let mut uses = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
-        let window = self.window;
-        let expired = |at: &Instant| now.saturating_duration_since(*at) >= window;
+        let window = self.window_ms;
+        // A clock set back makes earlier uses look newer, never expired:
+        // the limit holds however the time moves.
+        let expired = |at: &i64| now_ms.saturating_sub(*at) >= window;
         if uses.len() >= SWEEP_ABOVE {
             uses.retain(|_, times| {
                 times.retain(|at| !expired(at));
@@ -195,7 +198,7 @@ impl RateWindow {
         if times.len() >= limit as usize {
             return false;
         }
-        times.push_back(now);
+        times.push_back(now_ms);
         true
     }
 }
@@ -274,27 +277,27 @@ mod tests {
     #[test]
     fn rate_window_counts_per_device_and_forgets_old_uses() {
         let window = RateWindow::new(Duration::from_secs(60));
-        let start = Instant::now();
+        let start = 1_700_000_000_000_i64;
         let (a, b) = (DeviceId::new_random(), DeviceId::new_random());
         assert!(window.try_take(a, 2, start));
-        assert!(window.try_take(a, 2, start + Duration::from_secs(10)));
-        assert!(!window.try_take(a, 2, start + Duration::from_secs(20)));
+        assert!(window.try_take(a, 2, start + 10_000));
+        assert!(!window.try_take(a, 2, start + 20_000));
         // Refused uses are not counted, and other devices are unaffected.
-        assert!(window.try_take(b, 2, start + Duration::from_secs(20)));
+        assert!(window.try_take(b, 2, start + 20_000));
         // The first use leaves the window after 60 s: one slot again.
-        assert!(window.try_take(a, 2, start + Duration::from_secs(60)));
-        assert!(!window.try_take(a, 2, start + Duration::from_secs(61)));
+        assert!(window.try_take(a, 2, start + 60_000));
+        assert!(!window.try_take(a, 2, start + 61_000));
         assert!(!window.try_take(a, 0, start));
     }
 
     #[test]
     fn rate_window_sweeps_idle_devices() {
         let window = RateWindow::new(Duration::from_secs(1));
-        let start = Instant::now();
+        let start = 1_700_000_000_000_i64;
         for _ in 0..SWEEP_ABOVE {
             assert!(window.try_take(DeviceId::new_random(), 1, start));
         }
-        assert!(window.try_take(DeviceId::new_random(), 1, start + Duration::from_secs(2)));
+        assert!(window.try_take(DeviceId::new_random(), 1, start + 2_000));
         assert_eq!(window.uses.lock().unwrap().len(), 1);
     }
 

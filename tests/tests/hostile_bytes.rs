@@ -23,7 +23,7 @@ use branchline_core::model::{self, Activity, Level, NewActivity};
 use branchline_core::{BranchId, Store};
 use branchline_protocol::{Credentials, DocId, Message, decode, encode};
 use branchline_server::Admin;
-use branchline_server::sync_core::{Peer, SyncCore};
+use branchline_server::server_core::{CoreSettings, Peer, ServerCore, Stream};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -46,7 +46,7 @@ fn config() -> Config {
 struct Target {
     _dir: tempfile::TempDir,
     admin: Admin,
-    core: SyncCore,
+    core: ServerCore,
     peer: Peer,
     branch: BranchId,
     /// A document the device may write, stored on the server.
@@ -70,7 +70,10 @@ fn build_target() -> anyhow::Result<Target> {
         None,
         Duration::from_secs(3600),
     )?;
-    let mut core = SyncCore::open(dir.path())?;
+    let core = ServerCore::open_sqlite(
+        dir.path(),
+        CoreSettings::new("127.0.0.1:4433".into(), [0; 32]),
+    )?;
     let hello = Message::Hello {
         version: branchline_protocol::PROTOCOL_VERSION,
         min_version: branchline_protocol::MIN_SUPPORTED_VERSION,
@@ -80,9 +83,11 @@ fn build_target() -> anyhow::Result<Target> {
             actor_id: vec![0xf0; 16],
         },
     };
-    let (peer, _) = core
-        .hello(hello)
+    let (mut peer, _) = core
+        .hello(now(), hello)
         .map_err(|e| anyhow::anyhow!("hello refused: {e:?}"))?;
+    core.connected(&mut peer)
+        .map_err(|e| anyhow::anyhow!("not connected: {e:?}"))?;
     let roster_id = admin
         .document_ids()?
         .into_iter()
@@ -247,21 +252,51 @@ fn feed(target: &mut Target, frame: &[u8], on_control: bool) {
         }
         return;
     }
-    let (stream, answer) = target.core.open_stream(&target.peer, message);
+    let syncs = matches!(message, Message::SyncDoc { .. });
+    let (stream, answer) = target.core.open_stream(now(), &target.peer, message);
+    if !syncs {
+        // A request (or a stream that cannot start so): one answer, then the end.
+        assert!(
+            stream.is_some() || (answer.end && answer.messages.len() == 1),
+            "a request gets one answer and its stream ends: {:?}",
+            answer.messages
+        );
+    }
     for m in &answer.messages {
         assert!(
-            matches!(
-                m,
-                Message::Ack { .. } | Message::SyncDoc { .. } | Message::Error { .. }
-            ),
-            "a document stream carries only Ack, SyncDoc and Error, not {}",
+            !syncs
+                || matches!(
+                    m,
+                    Message::Ack { .. }
+                        | Message::SyncDoc { .. }
+                        | Message::Rejected { .. }
+                        | Message::Error { .. }
+                ),
+            "a document stream carries only Ack, SyncDoc, Rejected and Error, not {}",
             m.name()
         );
     }
-    if let Some(stream) = stream {
+    match stream {
         // Honest end of the stream: the sync state is saved.
-        target.core.finish_stream(&target.peer, stream);
+        Some(Stream::Doc(stream)) => target.core.finish_stream(&target.peer, stream),
+        Some(Stream::Bundles(mut cursor)) => {
+            while let Some(bundle) = target.core.next_bundle(&target.peer, &mut cursor) {
+                assert!(
+                    matches!(bundle, Message::Documents { .. } | Message::Error { .. }),
+                    "a fetch carries only Documents, not {}",
+                    bundle.name()
+                );
+            }
+        }
+        None => {}
     }
+}
+
+/// The time, as the QUIC session passes it to the core.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 /// Every stored document still loads, and an honest sync of the roster
@@ -278,6 +313,7 @@ fn server_still_healthy(target: &mut Target) -> Result<(), TestCaseError> {
         prop_assert_eq!(meta.id, id, "a stored header names another document");
     }
     let (stream, answer) = target.core.open_stream(
+        now(),
         &target.peer,
         Message::SyncDoc {
             doc_id: target.roster,
@@ -289,7 +325,7 @@ fn server_still_healthy(target: &mut Target) -> Result<(), TestCaseError> {
         "an honest sync is refused: {:?}",
         answer.messages
     );
-    if let Some(stream) = stream {
+    if let Some(Stream::Doc(stream)) = stream {
         target.core.finish_stream(&target.peer, stream);
     }
     Ok(())

@@ -63,7 +63,10 @@ use branchline_core::sync::{Join, Outgoing, Session};
 use branchline_core::{BranchId, DocId, MemberId, Store};
 use branchline_protocol::{Message, Role};
 use branchline_server::Admin;
-use branchline_server::sync_core::{Answer, DocStream, Peer, SyncCore};
+use branchline_server::server_core::{
+    Answer, CoreSettings, DocStream, Peer, Refusal, ServerCore, Stream,
+};
+use branchline_server::store::Notices;
 use rand::{RngExt as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 
@@ -119,6 +122,8 @@ struct Conn {
     fetches: HashMap<u32, Vec<DocId>>,
     next_fetch: u32,
     peer: Option<Peer>,
+    /// The server's change notices for this connection.
+    notices: Option<Notices>,
     streams: HashMap<StreamKey, ServerStream>,
     /// Last delivery time per direction and stream, for FIFO order.
     last_at: HashMap<(bool, StreamKey), u64>,
@@ -144,7 +149,7 @@ struct World {
     clock: Arc<AtomicI64>,
     data_dir: PathBuf,
     admin: Admin,
-    server: Option<SyncCore>,
+    server: Option<ServerCore>,
     server_down_until: u64,
     devices: Vec<DeviceNode>,
     conns: BTreeMap<u64, Conn>,
@@ -191,7 +196,7 @@ impl World {
         let b = admin.add_branch("Hillside", Level::Branch, Some(town))?;
         // Partners, so the branches may share joint activities.
         admin.add_alliance("Riverside and Hillside", &[a, b])?;
-        let server = SyncCore::open(&data_dir)?;
+        let server = open_server(&data_dir)?;
         let clock = Arc::new(AtomicI64::new(1_767_225_600_000)); // 2026-01-01
         let mut world = World {
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -372,17 +377,27 @@ impl World {
         match (packet.stream, decoded) {
             (StreamKey::Control, Some(message)) => {
                 let message = message.context("the device sent a frame that does not decode")?;
+                let now = self.clock.load(Ordering::Relaxed);
                 match &c.peer {
-                    None => match server.hello(message) {
-                        Ok((peer, messages)) => {
-                            c.peer = Some(peer);
-                            replies.extend(messages.into_iter().map(|m| (StreamKey::Control, m)));
+                    None => {
+                        let welcomed =
+                            server.hello(now, message).and_then(|(mut peer, welcome)| {
+                                let (notices, digest) = server.connected(&mut peer)?;
+                                Ok((peer, notices, [welcome, digest]))
+                            });
+                        match welcomed {
+                            Ok((peer, notices, messages)) => {
+                                c.peer = Some(peer);
+                                c.notices = Some(notices);
+                                replies
+                                    .extend(messages.into_iter().map(|m| (StreamKey::Control, m)));
+                            }
+                            Err(Refusal(error)) => {
+                                replies.push((StreamKey::Control, error));
+                                close = true;
+                            }
                         }
-                        Err(error) => {
-                            replies.push((StreamKey::Control, error));
-                            close = true;
-                        }
-                    },
+                    }
                     Some(peer) => {
                         let answer = server.control(peer, message);
                         close = answer.end;
@@ -400,9 +415,18 @@ impl World {
                 match (c.streams.remove(&key), decoded) {
                     (None, Some(message)) => {
                         let message = message.context("the device sent a bad frame")?;
-                        let (stream, answer) = server.open_stream(peer, message);
+                        let now = self.clock.load(Ordering::Relaxed);
+                        let (stream, mut answer) = server.open_stream(now, peer, message);
                         let state = match stream {
-                            Some(stream) => ServerStream::Open(stream),
+                            Some(Stream::Doc(stream)) => ServerStream::Open(stream),
+                            Some(Stream::Bundles(mut cursor)) => {
+                                // Every bundle, then the end, as the QUIC server sends them.
+                                while let Some(bundle) = server.next_bundle(peer, &mut cursor) {
+                                    answer.messages.push(bundle);
+                                }
+                                answer.end = true;
+                                ServerStream::Ended
+                            }
                             None => ServerStream::Ended,
                         };
                         c.streams.insert(key, state);
@@ -461,8 +485,9 @@ impl World {
             if !c.server_alive {
                 continue;
             }
-            if let Some(peer) = c.peer.as_mut() {
-                for message in server.notices(peer) {
+            if let (Some(peer), Some(notices)) = (c.peer.as_mut(), c.notices.as_mut()) {
+                let events = std::iter::from_fn(|| notices.try_next());
+                for message in server.notices(peer, events) {
                     out.push((*id, message));
                 }
             }
@@ -484,7 +509,7 @@ impl World {
 
     fn restart_server(&mut self) -> Result<()> {
         if self.server.is_none() {
-            self.server = Some(SyncCore::open(&self.data_dir)?);
+            self.server = Some(open_server(&self.data_dir)?);
             self.check_acknowledged()
                 .context("after a server restart")?;
         }
@@ -534,6 +559,7 @@ impl World {
                 fetches: HashMap::new(),
                 next_fetch: 0,
                 peer: None,
+                notices: None,
                 streams: HashMap::new(),
                 last_at: HashMap::new(),
             },
@@ -1054,6 +1080,12 @@ impl DeviceNode {
         let store = self.store.as_ref().context("open")?;
         Ok(store.branch_document(self.branch, branchline_core::model::DocKind::Roster)?)
     }
+}
+
+/// The server core over the SQLite database in `data_dir`.
+fn open_server(data_dir: &Path) -> Result<ServerCore> {
+    let settings = CoreSettings::new("127.0.0.1:4433".into(), [0; 32]);
+    Ok(ServerCore::open_sqlite(data_dir, settings)?)
 }
 
 fn push_answer(

@@ -410,3 +410,23 @@ pub(crate) fn attributes_of(
     }
     attrs
 }
+
+/// The lowest-id document of `kind` in `branch` other than `except`.
+pub(crate) fn first_of_kind(
+    conn: &Connection,
+    branch: BranchId,
+    kind: &str,
+    except: DocId,
+) -> Result<Option<DocId>> {
+    let found: Option<String> = conn
+        .prepare_cached(
+            "SELECT doc_id FROM documents WHERE branch_id = ?1 AND kind = ?2 AND doc_id != ?3
+             ORDER BY doc_id LIMIT 1",
+        )?
+        .query_row(
+            rusqlite::params![branch.to_string(), kind, except.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    found.map(|id| parse_id(&id)).transpose()
+}

@@ -19,6 +19,7 @@
 //! Anything that fails after changes were applied in memory throws the
 //! in-memory document away, so memory never holds what the disk does not.
 
+mod backend;
 pub(crate) mod documents;
 pub(crate) mod writer;
 
@@ -33,7 +34,7 @@ use automerge::{ActorId, AutoCommit, Automerge, ChangeHash};
 use branchline_protocol::bundle;
 use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{
-    BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry, Message,
+    BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry,
 };
 use rusqlite::Connection;
 use tokio::sync::broadcast;
@@ -44,23 +45,11 @@ use crate::auth;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::rules;
+use crate::store::{
+    ChangeNotice, CreateGuard, Notices, PollOutcome, StepContext, StepError, StepOutcome,
+};
 use documents::DocRow;
 use writer::Writer;
-
-/// A document changed on the server.
-#[derive(Debug, Clone)]
-pub(crate) struct ChangeNotice {
-    /// The document.
-    pub doc_id: DocId,
-    /// Its heads now.
-    pub heads: Heads,
-    /// Its access attributes now.
-    pub attrs: Arc<DocAttributes>,
-    /// Its write position.
-    pub seq: i64,
-    /// The connection whose sync made the change, if any.
-    pub origin: Option<u64>,
-}
 
 /// One document as the catalog knows it.
 #[derive(Debug, Clone)]
@@ -176,66 +165,6 @@ impl Shared {
     }
 }
 
-/// Why one document sync step failed: the code sent to the client.
-#[derive(Debug, Clone)]
-pub(crate) struct StepError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl StepError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        StepError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// What one document sync step produced.
-#[derive(Debug)]
-pub(crate) struct StepOutcome {
-    /// Heads to acknowledge, when new changes were stored durably.
-    pub ack: Option<Heads>,
-    /// The reply payload (empty: nothing to say).
-    pub reply: Vec<u8>,
-    /// Changes refused by the rules; when there are any, the document
-    /// sync ends after the `Ack` of what was accepted.
-    pub rejected: Vec<ChangeRejection>,
-}
-
-impl StepOutcome {
-    /// The messages that answer the step on a connection speaking protocol
-    /// `version`, and whether the stream ends after them.
-    pub(crate) fn into_messages(self, doc_id: DocId, version: u16) -> (Vec<Message>, bool) {
-        let mut messages = Vec::new();
-        if let Some(heads) = self.ack {
-            messages.push(Message::Ack { doc_id, heads });
-        }
-        let Some(first) = self.rejected.first() else {
-            messages.push(Message::SyncDoc {
-                doc_id,
-                payload: self.reply,
-            });
-            return (messages, false);
-        };
-        messages.push(if version >= 2 {
-            Message::Rejected {
-                doc_id,
-                rejections: self.rejected,
-            }
-        } else {
-            // A version-1 device only understands an error for the document.
-            Message::Error {
-                code: first.code.clone(),
-                message: first.message.clone(),
-                doc_id: Some(doc_id),
-            }
-        });
-        (messages, true)
-    }
-}
-
 /// The changes of one sync message, sorted by the rules.
 #[derive(Debug, Default)]
 struct Judgement {
@@ -245,20 +174,6 @@ struct Judgement {
     rejected: Vec<ChangeRejection>,
     /// How many changes depend on a refused one (not stored, not listed).
     blocked: usize,
-}
-
-/// Who is syncing which document, for one step.
-#[derive(Debug, Clone)]
-pub(crate) struct StepContext {
-    pub principal: Principal,
-    pub connection: u64,
-    pub doc_id: DocId,
-}
-
-/// What a poll of the database found that other processes wrote.
-#[derive(Debug, Default)]
-pub(crate) struct PollOutcome {
-    pub revoked: Vec<DeviceId>,
 }
 
 /// The server's storage: database, catalog, cache.
@@ -274,6 +189,9 @@ pub(crate) struct Storage {
     /// The automerge actor the server writes its own changes as (stored in
     /// `server_info` when the database was created; read once here).
     server_actor: ActorId,
+    /// Suggestions per device in the last day, in memory only (see
+    /// [`crate::store::RateLimits`]).
+    suggestions: crate::submissions::RateWindow,
 }
 
 impl Storage {
@@ -307,6 +225,7 @@ impl Storage {
             options,
             poll_marks: Arc::new(Mutex::new((doc_mark, revoked_mark))),
             server_actor,
+            suggestions: crate::submissions::RateWindow::new(crate::submissions::DAY),
         })
     }
 
@@ -344,6 +263,7 @@ impl Storage {
         mut doc: AutoCommit,
         creator: Option<DeviceId>,
         audit: Vec<AuditRecord>,
+        condition: CreateGuard,
     ) -> Result<(DocId, Heads)> {
         let meta = branchline_core::model::read_meta(doc.document())?;
         let doc_id = DocId::from_bytes(*meta.id.as_bytes());
@@ -368,7 +288,7 @@ impl Storage {
             attrs: None,
         };
         *loaded = stored;
-        match self.store_server_changes(doc_id, loaded, attrs, audit) {
+        match self.store_server_changes(doc_id, loaded, attrs, audit, condition) {
             Ok(heads) => Ok((doc_id, heads)),
             Err(e) => {
                 *guard = None;
@@ -420,7 +340,7 @@ impl Storage {
             return Err(corrupt(e));
         }
         let attrs = documents::attributes_of(&loaded.doc, &attrs.kind, attrs.branch, attrs.creator);
-        match self.store_server_changes(doc_id, loaded, attrs, audit) {
+        match self.store_server_changes(doc_id, loaded, attrs, audit, CreateGuard::Always) {
             Ok(_) => Ok(out),
             Err(e) => {
                 // Memory must not hold what the disk does not.
@@ -485,8 +405,31 @@ impl Storage {
         loaded: &mut LoadedDoc,
         attrs: DocAttributes,
         audit: Vec<AuditRecord>,
+        guard: CreateGuard,
     ) -> Result<Heads> {
+        let branch = attrs.branch;
+        let kind = attrs.kind.clone();
         self.persist(doc_id, loaded, attrs, None, move |conn| {
+            // The guard is checked in the transaction that writes, on the one
+            // writer thread, so racing requests cannot both pass it.
+            match guard {
+                CreateGuard::Always => {}
+                CreateGuard::OnlyOneOfKind => {
+                    if let Some(existing) = documents::first_of_kind(conn, branch, &kind, doc_id)? {
+                        return Err(Error::AlreadyExists(existing));
+                    }
+                }
+                CreateGuard::PetitionQuota {
+                    device,
+                    since,
+                    limit,
+                } => {
+                    let sent = crate::submissions::petitions_submitted_since(conn, device, since)?;
+                    if sent >= u64::from(limit) {
+                        return Err(Error::LimitReached(limit));
+                    }
+                }
+            }
             for mut record in audit {
                 record.doc = Some(doc_id);
                 record.insert(conn)?;
@@ -569,8 +512,8 @@ impl Storage {
     }
 
     /// Subscribes to document changes.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeNotice>> {
-        self.shared.changes.subscribe()
+    pub(crate) fn subscribe(&self) -> Notices {
+        Notices::new(self.shared.changes.subscribe())
     }
 
     /// What `who` may do with a stored document, or `None` if the server
@@ -647,7 +590,7 @@ impl Storage {
     /// Looks for what other processes wrote: documents (announced as
     /// changes), branches, and revocations (returned). Runs on the writer
     /// thread between batches, so it never races the server's own writes.
-    pub(crate) async fn poll(&self) -> Result<PollOutcome> {
+    pub(crate) fn poll(&self) -> Result<PollOutcome> {
         let shared = self.shared.clone();
         let marks = self.poll_marks.clone();
         let (reply, outcome) = tokio::sync::oneshot::channel();
@@ -669,7 +612,7 @@ impl Storage {
             })();
             let _ = reply.send(result);
         })?;
-        outcome.await.map_err(|_| Error::WriterStopped)?
+        outcome.blocking_recv().map_err(|_| Error::WriterStopped)?
     }
 
     /// Unloads documents idle longer than the configured time (never one in
@@ -733,19 +676,30 @@ impl Storage {
         }
     }
 
-    /// Saves the sync state of `(device, doc)` (queued; not waited for).
-    pub(crate) fn save_sync_state(&self, device: DeviceId, doc_id: DocId, state: &sync::State) {
+    /// Saves the sync state of `(device, doc)` and waits for the commit.
+    pub(crate) fn save_sync_state(
+        &self,
+        device: DeviceId,
+        doc_id: DocId,
+        state: &sync::State,
+    ) -> Result<()> {
         let bytes = state.encode();
-        let queued = self
-            .writer
-            .submit(move |conn| documents::save_sync_state(conn, device, doc_id, &bytes));
-        if queued.is_err() {
-            tracing::debug!(doc = %doc_id, "sync state not saved: the writer has stopped");
-        }
+        self.write(move |conn| documents::save_sync_state(conn, device, doc_id, &bytes))
     }
 
-    /// Records a refused request in the audit log (queued; not waited for).
-    pub(crate) fn audit_refusal(
+    /// Runs `work` on the writer thread and waits for its commit (blocking).
+    pub(crate) fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Savepoint<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.writer
+            .submit(work)?
+            .blocking_recv()
+            .map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Records a refused change in the audit log (queued; not waited for).
+    fn audit_refusal(
         &self,
         who: Option<&Principal>,
         doc: Option<DocId>,

@@ -476,7 +476,9 @@ fn changes_are_announced_with_their_attributes() {
     let acked = sync_with(&f.storage, &cx(&secretary, id), &mut doc)
         .unwrap()
         .unwrap();
-    let notice = notices.try_recv().unwrap();
+    let Some(crate::store::NoticeEvent::Changed(notice)) = notices.try_next() else {
+        panic!("the change was not announced");
+    };
     assert_eq!(notice.doc_id, id);
     assert_eq!(notice.heads, acked);
     assert_eq!(notice.origin, Some(1));

@@ -119,17 +119,6 @@ impl Writer {
         self.submit_with(work, |_| {})
     }
 
-    /// Queues `work` and waits (asynchronously) for its result, which
-    /// arrives once its batch is committed.
-    pub(crate) async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Savepoint<'_>) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.submit(work)?
-            .await
-            .unwrap_or(Err(Error::WriterStopped))
-    }
-
     /// Runs `work` on the writer thread between two batches.
     pub(crate) fn between(
         &self,
