@@ -78,6 +78,10 @@ pub struct AuditEntry {
 /// An audit row about to be written.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRecord {
+    /// When, in milliseconds since the epoch; `None`: when it is written.
+    /// Rows that limits are counted from carry the time the limit was
+    /// judged by.
+    pub at_ms: Option<i64>,
     /// What happened (one of [`event`]'s names).
     pub event: &'static str,
     /// The device that did it.
@@ -115,7 +119,7 @@ impl AuditRecord {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
-            db::now_ms(),
+            self.at_ms.unwrap_or_else(db::now_ms),
             self.event,
             self.device.map(|d| d.to_string()),
             self.member.map(|m| m.to_string()),

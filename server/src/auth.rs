@@ -325,6 +325,8 @@ pub(crate) fn enroll(
         let mut audit = AuditRecord::new(event::RESIDENT_REGISTERED);
         audit.device = Some(record.device_id);
         audit.branch = Some(branch);
+        // Stamped with the time the limit was judged by.
+        audit.at_ms = Some(now);
         audit.insert(conn)?;
         return Ok(Ok((record, secret)));
     };

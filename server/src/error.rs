@@ -54,6 +54,14 @@ pub enum Error {
     /// The transaction holding this write failed to commit.
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// The server could not listen on its address.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// A background task failed (panicked or was cancelled).
     #[error("internal: {0}")]
     Internal(String),
@@ -87,6 +95,7 @@ impl Error {
             Error::Certificate(_) => "tls.certificate",
             Error::WriterStopped => "server.stopping",
             Error::CommitFailed(_) => "db.commit_failed",
+            Error::Listen { .. } => "server.cannot_listen",
             Error::Internal(_) => "server.internal",
             Error::AlreadyExists(_) => "db.already_exists",
             Error::LimitReached(_) => "request.rate_limited",

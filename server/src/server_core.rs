@@ -813,6 +813,8 @@ impl ServerCore {
         record.device = Some(who.device);
         record.member = who.member;
         record.branch = Some(who.branch);
+        // The quota counts these rows by the time it is judged by.
+        record.at_ms = Some(now);
         let limit = self.settings.submissions_per_device_per_day;
         let guard = CreateGuard::PetitionQuota {
             device: who.device,

@@ -489,3 +489,122 @@ fn changes_are_announced_with_their_attributes() {
     assert!(f.storage.access(&guest, id).unwrap().read);
     assert_eq!(f.storage.changed_since(notice.seq - 1).len(), 1);
 }
+
+/// The SQLite backend under the conformance suite every backend runs.
+struct Sqlite;
+
+/// Set in the child process of a kill test: the data directory, and the
+/// branch in it.
+const CHILD_DIR: &str = "BRANCHLINE_CONFORMANCE_DIR";
+const CHILD_BRANCH: &str = "BRANCHLINE_CONFORMANCE_BRANCH";
+
+impl Sqlite {
+    fn open(
+        &self,
+        dir: &std::path::Path,
+        branch: BranchId,
+        keep: Box<dyn std::any::Any>,
+    ) -> Fixture2 {
+        let options = CacheOptions {
+            validate_changes: true,
+            ..options()
+        };
+        let storage = Storage::open(&dir.join(db::FILE_NAME), options).unwrap();
+        Fixture2 {
+            backend: Box::new(storage),
+            branch,
+            secretary_invite: String::new(),
+            keep,
+        }
+    }
+
+    fn dir(fixture: &Fixture2) -> std::path::PathBuf {
+        fixture
+            .keep
+            .downcast_ref::<tempfile::TempDir>()
+            .expect("the SQLite fixture keeps its directory")
+            .path()
+            .to_owned()
+    }
+}
+
+use crate::store::conformance::{self, Fixture as Fixture2, Harness};
+
+impl Harness for Sqlite {
+    fn fresh(&self) -> Fixture2 {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Admin::open(dir.path()).unwrap();
+        let branch = admin
+            .add_branch("Riverside Community", Level::Branch, None)
+            .unwrap();
+        let invite = admin
+            .create_invite(branch, Role::Secretary, None, Duration::from_secs(3600))
+            .unwrap();
+        let path = dir.path().to_owned();
+        let mut fixture = self.open(&path, branch.into(), Box::new(dir));
+        fixture.secretary_invite = invite.code;
+        fixture
+    }
+
+    fn reopen(&self, fixture: Fixture2) -> Fixture2 {
+        let Fixture2 {
+            backend,
+            branch,
+            secretary_invite,
+            keep,
+        } = fixture;
+        // Dropped without a shutdown, as a crash would; the writer finishes
+        // what it was given, which every caller already waited for.
+        drop(backend);
+        let dir = keep
+            .downcast_ref::<tempfile::TempDir>()
+            .expect("a directory")
+            .path()
+            .to_owned();
+        let mut fixture = self.open(&dir, branch, keep);
+        fixture.secretary_invite = secretary_invite;
+        fixture
+    }
+
+    fn audit_events(&self, fixture: &Fixture2) -> Vec<crate::AuditEntry> {
+        let mut entries = Admin::open(Self::dir(fixture))
+            .unwrap()
+            .audit(10_000)
+            .unwrap();
+        entries.reverse();
+        entries
+    }
+
+    fn integrity_ok(&self, fixture: &Fixture2) -> bool {
+        let conn = db::open_reader(&Self::dir(fixture).join(db::FILE_NAME)).unwrap();
+        let verdict: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        verdict == "ok"
+    }
+
+    fn kill_after(&self, fixture: Fixture2, child: &str, lines: usize) -> (Fixture2, Vec<String>) {
+        let dir = Self::dir(&fixture);
+        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([child, "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, &dir)
+            .env(CHILD_BRANCH, fixture.branch.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let printed = conformance::read_lines(&mut process, lines);
+        // SIGKILL, mid-write: the child writes as fast as it can.
+        process.kill().unwrap();
+        process.wait().unwrap();
+        (self.reopen(fixture), printed)
+    }
+
+    fn child(&self) -> Option<Fixture2> {
+        let dir = std::path::PathBuf::from(std::env::var_os(CHILD_DIR)?);
+        let branch = std::env::var(CHILD_BRANCH).ok()?.parse().ok()?;
+        Some(self.open(&dir, branch, Box::new(())))
+    }
+}
+
+conformance::backend_conformance!(Sqlite);

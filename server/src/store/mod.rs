@@ -27,6 +27,9 @@
 //! - **No panic escapes.** Automerge work on bytes a device sent is
 //!   contained; it fails the one document or job.
 
+#[cfg(test)]
+pub(crate) mod conformance;
+
 use std::sync::Arc;
 use std::time::Duration;
 
