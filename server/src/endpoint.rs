@@ -16,14 +16,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::admin::Admin;
 use crate::config::{ServerConfig, limits};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::server_core::{CoreSettings, ServerCore};
 use crate::storage::{CacheOptions, Storage};
@@ -60,9 +59,8 @@ pub struct Server;
 impl Server {
     /// Prepares the data directory (database, certificate) and starts
     /// serving on `config.listen`.
-    pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
-        tls::prepare_data_dir(&config.data_dir)
-            .with_context(|| format!("data directory {}", config.data_dir.display()))?;
+    pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+        tls::prepare_data_dir(&config.data_dir)?;
         let identity = tls::load_or_create(&config.data_dir)?;
         let db_path = config.data_dir.join(db::FILE_NAME);
         let options = CacheOptions {
@@ -72,17 +70,20 @@ impl Server {
         };
         let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path, options))
             .await
-            .context("opening storage")??;
+            .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
 
-        let socket = std::net::UdpSocket::bind(config.listen)
-            .with_context(|| format!("listening on {}", config.listen))?;
+        let listen_failed = |e: std::io::Error| Error::Listen {
+            addr: config.listen,
+            reason: e.to_string(),
+        };
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(listen_failed)?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&identity.reset_key),
             Some(quic_config(&identity)?),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .with_context(|| format!("listening on {}", config.listen))?;
+        .map_err(listen_failed)?;
         let local_addr = endpoint.local_addr()?;
         let public_addr = config
             .public_addr
@@ -134,20 +135,28 @@ fn default_public_addr(local: SocketAddr) -> String {
 }
 
 /// The QUIC server configuration: TLS 1.3 only, our ALPN, and the limits.
-fn quic_config(identity: &Identity) -> anyhow::Result<quinn::ServerConfig> {
+fn quic_config(identity: &Identity) -> Result<quinn::ServerConfig> {
+    let tls_failed = |e: &dyn std::fmt::Display| Error::Certificate(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls_failed(&e))?
         .with_no_client_auth()
-        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
+        .map_err(|e| tls_failed(&e))?;
     tls.alpn_protocols = vec![branchline_protocol::ALPN.to_vec()];
     // One resumption ticket per connection (rustls sends two): a device reconnects
     // from one place at a time, and each resumed connection brings a fresh ticket.
     tls.send_tls13_tickets = 1;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| tls_failed(&e))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(limits::IDLE_TIMEOUT.try_into()?));
+    transport.max_idle_timeout(Some(
+        limits::IDLE_TIMEOUT
+            .try_into()
+            .map_err(|e| Error::Internal(format!("idle timeout: {e}")))?,
+    ));
     transport.max_concurrent_bidi_streams(limits::MAX_STREAMS.into());
     transport.max_concurrent_uni_streams(0u32.into());
     // No path-MTU probes: they cost a phone about 6 KB per connection (see the
@@ -319,13 +328,17 @@ impl RunningServer {
 
     /// Stops gracefully: no new connections, in-flight writes stored and
     /// acknowledged, connections closed with [`close_code::SHUTDOWN`].
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<()> {
         self.state.shutdown.cancel();
         if let Some(accept) = self.accept.take() {
-            accept.await.context("the accept loop failed")?;
+            accept
+                .await
+                .map_err(|e| Error::Internal(format!("the accept loop failed: {e}")))?;
         }
         if let Some(poller) = self.poller.take() {
-            poller.await.context("the poller failed")?;
+            poller
+                .await
+                .map_err(|e| Error::Internal(format!("the poller failed: {e}")))?;
         }
         Ok(())
     }
