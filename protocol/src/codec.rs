@@ -12,7 +12,9 @@
 //! never exceeds the reader's maximum frame length ([`MAX_FRAME_LEN`] by
 //! default). The reader checks the length as soon as the four length bytes
 //! arrive, before it buffers any of the body, so a peer cannot make it
-//! allocate more than the maximum.
+//! allocate more than the maximum. Nor does it take an allowed length on
+//! trust: it makes room for a frame in steps as the bytes arrive, so a peer
+//! that announces a large frame and sends a few bytes costs a few bytes.
 //!
 //! [`FrameCodec`] plugs into tokio-util's `FramedRead`/`FramedWrite` over a
 //! QUIC stream; [`encode`] and [`decode`] handle one whole frame held in
@@ -28,6 +30,11 @@ use crate::message::{ErrorCode, Message};
 
 /// Bytes in the length prefix.
 const LEN_PREFIX: usize = 4;
+/// The most the decoder reserves ahead of the bytes that have arrived.
+/// Reserving the announced length at once would let every stream of every
+/// connection pin [`MAX_FRAME_LEN`] by sending five bytes; `BytesMut` grows
+/// geometrically, so stepping costs nothing for frames that do arrive.
+const RESERVE_AHEAD: usize = 16 * 1024;
 
 /// Why bytes could not be decoded into a message.
 ///
@@ -176,9 +183,9 @@ impl Decoder for FrameCodec {
         }
         let frame_end = LEN_PREFIX + len;
         if src.len() < frame_end {
-            // The length is within the limit, so reserving for the whole
-            // frame now is safe and saves regrowing the buffer as it arrives.
-            src.reserve(frame_end - src.len());
+            // Room for the next bytes only, not the whole frame: the length
+            // is only the peer's word until the bytes are here.
+            src.reserve((frame_end - src.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         src.advance(LEN_PREFIX);
@@ -346,6 +353,38 @@ mod tests {
             capacity_before,
             "no room reserved for the body"
         );
+    }
+
+    #[test]
+    fn an_allowed_length_reserves_only_a_step_ahead_of_the_bytes() {
+        let announced = 16 * 1024 * 1024;
+        let mut codec = FrameCodec::with_max_frame_len(announced);
+        // A 16 MiB frame announced, then five bytes of it.
+        let mut src = BytesMut::from(&u32::try_from(announced).unwrap().to_be_bytes()[..]);
+        src.extend_from_slice(&[tag::SYNC_DOC, 1, 2, 3, 4]);
+        assert_eq!(codec.decode(&mut src).unwrap(), None);
+        assert!(
+            src.capacity() <= 4 * RESERVE_AHEAD,
+            "reserved {} bytes for 9 received",
+            src.capacity()
+        );
+    }
+
+    #[test]
+    fn a_large_frame_arriving_in_pieces_still_decodes() {
+        let message = Message::SyncDoc {
+            doc_id: DocId::MIN,
+            payload: vec![0xab; 10 * RESERVE_AHEAD],
+        };
+        let frame = encode(&message).unwrap();
+        let mut codec = FrameCodec::new();
+        let mut src = BytesMut::new();
+        for piece in frame.chunks(1000) {
+            assert_eq!(codec.decode(&mut src).unwrap(), None);
+            src.extend_from_slice(piece);
+        }
+        assert_eq!(codec.decode(&mut src).unwrap(), Some(message));
+        assert!(src.is_empty());
     }
 
     #[test]
