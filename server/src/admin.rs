@@ -416,7 +416,7 @@ impl Admin {
                  FROM alliances a JOIN alliance_branches m ON m.alliance_id = a.alliance_id
                  WHERE ?1 IS NULL OR a.alliance_id IN
                      (SELECT alliance_id FROM alliance_branches WHERE branch_id = ?1)
-                 ORDER BY a.created_at_ms, a.alliance_id, m.position",
+                 ORDER BY a.created_at_ms, a.rowid, m.position",
             )?;
             let rows = stmt.query_map([branch.map(|b| b.to_string())], |r| {
                 Ok((
