@@ -69,6 +69,10 @@ pub enum Error {
     /// may have.
     #[error("the branch already has this document: {0}")]
     AlreadyExists(DocId),
+    /// The document changed in the store since this writer loaded it (another
+    /// server process wrote it); the writer reloads and tries again.
+    #[error("document {0} changed meanwhile")]
+    Stale(DocId),
     /// A limit on submissions was reached (the limit).
     #[error("limit of {0} reached")]
     LimitReached(u32),
@@ -98,6 +102,7 @@ impl Error {
             Error::Listen { .. } => "server.cannot_listen",
             Error::Internal(_) => "server.internal",
             Error::AlreadyExists(_) => "db.already_exists",
+            Error::Stale(_) => "db.stale",
             Error::LimitReached(_) => "request.rate_limited",
             Error::Database(_) => "db.error",
             Error::Io(_) => "io.error",

@@ -67,6 +67,10 @@ pub(crate) fn insert(
 ) -> Result<i64> {
     let seq = next_seq(conn)?;
     let now = db::now_ms();
+    if row(conn, doc_id)?.is_some() {
+        // Another process stored it first.
+        return Err(Error::Stale(doc_id));
+    }
     conn.prepare_cached(
         "INSERT INTO documents (doc_id, kind, branch_id, shared_with, owner_member,
              submitter_member, subject_member, creator_device, heads, snapshot, snapshot_len,
@@ -91,19 +95,26 @@ pub(crate) fn insert(
     Ok(seq)
 }
 
-/// Appends a chunk of changes to a stored document and updates its heads
-/// and attributes; returns its write position.
+/// Appends a chunk of changes made on top of `base` (the heads the writer
+/// loaded) to a stored document and updates its heads and attributes;
+/// returns its write position. Fails with [`Error::Stale`] if the stored
+/// heads are no longer `base` (another process wrote meanwhile), so a
+/// writer holding an old copy can never overwrite newer heads.
 pub(crate) fn append(
     conn: &Connection,
     doc_id: DocId,
     attrs: &DocAttributes,
     chunk: &[u8],
+    base: &[ChangeHash],
     heads: &[ChangeHash],
 ) -> Result<i64> {
     let key = doc_id.to_string();
-    let next_chunk: i64 = conn
-        .prepare_cached("SELECT next_chunk FROM documents WHERE doc_id = ?1")?
-        .query_row([&key], |r| r.get(0))?;
+    let (next_chunk, stored): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT next_chunk, heads FROM documents WHERE doc_id = ?1")?
+        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if stored != encode_heads(base) {
+        return Err(Error::Stale(doc_id));
+    }
     conn.prepare_cached("INSERT INTO doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)")?
         .execute(params![key, next_chunk, chunk])?;
     let seq = next_seq(conn)?;

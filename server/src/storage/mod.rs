@@ -93,6 +93,21 @@ impl Catalog {
     }
 }
 
+/// How often a write is tried on a document other processes keep writing.
+const MAX_STALE_RETRIES: u32 = 4;
+
+/// Runs automerge work on a document, turning a panic (automerge on bytes a
+/// device sent) into an error for that document.
+fn contained<T>(doc_id: DocId, what: &str, work: impl FnOnce() -> T) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|_| {
+        tracing::error!(doc = %doc_id, what, "automerge panicked");
+        Error::CorruptDocument {
+            doc: doc_id,
+            reason: format!("{what} failed"),
+        }
+    })
+}
+
 /// Tuning for the document cache.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CacheOptions {
@@ -186,8 +201,9 @@ pub(crate) struct Storage {
     options: CacheOptions,
     /// Positions up to which polls have looked (documents, revocations).
     poll_marks: Arc<Mutex<(i64, i64)>>,
-    /// The automerge actor the server writes its own changes as (stored in
-    /// `server_info` when the database was created; read once here).
+    /// The automerge actor the server writes its own changes as: the one in
+    /// `server_info`, made when the database was created, plus a suffix of
+    /// this process's own.
     server_actor: ActorId,
     /// Suggestions per device in the last day, in memory only (see
     /// [`crate::store::RateLimits`]).
@@ -203,10 +219,14 @@ impl Storage {
         for row in &rows {
             catalog.apply(row);
         }
-        let server_actor = ActorId::from(
-            db::get_info(&conn, "actor_id")?
-                .ok_or_else(|| Error::Corrupt("no server actor id".into()))?,
-        );
+        let mut server_actor = db::get_info(&conn, "actor_id")?
+            .ok_or_else(|| Error::Corrupt("no server actor id".into()))?;
+        // Each process that opens the store writes under an actor of its own:
+        // two server processes editing one document as one actor would give
+        // two different changes the same sequence number, which automerge
+        // refuses.
+        server_actor.extend_from_slice(&rand::random::<[u8; 8]>());
+        let server_actor = ActorId::from(server_actor);
         let (_, revoked_mark) = auth::revoked_since(&conn, 0)?;
         let doc_mark = catalog.last_seq();
         let (changes, _) = broadcast::channel(crate::config::limits::BROADCAST_CAPACITY);
@@ -354,7 +374,42 @@ impl Storage {
     /// `audit` in the same transaction, waits for the commit, and publishes
     /// the row as coming from connection `origin` (none: the server wrote it,
     /// so every connection that may read the document hears of it).
+    ///
+    /// If another process wrote the document since it was loaded (the store
+    /// refuses a write on heads it no longer holds), the document is loaded
+    /// again, the new changes applied on top, and the write tried again.
     fn persist(
+        &self,
+        doc_id: DocId,
+        loaded: &mut LoadedDoc,
+        attrs: DocAttributes,
+        origin: Option<u64>,
+        audit: impl Fn(&rusqlite::Savepoint<'_>) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<Heads> {
+        let audit = Arc::new(audit);
+        let mut attrs = attrs;
+        for attempt in 1.. {
+            let audit = audit.clone();
+            match self.persist_once(doc_id, loaded, attrs.clone(), origin, move |conn| {
+                audit(conn)
+            }) {
+                Err(Error::Stale(_)) if attempt < MAX_STALE_RETRIES => {
+                    tracing::debug!(doc = %doc_id, attempt, "stored meanwhile by another process; merging");
+                    self.refresh(doc_id, loaded)?;
+                    attrs = documents::attributes_of(
+                        &loaded.doc,
+                        &attrs.kind,
+                        attrs.branch,
+                        attrs.creator,
+                    );
+                }
+                outcome => return outcome,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn persist_once(
         &self,
         doc_id: DocId,
         loaded: &mut LoadedDoc,
@@ -363,11 +418,15 @@ impl Storage {
         audit: impl FnOnce(&rusqlite::Savepoint<'_>) -> Result<()> + Send + 'static,
     ) -> Result<Heads> {
         let is_new = loaded.attrs.is_none();
-        let bytes = if is_new {
-            loaded.doc.save()
-        } else {
-            loaded.doc.save_after(&loaded.stored_heads)
-        };
+        let base = loaded.stored_heads.clone();
+        let doc = &loaded.doc;
+        let bytes = contained(doc_id, "save", || {
+            if is_new {
+                doc.save()
+            } else {
+                doc.save_after(&base)
+            }
+        })?;
         let heads = loaded.doc.get_heads();
         let row_attrs = attrs.clone();
         let row_heads = heads.clone();
@@ -377,7 +436,7 @@ impl Storage {
                 let seq = if is_new {
                     documents::insert(conn, doc_id, &row_attrs, &bytes, &row_heads)?
                 } else {
-                    documents::append(conn, doc_id, &row_attrs, &bytes, &row_heads)?
+                    documents::append(conn, doc_id, &row_attrs, &bytes, &base, &row_heads)?
                 };
                 audit(conn)?;
                 Ok(DocRow {
@@ -397,6 +456,22 @@ impl Storage {
         Ok(row.heads)
     }
 
+    /// Replaces `loaded` with what the store holds now plus the changes
+    /// `loaded` had beyond what it thought was stored.
+    fn refresh(&self, doc_id: DocId, loaded: &mut LoadedDoc) -> Result<()> {
+        let ours = loaded.doc.get_changes(&loaded.stored_heads);
+        let mut fresh = self.load(doc_id).map_err(|e| Error::Internal(e.message))?;
+        let doc = &mut fresh.doc;
+        contained(doc_id, "merge", || doc.apply_changes(ours))?.map_err(|e| {
+            Error::CorruptDocument {
+                doc: doc_id,
+                reason: e.to_string(),
+            }
+        })?;
+        *loaded = fresh;
+        Ok(())
+    }
+
     /// [`Storage::persist`] for changes the server wrote itself, with
     /// `audit` rows for the document.
     fn store_server_changes(
@@ -412,7 +487,7 @@ impl Storage {
         self.persist(doc_id, loaded, attrs, None, move |conn| {
             // The guard is checked in the transaction that writes, on the one
             // writer thread, so racing requests cannot both pass it.
-            match guard {
+            match &guard {
                 CreateGuard::Always => {}
                 CreateGuard::OnlyOneOfKind => {
                     if let Some(existing) = documents::first_of_kind(conn, branch, &kind, doc_id)? {
@@ -424,13 +499,15 @@ impl Storage {
                     since,
                     limit,
                 } => {
-                    let sent = crate::submissions::petitions_submitted_since(conn, device, since)?;
-                    if sent >= u64::from(limit) {
-                        return Err(Error::LimitReached(limit));
+                    let sent =
+                        crate::submissions::petitions_submitted_since(conn, *device, *since)?;
+                    if sent >= u64::from(*limit) {
+                        return Err(Error::LimitReached(*limit));
                     }
                 }
             }
-            for mut record in audit {
+            for record in &audit {
+                let mut record = record.clone();
                 record.doc = Some(doc_id);
                 record.insert(conn)?;
             }
@@ -1042,8 +1119,8 @@ impl Storage {
         let delivered_by = who.clone();
         let branch = attrs.branch;
         let audit = move |conn: &rusqlite::Savepoint<'_>| {
-            for (hash, actor) in changes {
-                let (device, member) = match auth::device_of_actor(conn, &actor)? {
+            for (hash, actor) in &changes {
+                let (device, member) = match auth::device_of_actor(conn, actor)? {
                     Some(known) => known,
                     None => (delivered_by.device, delivered_by.member),
                 };
@@ -1052,8 +1129,8 @@ impl Storage {
                 record.member = member;
                 record.branch = Some(branch);
                 record.doc = Some(doc_id);
-                record.change_hash = Some(hash);
-                record.actor = Some(actor);
+                record.change_hash = Some(*hash);
+                record.actor = Some(actor.clone());
                 if device != delivered_by.device {
                     record.detail = format!("delivered by {}", delivered_by.device);
                 }

@@ -566,6 +566,11 @@ impl Harness for Sqlite {
         fixture
     }
 
+    fn second(&self, fixture: &Fixture2) -> Box<dyn crate::store::Backend> {
+        self.open(&Self::dir(fixture), fixture.branch, Box::new(()))
+            .backend
+    }
+
     fn audit_events(&self, fixture: &Fixture2) -> Vec<crate::AuditEntry> {
         let mut entries = Admin::open(Self::dir(fixture))
             .unwrap()

@@ -44,6 +44,9 @@ pub(crate) trait Harness {
     /// The same data opened again after `fixture`'s backend was dropped
     /// without a shutdown.
     fn reopen(&self, fixture: Fixture) -> Fixture;
+    /// Another backend over the same data, as a second server process
+    /// would open it.
+    fn second(&self, fixture: &Fixture) -> Box<dyn Backend>;
     /// The audit log, oldest first.
     fn audit_events(&self, fixture: &Fixture) -> Vec<crate::AuditEntry>;
     /// Whether the stored data passes the backend's own integrity check.
@@ -436,6 +439,73 @@ pub(crate) fn server_edits_build_on_what_is_stored(h: &dyn Harness) {
     assert_eq!(row.device, None, "an anonymous suggestion names no device");
 }
 
+/// Two server processes writing one document: the one holding an old
+/// copy does not overwrite the other's heads; both edits are kept and the
+/// stored heads are the document's.
+pub(crate) fn stale_writers_never_overwrite_heads(h: &dyn Harness) {
+    let f = h.fresh();
+    let node_a = &*f.backend;
+    let feedback = FeedbackBox::new(f.branch.into());
+    let doc = model::create_document(&feedback, node_a.server_actor()).unwrap();
+    let (id, _) = node_a
+        .create_as_server(doc, None, Vec::new(), CreateGuard::Always)
+        .unwrap();
+    let node_b = h.second(&f);
+    let suggest = |text: &'static str| {
+        move |doc: &mut AutoCommit| {
+            model::edit(doc, |feedback: &mut FeedbackBox| {
+                feedback.add_suggestion(
+                    branchline_core::ids::SuggestionId::random(),
+                    text,
+                    None,
+                    model::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+                )
+            })
+            .map_err(Into::into)
+        }
+    };
+    node_b
+        .edit_as_server(id, Vec::new(), &mut suggest("from node B"))
+        .unwrap();
+    // Node A still holds the document as it created it.
+    node_a
+        .edit_as_server(id, Vec::new(), &mut suggest("from node A"))
+        .unwrap();
+    drop(node_b);
+    let f = h.reopen(f);
+    let who = Principal {
+        device: DeviceId::new_random(),
+        role: Role::Secretary,
+        branch: f.branch,
+        member: None,
+    };
+    let listed = f
+        .backend
+        .readable_manifest(&who)
+        .get(id)
+        .unwrap()
+        .heads
+        .clone();
+    let (bundle, _) = f.backend.next_bundle(&who, &[id], 0).unwrap().unwrap();
+    let unpacked = branchline_protocol::bundle::unpack(&bundle).unwrap();
+    let mut stored = AutoCommit::load(&unpacked[0].data).unwrap();
+    assert_eq!(
+        listed,
+        heads_of(&mut stored),
+        "the stored heads are the document's"
+    );
+    let feedback: FeedbackBox = model::hydrate(&stored).unwrap();
+    let texts: Vec<String> = feedback
+        .suggestions
+        .values()
+        .map(|s| s.text.as_str().to_owned())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t == "from node A") && texts.iter().any(|t| t == "from node B"),
+        "{texts:?}"
+    );
+}
+
 /// Sync states are kept per device and document, across a reopen.
 pub(crate) fn sync_states_are_kept(h: &dyn Harness) {
     let f = h.fresh();
@@ -569,6 +639,11 @@ macro_rules! backend_conformance {
             #[test]
             fn server_edits_build_on_what_is_stored() {
                 check::server_edits_build_on_what_is_stored(&$harness);
+            }
+
+            #[test]
+            fn stale_writers_never_overwrite_heads() {
+                check::stale_writers_never_overwrite_heads(&$harness);
             }
 
             #[test]
