@@ -142,6 +142,15 @@ fn sync_doc(
     panic!("the sync did not settle");
 }
 
+/// Adds an anonymous suggestion to a feedback box document.
+fn suggest(doc: &mut AutoCommit, text: &str) -> crate::Result<()> {
+    let on = model::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"));
+    model::edit(doc, |feedback: &mut FeedbackBox| {
+        feedback.add_suggestion(branchline_core::ids::SuggestionId::random(), text, None, on)
+    })
+    .map_err(Into::into)
+}
+
 fn heads_of(doc: &mut AutoCommit) -> Heads {
     crate::storage::documents::to_heads(&doc.get_heads())
 }
@@ -398,20 +407,9 @@ pub(crate) fn server_edits_build_on_what_is_stored(h: &dyn Harness) {
     let (id, created) = backend
         .create_as_server(doc, None, Vec::new(), CreateGuard::Always)
         .unwrap();
-    let suggestion = branchline_core::ids::SuggestionId::random();
     let mut record = AuditRecord::new(event::SUGGESTION_ANONYMOUS_ACCEPTED);
     record.branch = Some(f.branch);
-    let mut edit = |doc: &mut AutoCommit| {
-        model::edit(doc, |feedback: &mut FeedbackBox| {
-            feedback.add_suggestion(
-                suggestion,
-                "Hold the lecture on a Saturday",
-                None,
-                model::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
-            )
-        })
-        .map_err(Into::into)
-    };
+    let mut edit = |doc: &mut AutoCommit| suggest(doc, "Hold the lecture on a Saturday");
     backend.edit_as_server(id, vec![record], &mut edit).unwrap();
     let missing = backend.edit_as_server(DocId::new_random(), Vec::new(), &mut |_| Ok(()));
     assert!(missing.is_err(), "an edit of an unknown document fails");
@@ -451,25 +449,12 @@ pub(crate) fn stale_writers_never_overwrite_heads(h: &dyn Harness) {
         .create_as_server(doc, None, Vec::new(), CreateGuard::Always)
         .unwrap();
     let node_b = h.second(&f);
-    let suggest = |text: &'static str| {
-        move |doc: &mut AutoCommit| {
-            model::edit(doc, |feedback: &mut FeedbackBox| {
-                feedback.add_suggestion(
-                    branchline_core::ids::SuggestionId::random(),
-                    text,
-                    None,
-                    model::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
-                )
-            })
-            .map_err(Into::into)
-        }
-    };
     node_b
-        .edit_as_server(id, Vec::new(), &mut suggest("from node B"))
+        .edit_as_server(id, Vec::new(), &mut |doc| suggest(doc, "from node B"))
         .unwrap();
     // Node A still holds the document as it created it.
     node_a
-        .edit_as_server(id, Vec::new(), &mut suggest("from node A"))
+        .edit_as_server(id, Vec::new(), &mut |doc| suggest(doc, "from node A"))
         .unwrap();
     drop(node_b);
     let f = h.reopen(f);
@@ -541,15 +526,7 @@ pub(crate) fn write_until_killed(f: Fixture) {
     for n in 0.. {
         let feedback = FeedbackBox::new(f.branch.into());
         let mut doc = model::create_document(&feedback, backend.server_actor()).unwrap();
-        model::edit(&mut doc, |feedback: &mut FeedbackBox| {
-            feedback.add_suggestion(
-                branchline_core::ids::SuggestionId::random(),
-                &format!("suggestion {n} {}", "x".repeat(1_500)),
-                None,
-                model::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
-            )
-        })
-        .unwrap();
+        suggest(&mut doc, &format!("suggestion {n} {}", "x".repeat(1_500))).unwrap();
         let (id, _) = backend
             .create_as_server(doc, None, Vec::new(), CreateGuard::Always)
             .unwrap();
