@@ -174,10 +174,22 @@ impl Answer {
     }
 }
 
-/// Why a connection's `Hello` (or its registration) was refused: the
-/// `Error` to send before closing.
+/// Why a connection's `Hello` (or its registration) was refused: what the
+/// `Error` sent before closing says.
 #[derive(Debug, Clone)]
-pub struct Refusal(pub Message);
+pub struct Refusal {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub message: String,
+}
+
+impl Refusal {
+    /// The `Error` to send.
+    pub fn into_message(self) -> Message {
+        error(self.code, self.message, None)
+    }
+}
 
 /// An `Error` message.
 pub(crate) fn error(code: ErrorCode, message: impl Into<String>, doc_id: Option<DocId>) -> Message {
@@ -241,7 +253,7 @@ impl ServerCore {
     /// `Error` to send before closing. Follow a welcome with
     /// [`ServerCore::connected`].
     pub fn hello(&self, now: Millis, message: Message) -> Result<(Peer, Message), Refusal> {
-        let refuse = |code: ErrorCode, why: String| Refusal(error(code, why, None));
+        let refuse = |code: ErrorCode, message: String| Refusal { code, message };
         let Message::Hello {
             version,
             min_version,
@@ -350,11 +362,10 @@ impl ServerCore {
             .flatten()
             .is_some_and(|record| !record.revoked);
         if !still_valid {
-            return Err(Refusal(error(
-                ErrorCode::DeviceRevoked,
-                "this device was revoked",
-                None,
-            )));
+            return Err(Refusal {
+                code: ErrorCode::DeviceRevoked,
+                message: "this device was revoked".into(),
+            });
         }
         let notices = self.backend.subscribe();
         peer.last_seq = self.backend.last_seq();

@@ -25,7 +25,7 @@ use tracing::{Instrument as _, debug, info, warn};
 use crate::config::limits;
 use crate::db;
 use crate::endpoint::{ServerState, close_code};
-use crate::server_core::{Answer, Peer, Refusal, ServerCore, Stream, decode_error, error};
+use crate::server_core::{Answer, Peer, ServerCore, Stream, decode_error, error};
 use crate::store::NoticeEvent;
 
 type Reader = FramedRead<RecvStream, FrameCodec>;
@@ -132,7 +132,7 @@ async fn serve(state: Arc<ServerState>, conn: Connection) {
     .await;
     let end = match connected {
         None => End::Shutdown,
-        Some((_, Err(Refusal(_)))) => End::Revoked,
+        Some((_, Err(_))) => End::Revoked,
         Some((peer, Ok((notices, digest)))) => {
             info!(role = %principal.role, "device connected");
             let session = ControlSession {
@@ -214,8 +214,8 @@ async fn hello(state: &Arc<ServerState>, reader: &mut Reader, writer: &mut Write
     let answered = on_core(state, move |core| core.hello(db::now_ms(), message)).await;
     match answered {
         Some(Ok((peer, welcome))) => send_control(writer, welcome).await.ok().map(|()| peer),
-        Some(Err(Refusal(refusal))) => {
-            let _ = send_control(writer, refusal).await;
+        Some(Err(refusal)) => {
+            let _ = send_control(writer, refusal.into_message()).await;
             None
         }
         None => None,

@@ -63,9 +63,7 @@ use branchline_core::sync::{Join, Outgoing, Session};
 use branchline_core::{BranchId, DocId, MemberId, Store};
 use branchline_protocol::{Message, Role};
 use branchline_server::Admin;
-use branchline_server::server_core::{
-    Answer, CoreSettings, DocStream, Peer, Refusal, ServerCore, Stream,
-};
+use branchline_server::server_core::{Answer, CoreSettings, DocStream, Peer, ServerCore, Stream};
 use branchline_server::store::Notices;
 use rand::{RngExt as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
@@ -392,8 +390,8 @@ impl World {
                                 replies
                                     .extend(messages.into_iter().map(|m| (StreamKey::Control, m)));
                             }
-                            Err(Refusal(error)) => {
-                                replies.push((StreamKey::Control, error));
+                            Err(refusal) => {
+                                replies.push((StreamKey::Control, refusal.into_message()));
                                 close = true;
                             }
                         }
