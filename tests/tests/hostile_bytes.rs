@@ -4,7 +4,7 @@
 //!
 //! - **Server message handler**: frames (valid ones mutated, and random
 //!   bytes) decoded as the server's stream readers do and handed to the
-//!   server's sync core as a welcomed device's control and document
+//!   server's core (`ServerCore`) as a welcomed device's control and stream
 //!   messages, on one long-lived server. Nothing may panic; a refusal is an
 //!   `Error`; afterwards every stored document still loads and an honest
 //!   sync still works.

@@ -1,5 +1,5 @@
 //! Deterministic simulation: the devices' sans-I/O sync sessions and the
-//! server's sync core in one process, over a simulated network that delays,
+//! server's `ServerCore` (the code that serves devices) in one process, over a simulated network that delays,
 //! reorders, cuts and partitions, while the server and the devices crash and
 //! restart with their SQLite stores.
 //!
