@@ -12,8 +12,17 @@
 //! chunks outgrew their snapshot, one at a time, so compaction never delays
 //! an `Ack`. Under constant load it still compacts one document every
 //! [`FORCE_COMPACT_EVERY`] batches, so chunks cannot grow without bound.
+//!
+//! A panic never ends the thread: jobs run automerge over what devices sent,
+//! and one bad document must not stop every write of the server. A job that
+//! panics fails alone ([`Error::Internal`]) with its savepoint rolled back;
+//! the rest of its group still commits. A panic in a commit hook, in work
+//! between batches or in compaction is logged, and the thread carries on
+//! with the connection outside any transaction.
 
+use std::any::Any;
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -46,6 +55,10 @@ const MAX_BATCH: usize = 512;
 const FORCE_COMPACT_EVERY: u64 = 64;
 /// How long the thread waits for work before compacting.
 const IDLE_TICK: Duration = Duration::from_millis(200);
+/// After compaction panics `n` times in a row, the next `2^n` chances to
+/// compact (up to `2^MAX_COMPACT_REST`) are skipped. A panic does not say
+/// which document caused it, so the same one would come first every time.
+const MAX_COMPACT_REST: u32 = 10;
 
 /// A handle to the writer thread.
 pub(crate) struct Writer {
@@ -97,8 +110,13 @@ impl Writer {
                     Ok(()) => outcome,
                     Err(e) => outcome.and(Err(Error::CommitFailed(e))),
                 };
-                if let Ok(value) = &result {
-                    on_commit(value);
+                if let Ok(value) = &result
+                    && let Err(panic) = catch_unwind(AssertUnwindSafe(|| on_commit(value)))
+                {
+                    // The write is durable, so the waiter still hears it
+                    // went through; what the hook keeps in memory may now
+                    // lag the database until the server restarts.
+                    tracing::error!(panic = panic_message(&*panic), "a commit hook panicked");
                 }
                 // The waiter may have given up (its connection closed); the
                 // write is durable all the same.
@@ -161,12 +179,25 @@ pub(crate) enum CompactOutcome {
     Failed(String),
 }
 
+/// Runs `work` in its own savepoint of the group transaction. A panic in
+/// `work` becomes its error: the savepoint is rolled back like any failed
+/// job's, so what `work` wrote before panicking is undone and the other jobs
+/// of the group are unaffected.
 fn in_savepoint<T>(
     tx: &mut rusqlite::Transaction<'_>,
     work: impl FnOnce(&Savepoint<'_>) -> Result<T>,
 ) -> Result<T> {
     let savepoint = tx.savepoint()?;
-    let outcome = work(&savepoint);
+    // Unwind safety: after a panic nothing `work` touched is used again
+    // except the savepoint, which is rolled back below.
+    let outcome = catch_unwind(AssertUnwindSafe(|| work(&savepoint))).unwrap_or_else(|panic| {
+        let reason = panic_message(&*panic);
+        tracing::error!(
+            panic = reason,
+            "a writer job panicked; its writes are rolled back"
+        );
+        Err(Error::Internal(format!("writer job panicked: {reason}")))
+    });
     if outcome.is_ok() {
         savepoint.commit()?;
     }
@@ -174,30 +205,84 @@ fn in_savepoint<T>(
     outcome
 }
 
+/// What a panic said, for the log.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Runs `work` on the connection outside a batch; a panic is logged and any
+/// transaction it left open is rolled back, so the next batch can begin.
+fn contained(conn: &mut Connection, what: &str, work: impl FnOnce(&mut Connection)) -> bool {
+    let Err(panic) = catch_unwind(AssertUnwindSafe(|| work(&mut *conn))) else {
+        return true;
+    };
+    tracing::error!(panic = panic_message(&*panic), "{what} panicked");
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "cannot roll back after the panic");
+    }
+    false
+}
+
+/// Compacts one document at a time, remembering documents that failed and
+/// resting after panics (see [`MAX_COMPACT_REST`]).
+struct Compaction<F> {
+    compact: F,
+    failed: HashSet<String>,
+    panics_in_a_row: u32,
+    rest: u64,
+}
+
+impl<F: FnMut(&mut Connection, &HashSet<String>) -> CompactOutcome> Compaction<F> {
+    fn new(compact: F) -> Self {
+        Compaction {
+            compact,
+            failed: HashSet::new(),
+            panics_in_a_row: 0,
+            rest: 0,
+        }
+    }
+
+    /// One chance to compact a document.
+    fn one(&mut self, conn: &mut Connection) {
+        if self.rest > 0 {
+            self.rest -= 1;
+            return;
+        }
+        let mut outcome = CompactOutcome::Nothing;
+        let compact = &mut self.compact;
+        let failed = &self.failed;
+        if contained(conn, "compaction", |conn| outcome = compact(conn, failed)) {
+            self.panics_in_a_row = 0;
+            if let CompactOutcome::Failed(doc) = outcome {
+                self.failed.insert(doc);
+            }
+        } else {
+            self.panics_in_a_row = self.panics_in_a_row.saturating_add(1);
+            self.rest = 1 << self.panics_in_a_row.min(MAX_COMPACT_REST);
+        }
+    }
+}
+
 fn run(
     conn: &mut Connection,
     queue: mpsc::Receiver<Command>,
-    mut compact: impl FnMut(&mut Connection, &HashSet<String>) -> CompactOutcome,
+    compact: impl FnMut(&mut Connection, &HashSet<String>) -> CompactOutcome,
     commits: &AtomicU64,
 ) {
-    let mut failed_compactions = HashSet::new();
-    let mut compact_one = |conn: &mut Connection| -> bool {
-        match compact(conn, &failed_compactions) {
-            CompactOutcome::Nothing => false,
-            CompactOutcome::Compacted => true,
-            CompactOutcome::Failed(doc) => {
-                failed_compactions.insert(doc);
-                true
-            }
-        }
-    };
+    let mut compaction = Compaction::new(compact);
     let mut batches: u64 = 0;
     let mut stopping = false;
     while !stopping {
         let first = match queue.recv_timeout(IDLE_TICK) {
             Ok(command) => command,
             Err(RecvTimeoutError::Timeout) => {
-                compact_one(conn);
+                compaction.one(conn);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -221,10 +306,10 @@ fn run(
             batches += 1;
         }
         for work in between {
-            work(conn);
+            contained(conn, "work between batches", work);
         }
         if !stopping && wrote && batches.is_multiple_of(FORCE_COMPACT_EVERY) {
-            compact_one(conn);
+            compaction.one(conn);
         }
     }
     // Jobs queued after Stop are dropped with the queue: their waiters see
@@ -250,5 +335,128 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>, commits: &AtomicU64) {
     commits.fetch_add(1, Ordering::Relaxed);
     for finish in finishers {
         finish(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::Receiver;
+
+    use super::*;
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// A database file in `dir` with one table of numbers.
+    fn database(dir: &tempfile::TempDir) -> (std::path::PathBuf, Connection) {
+        let path = dir.path().join("writer.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE numbers (n INTEGER);")
+            .unwrap();
+        (path, conn)
+    }
+
+    fn numbers(path: &std::path::Path) -> Vec<i64> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn.prepare("SELECT n FROM numbers ORDER BY n").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn insert(writer: &Writer, n: i64, then_panic: bool) -> oneshot::Receiver<Result<()>> {
+        writer
+            .submit(move |sp| {
+                sp.execute("INSERT INTO numbers VALUES (?1)", [n])?;
+                assert!(!then_panic, "job {n} panics after writing");
+                Ok(())
+            })
+            .unwrap()
+    }
+
+    /// Holds the writer thread inside a job until the returned sender is
+    /// used, so that jobs submitted meanwhile form the next group commit.
+    fn hold(writer: &Writer) -> (mpsc::Sender<()>, oneshot::Receiver<Result<()>>) {
+        let (started_tx, started): (_, Receiver<()>) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let done = writer
+            .submit(move |sp| {
+                started_tx.send(()).unwrap();
+                release_rx.recv_timeout(PATIENCE).unwrap();
+                sp.execute("INSERT INTO numbers VALUES (0)", [])?;
+                Ok(())
+            })
+            .unwrap();
+        started.recv_timeout(PATIENCE).unwrap();
+        (release, done)
+    }
+
+    #[test]
+    fn a_panicking_job_fails_alone_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = database(&dir);
+        let writer = Writer::start(conn, |_, _| CompactOutcome::Nothing).unwrap();
+
+        let (release, held) = hold(&writer);
+        let before = insert(&writer, 1, false);
+        let panics = insert(&writer, 2, true);
+        let after = insert(&writer, 3, false);
+        release.send(()).unwrap();
+
+        held.blocking_recv().unwrap().unwrap();
+        before.blocking_recv().unwrap().unwrap();
+        match panics.blocking_recv().unwrap() {
+            Err(e @ Error::Internal(_)) => {
+                assert!(e.to_string().contains("writer job panicked"), "{e}");
+                assert_eq!(e.code(), "server.internal");
+            }
+            other => panic!("expected the panicking job to fail, got {other:?}"),
+        }
+        after.blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            writer.commits(),
+            2,
+            "jobs 1 to 3 were one group commit after the held one"
+        );
+
+        insert(&writer, 4, false).blocking_recv().unwrap().unwrap();
+        assert_eq!(writer.commits(), 3);
+        writer.stop();
+        assert_eq!(
+            numbers(&path),
+            [0, 1, 3, 4],
+            "what the panicking job wrote was rolled back, nothing else"
+        );
+    }
+
+    #[test]
+    fn panics_in_compaction_and_between_batches_leave_the_writer_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = database(&dir);
+        let (compacting, compacted) = mpsc::channel();
+        let writer = Writer::start(conn, move |conn, _| {
+            // Left open by the panic: the writer must roll it back, or its
+            // next group transaction could not begin.
+            conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO numbers VALUES (99);")
+                .unwrap();
+            let _ = compacting.send(());
+            panic!("compaction panics");
+        })
+        .unwrap();
+
+        compacted.recv_timeout(PATIENCE).unwrap();
+        insert(&writer, 1, false).blocking_recv().unwrap().unwrap();
+
+        writer
+            .between(|conn| {
+                conn.execute_batch("BEGIN; INSERT INTO numbers VALUES (98);")
+                    .unwrap();
+                panic!("work between batches panics");
+            })
+            .unwrap();
+        insert(&writer, 2, false).blocking_recv().unwrap().unwrap();
+        insert(&writer, 3, false).blocking_recv().unwrap().unwrap();
+        writer.stop();
+        assert_eq!(numbers(&path), [1, 2, 3]);
     }
 }
