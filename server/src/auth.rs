@@ -370,7 +370,17 @@ fn insert_device(
     actor_id: &[u8],
 ) -> Result<(DeviceRecord, DeviceSecret)> {
     let now = db::now_ms();
-    let device_id = DeviceId::new_random();
+    // A Branchline device writes under its own id as automerge actor; the
+    // enrolled id is that same value, so the id a conflict names, the one
+    // the device shows and the one `devices list` and `revoke` take are one.
+    // A phone enrolling again after a revocation gets a fresh id (the old one
+    // stays with the revoked record), as does any other actor.
+    let device_id = match <[u8; 16]>::try_from(actor_id) {
+        Ok(bytes) if device(conn, DeviceId::from_bytes(bytes))?.is_none() => {
+            DeviceId::from_bytes(bytes)
+        }
+        _ => DeviceId::new_random(),
+    };
     let secret = DeviceSecret::from_bytes(rand::random());
     let name: String = device_name
         .trim()
@@ -749,5 +759,55 @@ mod tests {
             revoke(&conn, DeviceId::new_random(), None),
             Err(Error::UnknownDevice(_))
         ));
+    }
+
+    #[test]
+    fn a_device_is_enrolled_under_its_actor_id() {
+        let (_dir, conn, branch) = database();
+        let invite = |role| {
+            create_invite(
+                &conn,
+                db::now_ms(),
+                branch,
+                role,
+                None,
+                Duration::from_secs(60),
+                None,
+            )
+            .unwrap()
+            .code
+        };
+        let actor = [0x5a; 16];
+        let (device, _) = enroll(
+            &conn,
+            db::now_ms(),
+            &invite(Role::Secretary),
+            "pc",
+            &actor,
+            30,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(device.device_id, DeviceId::from_bytes(actor));
+        assert_eq!(
+            device_of_actor(&conn, &actor).unwrap().unwrap().0,
+            device.device_id
+        );
+        // Enrolled again after a revocation: a fresh id, which the actor's
+        // changes belong to from then on.
+        revoke(&conn, device.device_id, None).unwrap();
+        let (again, _) = enroll(&conn, db::now_ms(), &invite(Role::Member), "pc", &actor, 30)
+            .unwrap()
+            .unwrap();
+        assert_ne!(again.device_id, device.device_id);
+        assert_eq!(
+            device_of_actor(&conn, &actor).unwrap().unwrap().0,
+            again.device_id
+        );
+        // An actor that is no device id gets a random one.
+        let (other, _) = enroll(&conn, db::now_ms(), &invite(Role::Member), "tool", b"x", 30)
+            .unwrap()
+            .unwrap();
+        assert_ne!(other.device_id.as_bytes().as_slice(), b"x");
     }
 }

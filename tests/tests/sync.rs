@@ -166,6 +166,25 @@ async fn an_edit_on_one_device_appears_on_the_other_without_polling() -> Result<
     Ok(())
 }
 
+/// The id a device writes under (the actor a conflict names) is the id the
+/// server enrolled it as, which `devices list` and `revoke` take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_has_one_id_on_both_sides() -> Result<()> {
+    let server = TestServer::start().await?;
+    let (branch, a, _b) = two_devices(&server).await?;
+    let account = a.store().account()?.expect("enrolled");
+    let local = a.store().device_id();
+    assert_eq!(account.device_id.as_bytes(), local.as_bytes());
+    let listed = server.admin().devices(Some(branch))?;
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.device_id.as_bytes() == local.as_bytes()),
+        "devices list names the device by the id it writes under"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_survives_a_change_of_network_address() -> Result<()> {
     let server = TestServer::start().await?;
