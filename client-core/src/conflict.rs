@@ -14,7 +14,20 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, DocId};
+use crate::ids::{DeviceId, DocId, MemberId};
+
+/// What a local change's message starts with: the member who made it follows.
+const AUTHOR_PREFIX: &str = "member:";
+
+/// The message a device puts on each change it makes for `member`.
+pub(crate) fn author_message(member: MemberId) -> String {
+    format!("{AUTHOR_PREFIX}{member}")
+}
+
+/// The member a change's message names, if it names one.
+fn author_of(message: Option<&str>) -> Option<MemberId> {
+    message?.strip_prefix(AUTHOR_PREFIX)?.parse().ok()
+}
 
 /// A field with more than one concurrent value.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +48,9 @@ pub struct ConflictValue {
     pub value: String,
     /// The device that wrote it, when the writer was a Branchline device.
     pub device: Option<DeviceId>,
+    /// The member who wrote it, when the change says (Branchline devices name
+    /// their member on every change).
+    pub member: Option<MemberId>,
     /// The automerge actor that wrote it, in hex.
     pub actor: String,
     /// Whether automerge currently shows this value.
@@ -43,18 +59,37 @@ pub struct ConflictValue {
 
 /// Every conflicting field of `doc`.
 pub fn find(id: DocId, doc: &AutoCommit) -> Vec<Conflict> {
-    let mut found = Vec::new();
+    let mut found = Found::default();
     walk(id, doc, &ROOT, &mut Vec::new(), &mut found);
-    found
+    if !found.conflicts.is_empty() {
+        name_authors(doc, &mut found);
+    }
+    found.conflicts
 }
 
-fn walk(
-    id: DocId,
-    doc: &AutoCommit,
-    obj: &ObjId,
-    path: &mut Vec<String>,
-    found: &mut Vec<Conflict>,
-) {
+/// Conflicts found so far, with the operation behind each value.
+#[derive(Default)]
+struct Found {
+    conflicts: Vec<Conflict>,
+    ops: Vec<Vec<ObjId>>,
+}
+
+/// Fills in who wrote each conflicting value, from the message of the change
+/// that holds its operation.
+fn name_authors(doc: &AutoCommit, found: &mut Found) {
+    let author = |op: &ObjId| {
+        let hash = doc.hash_for_opid(op)?;
+        let change = ReadDoc::get_change_by_hash(doc, &hash)?;
+        author_of(change.message())
+    };
+    for (conflict, ops) in found.conflicts.iter_mut().zip(&found.ops) {
+        for (value, op) in conflict.values.iter_mut().zip(ops) {
+            value.member = author(op);
+        }
+    }
+}
+
+fn walk(id: DocId, doc: &AutoCommit, obj: &ObjId, path: &mut Vec<String>, found: &mut Found) {
     match doc.object_type(obj) {
         Ok(ObjType::Map | ObjType::Table) => {
             for key in doc.keys(obj).collect::<Vec<_>>() {
@@ -76,7 +111,7 @@ fn visit(
     obj: &ObjId,
     prop: Prop,
     path: &mut Vec<String>,
-    found: &mut Vec<Conflict>,
+    found: &mut Found,
 ) {
     let values = doc.get_all(obj, prop.clone()).unwrap_or_default();
     // One value is its own winner; only a conflict needs a second lookup.
@@ -87,7 +122,10 @@ fn visit(
     };
     path.push(prop.to_string());
     if values.len() > 1 {
-        found.push(Conflict {
+        found
+            .ops
+            .push(values.iter().map(|(_, op)| op.clone()).collect());
+        found.conflicts.push(Conflict {
             doc: id,
             path: path.join("/"),
             values: values
@@ -95,6 +133,7 @@ fn visit(
                 .map(|(value, op)| ConflictValue {
                     value: render(doc, value, op),
                     device: device_of(op),
+                    member: None,
                     actor: actor_of(op),
                     winner: winner.as_ref() == Some(op),
                 })

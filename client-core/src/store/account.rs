@@ -134,3 +134,16 @@ impl Store {
         Ok(())
     }
 }
+
+/// The member the enrolled device belongs to, if any.
+pub(crate) fn member_of_device(conn: &rusqlite::Connection) -> Result<Option<MemberId>> {
+    use rusqlite::OptionalExtension as _;
+    let member: Option<Option<String>> = conn
+        .query_row(
+            "SELECT member_id FROM account WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(member.flatten().map(|m| m.parse()).transpose()?)
+}

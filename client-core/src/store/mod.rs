@@ -907,6 +907,16 @@ fn write_snapshot(tx: &Transaction, id: DocId, doc: &mut AutoCommit) -> Result<u
 /// outgrow the snapshot, then refreshes the index and keeps the document parsed in
 /// `cache`. Returns whether anything changed.
 fn save(tx: &Transaction, cache: &DocCache, loaded: &mut Loaded, origin: Origin) -> Result<bool> {
+    if origin == Origin::Local {
+        // Each local change names the member who made it, so every device can
+        // say who wrote a value (a conflict's writers, by name).
+        if let Some(member) = account::member_of_device(tx)? {
+            let message = crate::conflict::author_message(member);
+            loaded.doc.commit_with(
+                automerge::transaction::CommitOptions::default().with_message(message),
+            );
+        }
+    }
     let stored = &mut loaded.stored;
     let chunk = loaded.doc.save_after(&stored.heads);
     let heads = loaded.doc.get_heads();

@@ -429,6 +429,21 @@ fn concurrent_edits_are_reported_and_can_be_settled() {
     for doc in a.documents().unwrap() {
         b.merge(&a.export(doc.id).unwrap()).unwrap();
     }
+    // Each device belongs to a member, whom its changes name.
+    let (secretary, committee) = (MemberId::random(), MemberId::random());
+    for (store, member) in [(&mut a, secretary), (&mut b, committee)] {
+        let account = Account {
+            server: "branch.example.org:4433".into(),
+            cert_sha256: [0xab; 32],
+            device_id: store.device_id().into(),
+            secret: branchline_protocol::DeviceSecret::from_bytes([0x5e; 32]),
+            branch,
+            member: Some(member),
+            role: branchline_protocol::Role::Committee,
+            device_name: "phone".into(),
+        };
+        store.save_account(&account).unwrap();
+    }
     a.update_member(
         wang,
         MemberUpdate {
@@ -466,12 +481,15 @@ fn concurrent_edits_are_reported_and_can_be_settled() {
     let mut values: Vec<_> = c
         .values
         .iter()
-        .map(|v| (v.value.as_str(), v.device))
+        .map(|v| (v.value.as_str(), v.device, v.member))
         .collect();
     values.sort();
     assert_eq!(
         values,
-        vec![("111", Some(a.device_id())), ("222", Some(b.device_id()))]
+        vec![
+            ("111", Some(a.device_id()), Some(secretary)),
+            ("222", Some(b.device_id()), Some(committee))
+        ]
     );
     assert_eq!(c.values.iter().filter(|v| v.winner).count(), 1);
     assert_eq!(
