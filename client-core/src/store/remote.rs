@@ -10,6 +10,14 @@
 //! changes whose dependencies are missing (automerge queues those in memory, and the
 //! document is loaded afresh for every message). They are replayed into the document
 //! each time it is loaded for sync, and dropped once everything applied.
+//!
+//! Every automerge call over what the server sent runs through [`contain`]: a
+//! panic inside automerge becomes [`Error::Corrupt`] for that document, like
+//! bytes automerge refuses, instead of ending the sync task. What the call was
+//! working on is then thrown away: documents loaded here are copies (the cache
+//! hands out clones), and the transaction is rolled back.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -63,6 +71,25 @@ impl Replica {
     }
 }
 
+/// Runs `call`, an automerge call over data the server sent for document `id`,
+/// turning a panic into [`Error::Corrupt`]. The caller must drop whatever `call`
+/// mutated when this fails: after a panic it may be half-changed.
+fn contain<T>(id: DocId, what: &str, call: impl FnOnce() -> T) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|_| {
+        tracing::warn!(doc = %id, "automerge panicked {what}");
+        Error::Corrupt(format!("{id}: automerge panicked {what}"))
+    })
+}
+
+/// Loads document `id` as the store has it, or an empty one if it has none.
+fn load_stored(conn: &Connection, cache: &DocCache, id: DocId, actor: ActorId) -> Result<Replica> {
+    match load(conn, cache, id, Some(actor.clone())) {
+        Ok(loaded) => Ok(Replica::Stored(loaded)),
+        Err(Error::DocNotFound(_)) => Ok(Replica::New(AutoCommit::new().with_actor(actor))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Loads document `id` as the store has it plus any pending changes; returns whether
 /// there were pending changes.
 fn load_replica(
@@ -71,16 +98,24 @@ fn load_replica(
     id: DocId,
     actor: ActorId,
 ) -> Result<(Replica, bool)> {
-    let mut replica = match load(conn, cache, id, Some(actor.clone())) {
-        Ok(loaded) => Replica::Stored(loaded),
-        Err(Error::DocNotFound(_)) => Replica::New(AutoCommit::new().with_actor(actor)),
-        Err(e) => return Err(e),
-    };
+    let mut replica = load_stored(conn, cache, id, actor.clone())?;
     let pending = pending_chunks(conn, id)?;
     for chunk in &pending {
         // Each chunk loaded once already, when it arrived.
-        if let Err(e) = replica.doc().load_incremental(chunk) {
-            tracing::warn!(doc = %id, error = %e, "pending changes no longer load");
+        match contain(id, "replaying pending changes", || {
+            replica.doc().load_incremental(chunk)
+        }) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(doc = %id, error = %e, "pending changes no longer load");
+            }
+            Err(_) => {
+                // The replay may have left the document half-changed: go on
+                // from what is stored, without the pending changes. The server
+                // sends them again, as the heads this device announces lack them.
+                replica = load_stored(conn, cache, id, actor)?;
+                break;
+            }
         }
     }
     Ok((replica, !pending.is_empty()))
@@ -225,7 +260,13 @@ impl Store {
         state: &mut sync::State,
     ) -> Result<Option<sync::Message>> {
         let (mut replica, _) = load_replica(&self.conn, &self.docs, id, self.actor())?;
-        Ok(replica.doc().sync().generate_sync_message(state))
+        // On a copy, so a panic halfway leaves `state` as it was.
+        let mut next = state.clone();
+        let message = contain(id, "generating a sync message", || {
+            replica.doc().sync().generate_sync_message(&mut next)
+        })?;
+        *state = next;
+        Ok(message)
     }
 
     /// Applies a sync message received from `peer` for document `id`, and stores what
@@ -253,46 +294,44 @@ impl Store {
             let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
             let state_before = state.encode();
             let mut next = state.clone();
-            let received = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            contain(id, "applying a sync message", || {
                 replica
                     .doc()
                     .sync()
                     .receive_sync_message(&mut next, message)
-            }));
-            match received {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::Corrupt(format!("{id}: {e}"))),
-                Err(_) => {
-                    return Err(Error::Corrupt(format!(
-                        "{id}: the sync message broke automerge"
-                    )));
-                }
-            }
-            let waiting = !replica.doc().get_missing_deps(&[]).is_empty();
+            })?
+            .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
             let mut applied = Applied {
                 heads: Vec::new(),
                 changed: false,
                 created: false,
                 pending: false,
             };
-            match &mut replica {
-                Replica::Stored(loaded) => {
-                    check_header_kept(id, &loaded.meta, &loaded.doc)?;
-                    applied.changed = save(&tx, docs, loaded, Origin::Remote)?;
-                    applied.heads = loaded.stored.heads.clone();
-                }
-                Replica::New(doc) => match model::read_meta(doc) {
-                    Ok(meta) => {
-                        check_new_header(id, kind_hint, &meta)?;
-                        insert_document(&tx, doc, Origin::Remote)?;
-                        applied.heads = doc.get_heads();
-                        applied.changed = true;
-                        applied.created = true;
+            // Reading the header, saving and indexing all walk the received
+            // changes too. A panic there leaves rows half-written in `tx`,
+            // which is dropped (rolled back) by the early return.
+            let waiting = contain(id, "storing received changes", || -> Result<bool> {
+                let waiting = !replica.doc().get_missing_deps(&[]).is_empty();
+                match &mut replica {
+                    Replica::Stored(loaded) => {
+                        check_header_kept(id, &loaded.meta, &loaded.doc)?;
+                        applied.changed = save(&tx, docs, loaded, Origin::Remote)?;
+                        applied.heads = loaded.stored.heads.clone();
                     }
-                    // Changes without a header (or no changes at all) so far.
-                    Err(_) => applied.pending = !doc.is_empty(),
-                },
-            }
+                    Replica::New(doc) => match model::read_meta(doc) {
+                        Ok(meta) => {
+                            check_new_header(id, kind_hint, &meta)?;
+                            insert_document(&tx, doc, Origin::Remote)?;
+                            applied.heads = doc.get_heads();
+                            applied.changed = true;
+                            applied.created = true;
+                        }
+                        // Changes without a header (or no changes at all) so far.
+                        Err(_) => applied.pending = !doc.is_empty(),
+                    },
+                }
+                Ok(waiting)
+            })??;
             if waiting || applied.pending {
                 add_pending(&tx, id, &chunks)?;
                 applied.pending = true;
@@ -331,9 +370,27 @@ impl Store {
             let mut results = Vec::with_capacity(docs.len());
             for (id, kind_hint, bytes) in docs {
                 // Everything that can go wrong with one document is found before it
-                // writes anything; an error while writing is the store's.
+                // writes anything; an error while writing is the store's. Except a
+                // panic in automerge while saving or indexing it: that is this
+                // document's, so its rows alone are rolled back.
                 let result = match whole(&tx, cache, id, kind_hint, &bytes, &actor) {
-                    Ok(replica) => Ok(store_whole(&tx, cache, id, replica, &bytes)?),
+                    Ok(replica) => {
+                        tx.execute_batch("SAVEPOINT whole_document")?;
+                        match contain(id, "storing a received document", || {
+                            store_whole(&tx, cache, id, replica, &bytes)
+                        }) {
+                            Ok(stored) => {
+                                tx.execute_batch("RELEASE whole_document")?;
+                                Ok(stored?)
+                            }
+                            Err(e) => {
+                                tx.execute_batch(
+                                    "ROLLBACK TO whole_document; RELEASE whole_document",
+                                )?;
+                                Err(e)
+                            }
+                        }
+                    }
                     Err(e) => Err(e),
                 };
                 results.push((id, result));
@@ -354,25 +411,24 @@ fn whole(
     bytes: &[u8],
     actor: &ActorId,
 ) -> Result<Replica> {
-    let loaded = std::panic::catch_unwind(|| AutoCommit::load(bytes));
-    let mut incoming = match loaded {
-        Ok(Ok(doc)) => doc,
-        Ok(Err(e)) => return Err(Error::Corrupt(format!("{id}: {e}"))),
-        Err(_) => {
-            return Err(Error::Corrupt(format!(
-                "{id}: the document broke automerge"
-            )));
-        }
-    };
-    let meta = model::read_meta(&incoming).map_err(|e| Error::InvalidHeader {
+    let mut incoming = contain(id, "loading a received document", || {
+        AutoCommit::load(bytes)
+    })?
+    .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+    let meta = contain(id, "reading a received document's header", || {
+        model::read_meta(&incoming)
+    })?
+    .map_err(|e| Error::InvalidHeader {
         doc: id,
         reason: e.to_string(),
     })?;
     check_new_header(id, kind_hint, &meta)?;
     match load(tx, cache, id, Some(actor.clone())) {
         Ok(mut loaded) => {
-            loaded.doc.merge(&mut incoming)?;
-            check_header_kept(id, &loaded.meta, &loaded.doc)?;
+            contain(id, "merging a received document", || {
+                loaded.doc.merge(&mut incoming)?;
+                check_header_kept(id, &loaded.meta, &loaded.doc)
+            })??;
             Ok(Replica::Stored(loaded))
         }
         Err(Error::DocNotFound(_)) => {
@@ -413,4 +469,21 @@ fn store_whole(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_automerge_is_the_documents_corrupt_error() {
+        let id = DocId::random();
+        let error = contain(id, "applying a sync message", || -> u8 {
+            panic!("automerge broke")
+        })
+        .unwrap_err();
+        assert_eq!(error.code(), "doc.corrupt");
+        assert!(error.to_string().contains(&id.to_string()), "{error}");
+        assert_eq!(contain(id, "doing nothing", || 7).unwrap(), 7);
+    }
 }
