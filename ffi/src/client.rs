@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use branchline_core::ids::SuggestionId;
 use branchline_core::model::{self, Activity, MemberFile, Timestamp};
-use branchline_core::net::{ClientConfig, ClientEvent, Status, SyncClient};
+use branchline_core::net::{ClientConfig, ClientEvent, Status, SyncClient, TaskFailure};
 use branchline_core::sync::SyncEvent;
 use branchline_core::{BranchId, DeviceId, DocId, MemberId, Store};
 use branchline_protocol::InviteLink;
@@ -184,6 +184,7 @@ impl BranchlineClient {
             self.handle.clone(),
             generation,
             status.clone(),
+            client.failure_updates(),
             client.subscribe(),
         ));
         *slot = Some(Running {
@@ -226,6 +227,7 @@ async fn pump(
     handle: Handle,
     generation: u64,
     mut status: watch::Receiver<Status>,
+    failure: watch::Receiver<Option<TaskFailure>>,
     mut events: broadcast::Receiver<ClientEvent>,
 ) {
     loop {
@@ -237,6 +239,17 @@ async fn pump(
                 let now = status.borrow_and_update().clone();
                 if let Status::Refused { code } = &now {
                     shared.hub.error(refused(code.as_str(), "the server refused this device"));
+                }
+                // The sync state has no room for a reason, so the code of a
+                // failed task reaches the app as an error, with the Stopped
+                // state: the failure is recorded before that state is sent.
+                if now == Status::Stopped
+                    && let Some(failed) = failure.borrow().clone()
+                {
+                    shared.hub.error(BranchlineError::Internal {
+                        code: failed.code().to_owned(),
+                        reason: failed.to_string(),
+                    });
                 }
                 shared.hub.set_state(now.into(), now_ms());
             }

@@ -18,16 +18,28 @@
 //! [`ClientConfig::max_doc_streams`] at a time; further documents wait
 //! their turn. Requests (invites, revocations) get a stream each. See
 //! `docs/sync-design.md`.
+//!
+//! # When the task dies
+//!
+//! Every failure the task expects (a lost connection, a refusal, a store
+//! error) ends a connection and is retried or reported. A panic is the one
+//! it does not expect; it is caught where the task was spawned, recorded as
+//! a [`TaskFailure`] with a stable code, and the status becomes
+//! [`Status::Stopped`], so the app is not left showing `Syncing` from a task
+//! that is gone.
 
 mod tls;
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use branchline_protocol::{self as protocol, ErrorCode, FrameCodec, InviteLink, Message, Role};
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use rand::RngExt as _;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -100,8 +112,26 @@ pub enum Status {
         /// The server's error code.
         code: ErrorCode,
     },
-    /// The client was shut down.
+    /// The client was shut down, or its background task failed
+    /// ([`SyncClient::failure`] then says why).
     Stopped,
+}
+
+/// Why the background task stopped without being asked to: it panicked.
+/// Nothing syncs until the app starts a new client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("background sync failed: {reason}")]
+#[non_exhaustive]
+pub struct TaskFailure {
+    /// What went wrong, for logs (the panic's message).
+    pub reason: String,
+}
+
+impl TaskFailure {
+    /// The stable code for apps to translate: `net.task_failed`.
+    pub fn code(&self) -> &'static str {
+        "net.task_failed"
+    }
 }
 
 /// Something the app may want to show or react to.
@@ -207,6 +237,7 @@ pub struct SyncClient {
     events: broadcast::Sender<ClientEvent>,
     status: watch::Receiver<Status>,
     report: watch::Receiver<SessionReport>,
+    failure: watch::Receiver<Option<TaskFailure>>,
     task: Option<tokio::task::JoinHandle<()>>,
     store: Arc<Mutex<Store>>,
 }
@@ -251,6 +282,7 @@ impl SyncClient {
         let (events, _) = broadcast::channel(1024);
         let (status_tx, status) = watch::channel(Status::Connecting);
         let (report_tx, report) = watch::channel(SessionReport::default());
+        let (failure_tx, failure) = watch::channel(None);
         let listener = commands.clone();
         lock(&store).set_change_listener(Some(Box::new(move |doc| {
             // The runner may be gone at shutdown; nothing to do then.
@@ -264,18 +296,19 @@ impl SyncClient {
             client_config: None,
             commands: command_rx,
             events: events.clone(),
-            status: status_tx,
+            status: status_tx.clone(),
             report: report_tx,
             network: true,
             connections: 0,
             waiting_for_sync: Vec::new(),
         };
-        let task = tokio::spawn(runner.run());
+        let task = tokio::spawn(supervise(runner.run(), status_tx, failure_tx));
         Self {
             commands,
             events,
             status,
             report,
+            failure,
             task: Some(task),
             store,
         }
@@ -311,6 +344,18 @@ impl SyncClient {
     /// The status from now on, for an app that shows every change of it.
     pub fn status_updates(&self) -> watch::Receiver<Status> {
         self.status.clone()
+    }
+
+    /// Why the background task failed, if it did. It is set before the status
+    /// becomes [`Status::Stopped`], so an app that sees `Stopped` can ask.
+    pub fn failure(&self) -> Option<TaskFailure> {
+        self.failure.borrow().clone()
+    }
+
+    /// The failure from now on (see [`failure`](Self::failure)), for a task
+    /// that reports it without holding the client.
+    pub fn failure_updates(&self) -> watch::Receiver<Option<TaskFailure>> {
+        self.failure.clone()
     }
 
     /// Figures for the current (or last) connection.
@@ -513,6 +558,39 @@ fn unexpected_answer(message: &Message) -> NetError {
         },
         other => NetError::Connection(format!("unexpected answer {}", other.name())),
     }
+}
+
+/// Runs the background task `run`. If it panics, records why in `failure`
+/// and then reports [`Status::Stopped`], which the task itself sends only
+/// when it ends normally.
+///
+/// Unwind safety: after a panic nothing of the task is used again; what it
+/// shared is the store, whose writes are each one SQLite transaction (rolled
+/// back when the panic drops it) behind a mutex whose poisoning [`lock`]
+/// tolerates.
+async fn supervise(
+    run: impl Future<Output = ()>,
+    status: watch::Sender<Status>,
+    failure: watch::Sender<Option<TaskFailure>>,
+) {
+    let Err(panic) = AssertUnwindSafe(run).catch_unwind().await else {
+        return;
+    };
+    let failed = TaskFailure {
+        reason: panic_message(&*panic).to_owned(),
+    };
+    tracing::error!(reason = %failed.reason, "the sync task panicked; sync has stopped");
+    failure.send_replace(Some(failed));
+    status.send_replace(Status::Stopped);
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Locks the store; a panic while it was held elsewhere does not make the
@@ -1264,4 +1342,42 @@ impl Link {
 
 fn encode(message: &Message) -> Result<Vec<u8>, Ended> {
     protocol::encode(message).map_err(|e| lost(format!("cannot encode {}: {e}", message.name())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_leaves_the_status_stopped_with_a_code() {
+        let (status_tx, status) = watch::channel(Status::Syncing);
+        let (failure_tx, failure) = watch::channel(None);
+        supervise(
+            async { panic!("the sync task broke") },
+            status_tx,
+            failure_tx,
+        )
+        .await;
+        assert_eq!(*status.borrow(), Status::Stopped);
+        let failed = failure.borrow().clone().expect("the failure is recorded");
+        assert_eq!(failed.code(), "net.task_failed");
+        assert!(failed.reason.contains("the sync task broke"), "{failed}");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_by_itself_is_no_failure() {
+        let (status_tx, status) = watch::channel(Status::Syncing);
+        let (failure_tx, failure) = watch::channel(None);
+        let inner = status_tx.clone();
+        supervise(
+            async move {
+                inner.send_replace(Status::Stopped);
+            },
+            status_tx,
+            failure_tx,
+        )
+        .await;
+        assert_eq!(*status.borrow(), Status::Stopped);
+        assert_eq!(*failure.borrow(), None);
+    }
 }
