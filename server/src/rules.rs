@@ -13,9 +13,11 @@
 //! A rule is a path pattern from the document root, who may *set* what is
 //! there, who may *clear* it (delete it or write null), and the code a
 //! refusal carries. The first rule whose pattern matches a path decides;
-//! every table ends with a catch-all. Patterns are keys, `{key}` (any one
-//! key, captured so a rule can say "the member named by this key") and
-//! `**` (anything below, including nothing).
+//! every table ends with a catch-all. Patterns are fields (the paths each
+//! kind declares beside its model type, `branchline_core::model::*::paths`,
+//! so a renamed field cannot leave a table naming a key that no longer
+//! exists), `{key}` (any one key, captured so a rule can say "the member
+//! named by this key") and `**` (anything below, including nothing).
 //!
 //! | kind | path | set | clear | code |
 //! |---|---|---|---|---|
@@ -49,9 +51,15 @@
 //!   conflict list name a change's device, so it may not be borrowed.
 //! - **Write access.** A change to a document the device may only read, or
 //!   not see at all, is refused with `access.read_only` / `access.denied`.
+//! - **Containment.** The check reads a document built from a peer's bytes;
+//!   should automerge panic on it, that change is refused
+//!   (`sync.invalid_document`) and the server carries on.
 
-use automerge::{Automerge, Change, ChangeHash, ObjType, Patch, PatchAction, Prop, ROOT, Value};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::{Automerge, Change, ChangeHash, ObjType, Patch, PatchAction, Prop, Value};
 use automerge::{ReadDoc, ScalarValue};
+use branchline_core::model::{FieldPath, PetitionStatus, activity, paths, petition};
 use branchline_protocol::{DeviceId, ErrorCode, MemberId};
 
 use crate::access::{self, DocAttributes, DocClass, Principal};
@@ -59,8 +67,8 @@ use crate::access::{self, DocAttributes, DocClass, Principal};
 /// One segment of a rule's path pattern.
 #[derive(Debug, Clone, Copy)]
 enum Seg {
-    /// Exactly this map key.
-    Key(&'static str),
+    /// Exactly the keys of this declared field.
+    Field(FieldPath),
     /// Any one key or index; captured.
     Any,
     /// Anything below, including nothing; only last.
@@ -128,7 +136,7 @@ const OWNER: &[Allow] = &[Owner, Committee];
 
 /// The header is written once, by the change that creates the document.
 const HEADER: Rule = Rule {
-    path: &[Key("meta"), Rest],
+    path: &[Field(paths::META), Rest],
     set: &[],
     clear: &[],
     refusal: Refusal::InvalidDocument,
@@ -149,19 +157,19 @@ const COMMITTEE_TABLE: &[Rule] = &[
 const ACTIVITY_TABLE: &[Rule] = &[
     HEADER,
     Rule {
-        path: &[Key("sign_ins"), Any, Rest],
+        path: &[Field(activity::paths::SIGN_INS), Any, Rest],
         set: OWN_ENTRY,
         clear: OWN_ENTRY,
         refusal: Refusal::NotOwnEntry,
     },
     Rule {
-        path: &[Key("leaves"), Any, Rest],
+        path: &[Field(activity::paths::LEAVES), Any, Rest],
         set: OWN_ENTRY,
         clear: OWN_ENTRY,
         refusal: Refusal::NotOwnEntry,
     },
     Rule {
-        path: &[Key("shared_with"), Any, Rest],
+        path: &[Field(activity::paths::SHARED_WITH), Any, Rest],
         set: &[CommitteeOfAlliedKey],
         clear: COMMITTEE,
         refusal: Refusal::CommitteeOnly,
@@ -177,25 +185,25 @@ const ACTIVITY_TABLE: &[Rule] = &[
 const PETITION_TABLE: &[Rule] = &[
     HEADER,
     Rule {
-        path: &[Key("progress"), Rest],
+        path: &[Field(petition::paths::PROGRESS), Rest],
         set: OWNER,
         clear: OWNER,
         refusal: Refusal::OwnerOnly,
     },
     Rule {
-        path: &[Key("resolution"), Rest],
+        path: &[Field(petition::paths::RESOLUTION), Rest],
         set: OWNER,
         clear: OWNER,
         refusal: Refusal::OwnerOnly,
     },
     Rule {
-        path: &[Key("status")],
+        path: &[Field(petition::paths::STATUS)],
         set: OWNER,
         clear: OWNER,
         refusal: Refusal::OwnerOnly,
     },
     Rule {
-        path: &[Key("rating"), Rest],
+        path: &[Field(petition::paths::RATING), Rest],
         set: &[SubmitterOnceResolved],
         clear: OWNER,
         refusal: Refusal::SubmitterOnly,
@@ -257,12 +265,31 @@ pub struct Subject<'a> {
 
 /// Checks one change, already applied to `doc`, against the rules: the
 /// sender's actor, creation, then every path the change modified against
-/// the table of the document's kind.
+/// the table of the document's kind. A panic inside automerge while
+/// reading the peer's document refuses the change instead of unwinding
+/// into the server.
 pub fn check_change(
     doc: &Automerge,
     change: &Change,
     subject: &Subject<'_>,
 ) -> Result<(), Violation> {
+    contained(|| check_applied(doc, change, subject))
+}
+
+/// Runs `check`, turning a panic (automerge on a hostile document) into a
+/// refusal of the change. The check only reads `doc`, so nothing it leaves
+/// half done is seen afterwards.
+fn contained(check: impl FnOnce() -> Result<(), Violation>) -> Result<(), Violation> {
+    catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|_| {
+        tracing::error!("automerge panicked while checking a change");
+        Err(Violation::new(
+            ErrorCode::InvalidDocument,
+            "automerge failed on the change, so it could not be checked",
+        ))
+    })
+}
+
+fn check_applied(doc: &Automerge, change: &Change, subject: &Subject<'_>) -> Result<(), Violation> {
     let who = subject.who;
     if !(subject.actor_is_senders)(change.actor_id().to_bytes()) {
         return Err(Violation::new(
@@ -369,7 +396,7 @@ fn check_path(
     };
     // Clearing is taking the whole entry away; a null written deeper inside
     // (an optional field left empty) is part of setting it.
-    let fixed = rule.path.iter().filter(|seg| !matches!(seg, Rest)).count();
+    let fixed: usize = rule.path.iter().map(|seg| seg.width()).sum();
     let clears = clears && path.len() <= fixed;
     let allowed = if clears { rule.clear } else { rule.set };
     if allowed.iter().any(|allow| context.allows(*allow, key)) {
@@ -395,6 +422,17 @@ fn check_path(
     ))
 }
 
+impl Seg {
+    /// How many keys of a path this segment stands for (`Rest`: none fixed).
+    fn width(&self) -> usize {
+        match self {
+            Field(field) => field.keys().len(),
+            Any => 1,
+            Rest => 0,
+        }
+    }
+}
+
 /// Matches `path` against a pattern; `Some(captured key)` on a match.
 fn matches<'p>(pattern: &[Seg], path: &'p [String]) -> Option<Option<&'p str>> {
     let mut captured = None;
@@ -402,16 +440,19 @@ fn matches<'p>(pattern: &[Seg], path: &'p [String]) -> Option<Option<&'p str>> {
     for seg in pattern {
         match seg {
             Rest => return Some(captured),
-            Key(key) => {
-                if path.get(at).map(String::as_str) != Some(*key) {
-                    return None;
+            Field(field) => {
+                for key in field.keys() {
+                    if path.get(at).map(String::as_str) != Some(*key) {
+                        return None;
+                    }
+                    at += 1;
                 }
             }
             Any => {
                 captured = Some(path.get(at)?.as_str());
+                at += 1;
             }
         }
-        at += 1;
     }
     (at == path.len()).then_some(captured)
 }
@@ -431,13 +472,10 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn read(doc: &Automerge, deps: &[ChangeHash], subject: &Subject<'a>, who: &Principal) -> Self {
-        let member_at = |obj: &automerge::ObjId, key: &str| -> Option<MemberId> {
-            text_at(doc, obj, key, deps).and_then(|text| text.parse().ok())
+        let member_at = |field: FieldPath| -> Option<MemberId> {
+            text_at(doc, field, deps).and_then(|text| text.parse().ok())
         };
-        let submitter = match doc.get_at(ROOT, "submitter", deps) {
-            Ok(Some((Value::Object(ObjType::Map), obj))) => member_at(&obj, "member"),
-            _ => None,
-        };
+        let submitter = member_at(petition::paths::SUBMITTER_MEMBER);
         let created_it = subject
             .stored
             .and_then(|attrs| attrs.creator)
@@ -447,10 +485,11 @@ impl<'a> Context<'a> {
             committee: who.is_committee(),
             member: who.member,
             role_name: who.role.to_string(),
-            organizer: member_at(&ROOT, "organizer"),
-            owner: member_at(&ROOT, "owner"),
+            organizer: member_at(activity::paths::ORGANIZER),
+            owner: member_at(petition::paths::OWNER),
             is_submitter: created_it || (who.member.is_some() && submitter == who.member),
-            resolved: text_at(doc, &ROOT, "status", deps).as_deref() == Some("resolved"),
+            resolved: text_at(doc, petition::paths::STATUS, deps).as_deref()
+                == Some(PetitionStatus::Resolved.as_str()),
         }
     }
 
@@ -467,13 +506,9 @@ impl<'a> Context<'a> {
     }
 }
 
-fn text_at(
-    doc: &Automerge,
-    obj: &automerge::ObjId,
-    key: &str,
-    heads: &[ChangeHash],
-) -> Option<String> {
-    match doc.get_at(obj, key, heads).ok()?? {
+/// The text at `field` as of `heads`, if it is text.
+fn text_at(doc: &Automerge, field: FieldPath, heads: &[ChangeHash]) -> Option<String> {
+    match field.get(doc, Some(heads)).ok()?? {
         (Value::Scalar(scalar), _) => scalar.as_str().map(str::to_owned),
         _ => None,
     }
@@ -488,12 +523,14 @@ fn check_creation(
 ) -> Result<(), Violation> {
     let who = subject.who;
     let invalid = |why: String| Violation::new(ErrorCode::InvalidDocument, why);
-    let meta = match doc.get_at(ROOT, "meta", here) {
-        Ok(Some((Value::Object(ObjType::Map), meta))) => meta,
-        _ => return Err(invalid("a new document must start with its header".into())),
-    };
-    let kind = text_at(doc, &meta, "kind", here).unwrap_or_default();
-    let branch = text_at(doc, &meta, "branch", here)
+    if !matches!(
+        paths::META.get(doc, Some(here)),
+        Ok(Some((Value::Object(ObjType::Map), _)))
+    ) {
+        return Err(invalid("a new document must start with its header".into()));
+    }
+    let kind = text_at(doc, paths::META_KIND, here).unwrap_or_default();
+    let branch = text_at(doc, paths::META_BRANCH, here)
         .and_then(|text| text.parse().ok())
         .ok_or_else(|| invalid("the header names no branch".into()))?;
     if !access::may_create(who, &kind, branch) {
@@ -504,7 +541,7 @@ fn check_creation(
     }
     if DocClass::of(&kind) == DocClass::Activity
         && let Ok(Some((Value::Object(ObjType::Map), shared))) =
-            doc.get_at(ROOT, "shared_with", here)
+            activity::paths::SHARED_WITH.get(doc, Some(here))
         && let Some(stranger) = doc
             .keys_at(&shared, here)
             .find(|key| !(subject.allied)(key))
@@ -515,17 +552,15 @@ fn check_creation(
         ));
     }
     if DocClass::of(&kind) == DocClass::Petition && !who.is_committee() {
-        let empty = |key: &str| match doc.get_at(ROOT, key, here) {
+        let empty = |field: FieldPath| match field.get(doc, Some(here)) {
             Ok(None) => true,
             Ok(Some((Value::Scalar(scalar), _))) => scalar.is_null(),
             Ok(Some((Value::Object(_), obj))) => doc.length_at(&obj, here) == 0,
             Err(_) => false,
         };
-        let open = text_at(doc, &ROOT, "status", here).as_deref() == Some("open");
-        let submitter = match doc.get_at(ROOT, "submitter", here) {
-            Ok(Some((Value::Object(ObjType::Map), obj))) => text_at(doc, &obj, "member", here),
-            _ => None,
-        };
+        let open = text_at(doc, petition::paths::STATUS, here).as_deref()
+            == Some(PetitionStatus::Open.as_str());
+        let submitter = text_at(doc, petition::paths::SUBMITTER_MEMBER, here);
         let names_sender = submitter.is_none_or(|text| {
             text.parse::<MemberId>()
                 .ok()
@@ -533,9 +568,14 @@ fn check_creation(
         });
         let fresh = open
             && names_sender
-            && ["owner", "progress", "resolution", "rating"]
-                .into_iter()
-                .all(empty);
+            && [
+                petition::paths::OWNER,
+                petition::paths::PROGRESS,
+                petition::paths::RESOLUTION,
+                petition::paths::RATING,
+            ]
+            .into_iter()
+            .all(empty);
         if !fresh {
             return Err(Violation::new(
                 ErrorCode::NotANewSubmission,
@@ -1134,15 +1174,74 @@ mod tests {
     #[test]
     fn patterns_match_whole_paths() {
         let path = |p: &str| p.split('/').map(str::to_owned).collect::<Vec<_>>();
+        let sign_ins = Field(activity::paths::SIGN_INS);
         assert_eq!(
-            matches(&[Key("sign_ins"), Any, Rest], &path("sign_ins/m1/at")),
+            matches(&[sign_ins, Any, Rest], &path("sign_ins/m1/at")),
             Some(Some("m1"))
         );
-        assert_eq!(
-            matches(&[Key("sign_ins"), Any, Rest], &path("sign_ins")),
-            None
-        );
-        assert_eq!(matches(&[Key("status")], &path("status/x")), None);
+        assert_eq!(matches(&[sign_ins, Any, Rest], &path("sign_ins")), None);
+        let status = Field(petition::paths::STATUS);
+        assert_eq!(matches(&[status], &path("status/x")), None);
         assert_eq!(matches(&[Rest], &path("anything/at/all")), Some(None));
+        let member = Field(petition::paths::SUBMITTER_MEMBER);
+        assert_eq!(matches(&[member], &path("submitter/member")), Some(None));
+        assert_eq!(matches(&[member], &path("submitter/name")), None);
+        assert_eq!(matches(&[member, Rest], &path("submitter")), None);
+    }
+
+    #[test]
+    fn a_panic_while_checking_refuses_the_change() {
+        let verdict = contained(|| panic!("automerge fell over"));
+        let refusal = verdict.unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::InvalidDocument);
+        assert_eq!(contained(|| Ok(())), Ok(()));
+    }
+
+    /// The declared paths of the kinds a table serves; `Other` (a kind from
+    /// a newer build) declares nothing but the header.
+    fn declared(class: DocClass) -> &'static [FieldPath] {
+        match class {
+            DocClass::BranchProfile => model::BranchProfile::PATHS,
+            DocClass::Roster => Roster::PATHS,
+            DocClass::MemberFile => model::MemberFile::PATHS,
+            DocClass::Activity => Activity::PATHS,
+            DocClass::Petition => Petition::PATHS,
+            DocClass::FeedbackBox => model::FeedbackBox::PATHS,
+            DocClass::Other => &[],
+        }
+    }
+
+    #[test]
+    fn every_table_names_only_fields_its_kinds_declare() {
+        let classes = [
+            DocClass::BranchProfile,
+            DocClass::Roster,
+            DocClass::MemberFile,
+            DocClass::Activity,
+            DocClass::Petition,
+            DocClass::FeedbackBox,
+            DocClass::Other,
+        ];
+        let mut named = 0;
+        for class in classes {
+            for rule in table(class) {
+                let fields = rule.path.iter().filter_map(|seg| match seg {
+                    Field(field) => Some(*field),
+                    Any | Rest => None,
+                });
+                for field in fields {
+                    named += 1;
+                    assert!(
+                        paths::HEADER.contains(&field) || declared(class).contains(&field),
+                        "the {class:?} table names {field}, which {class:?} does not declare"
+                    );
+                }
+            }
+            assert!(
+                matches!(table(class).last().map(|rule| rule.path), Some([Rest])),
+                "the {class:?} table ends with a catch-all"
+            );
+        }
+        assert!(named >= 8, "the tables name fields ({named})");
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use autosurgeon::{Counter, Hydrate, Reconcile, Text};
 
 use super::scalar::{LocalDateTime, Timestamp, vocabulary};
-use super::{DocKind, Meta, Record, optional, required};
+use super::{DocKind, FieldPath, Meta, Record, optional, required};
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, MemberId};
 
@@ -116,8 +116,28 @@ pub struct Activity {
     pub shared_with: BTreeMap<String, bool>,
 }
 
+/// Where the fields the server rules on live in an activity's document.
+pub mod paths {
+    use super::FieldPath;
+
+    /// [`super::Activity::organizer`].
+    pub const ORGANIZER: FieldPath = FieldPath::new(&["organizer"]);
+    /// [`super::Activity::sign_ins`], keyed by member id.
+    pub const SIGN_INS: FieldPath = FieldPath::new(&["sign_ins"]);
+    /// [`super::Activity::leaves`], keyed by member id.
+    pub const LEAVES: FieldPath = FieldPath::new(&["leaves"]);
+    /// [`super::Activity::shared_with`], keyed by partner branch id.
+    pub const SHARED_WITH: FieldPath = FieldPath::new(&["shared_with"]);
+}
+
 impl Record for Activity {
     const KIND: DocKind = DocKind::Activity;
+    const PATHS: &'static [FieldPath] = &[
+        paths::ORGANIZER,
+        paths::SIGN_INS,
+        paths::LEAVES,
+        paths::SHARED_WITH,
+    ];
 
     fn meta(&self) -> &Meta {
         &self.meta
@@ -278,6 +298,18 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn every_declared_path_is_in_the_document() {
+        super::super::assert_declared_paths_exist(&activity());
+        let mut a = activity();
+        let m = MemberId::random();
+        a.sign_in(m, Timestamp(1), SignInMode::OnSite).unwrap();
+        a.request_leave(MemberId::random(), "出差", Timestamp(2))
+            .unwrap();
+        a.share_with(BranchId::random()).unwrap();
+        super::super::assert_declared_paths_exist(&a);
     }
 
     #[test]

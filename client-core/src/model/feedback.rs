@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use autosurgeon::{Hydrate, Reconcile, Text};
 
 use super::scalar::{Date, Timestamp};
-use super::{DocKind, Meta, Record, required};
+use super::{DocKind, FieldPath, Meta, Record, required};
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, MemberId, SuggestionId};
 
@@ -91,6 +91,8 @@ pub struct FeedbackBox {
 
 impl Record for FeedbackBox {
     const KIND: DocKind = DocKind::FeedbackBox;
+    // Only the header is read by path; everything else is the committee's (rules.rs).
+    const PATHS: &'static [FieldPath] = &[];
 
     fn meta(&self) -> &Meta {
         &self.meta

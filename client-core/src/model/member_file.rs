@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use autosurgeon::{Hydrate, Reconcile};
 
 use super::scalar::{Date, vocabulary};
-use super::{DocKind, Meta, Record, optional, required};
+use super::{DocKind, FieldPath, Meta, Record, optional, required};
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, MemberId};
 
@@ -83,8 +83,17 @@ pub struct MemberFile {
     pub evaluations: BTreeMap<String, Evaluation>,
 }
 
+/// Where the fields the server reads live in a member file's document.
+pub mod paths {
+    use super::FieldPath;
+
+    /// [`super::MemberFile::member`], whose file it is.
+    pub const MEMBER: FieldPath = FieldPath::new(&["member"]);
+}
+
 impl Record for MemberFile {
     const KIND: DocKind = DocKind::MemberFile;
+    const PATHS: &'static [FieldPath] = &[paths::MEMBER];
 
     fn meta(&self) -> &Meta {
         &self.meta
@@ -166,5 +175,18 @@ impl MemberFile {
             },
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_path_is_in_the_document() {
+        let mut file = MemberFile::new(BranchId::random(), MemberId::random());
+        super::super::assert_declared_paths_exist(&file);
+        file.set_details(Some("110101199001011234"), None);
+        super::super::assert_declared_paths_exist(&file);
     }
 }

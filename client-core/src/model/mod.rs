@@ -27,6 +27,12 @@
 //! Every workflow is a method on the typed record that validates and then mutates it;
 //! [`edit`] hydrates the record, runs the method, and reconciles only what changed
 //! back into the document. Unknown keys (written by a newer schema) are never touched.
+//!
+//! Code that reads documents field by field instead of hydrating them (the server's
+//! rule tables and access attributes) names fields only through the [`FieldPath`]s
+//! each kind declares in its `paths` module (the header's are in [`paths`]). A unit
+//! test writes every kind's record and finds each declared path in the document, so
+//! renaming a field without its declaration fails there, not in an end-to-end test.
 
 pub mod activity;
 pub mod feedback;
@@ -38,7 +44,7 @@ pub mod scalar;
 
 use std::fmt;
 
-use automerge::{AutoCommit, ROOT};
+use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
 use autosurgeon::{Hydrate, Reconcile};
 
 use crate::error::{Error, Result};
@@ -104,10 +110,78 @@ impl Meta {
     }
 }
 
+/// Where a field lives in a document: the map keys that lead to it from the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldPath(&'static [&'static str]);
+
+impl FieldPath {
+    /// The path through `keys`, outermost first; there must be at least one.
+    pub const fn new(keys: &'static [&'static str]) -> Self {
+        assert!(!keys.is_empty(), "a field path names at least one key");
+        FieldPath(keys)
+    }
+
+    /// The keys, outermost first.
+    pub const fn keys(self) -> &'static [&'static str] {
+        self.0
+    }
+
+    /// The field's own key, inside its parent map.
+    pub const fn key(self) -> &'static str {
+        self.0[self.0.len() - 1]
+    }
+
+    /// The value at this path in `doc` as of `heads` (now, if `None`), with its
+    /// object id; `Ok(None)` if a key is missing or a parent is not a map.
+    pub fn get<'d, D: ReadDoc>(
+        self,
+        doc: &'d D,
+        heads: Option<&[ChangeHash]>,
+    ) -> std::result::Result<Option<(Value<'d>, ObjId)>, automerge::AutomergeError> {
+        let read = |obj: &ObjId, key: &str| match heads {
+            Some(heads) => doc.get_at(obj, key, heads),
+            None => doc.get(obj, key),
+        };
+        let (last, parents) = self.0.split_last().expect("at least one key");
+        let mut obj = ROOT;
+        for key in parents {
+            match read(&obj, key)? {
+                Some((Value::Object(ObjType::Map), child)) => obj = child,
+                _ => return Ok(None),
+            }
+        }
+        read(&obj, last)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("/"))
+    }
+}
+
+/// The paths of the header every document carries.
+pub mod paths {
+    use super::FieldPath;
+
+    /// The header itself.
+    pub const META: FieldPath = FieldPath::new(&["meta"]);
+    /// The document's kind.
+    pub const META_KIND: FieldPath = FieldPath::new(&["meta", "kind"]);
+    /// The branch that owns the document.
+    pub const META_BRANCH: FieldPath = FieldPath::new(&["meta", "branch"]);
+    /// Every header path, present in every document.
+    pub const HEADER: &[FieldPath] = &[META, META_KIND, META_BRANCH];
+}
+
 /// A typed record stored as one document.
 pub trait Record: Hydrate + Reconcile + Clone + fmt::Debug {
     /// The kind of document that holds this record.
     const KIND: DocKind;
+
+    /// Every path of this kind that code outside the record reads or rules on
+    /// (besides the header's, [`paths::HEADER`]).
+    const PATHS: &'static [FieldPath];
 
     /// The record's header.
     fn meta(&self) -> &Meta;
@@ -115,7 +189,7 @@ pub trait Record: Hydrate + Reconcile + Clone + fmt::Debug {
 
 /// Reads the header of a document without hydrating the rest.
 pub fn read_meta(doc: &impl autosurgeon::ReadDoc) -> Result<Meta> {
-    autosurgeon::hydrate_prop(doc, &ROOT, "meta")
+    autosurgeon::hydrate_prop(doc, &ROOT, paths::META.key())
         .map_err(|e| Error::Malformed(format!("document header: {e}")))
 }
 
@@ -180,4 +254,59 @@ pub(crate) fn optional(value: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
+}
+
+/// Test support: asserts that every path `R` declares is in the document that
+/// holds `record`, so a declaration cannot outlive a renamed field.
+#[cfg(test)]
+pub(crate) fn assert_declared_paths_exist<R: Record>(record: &R) {
+    let doc = create_document(record, automerge::ActorId::random()).unwrap();
+    hydrate::<R>(&doc).unwrap();
+    let saved = automerge::Automerge::load(&doc.clone().save()).unwrap();
+    let heads = saved.get_heads();
+    for path in paths::HEADER.iter().chain(R::PATHS) {
+        assert!(
+            matches!(path.get(&saved, None), Ok(Some(_))),
+            "{} declares {path}, which its document does not have",
+            R::KIND
+        );
+        assert!(
+            matches!(path.get(&saved, Some(&heads)), Ok(Some(_))),
+            "{path} at heads"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_path_walks_maps_only() {
+        let mut doc = AutoCommit::new();
+        let meta = Meta::new(DocKind::Roster, BranchId::random());
+        autosurgeon::reconcile_prop(&mut doc, ROOT, paths::META.key(), &meta).unwrap();
+        automerge::transaction::Transactable::put(&mut doc, ROOT, "flat", "text").unwrap();
+        assert!(matches!(
+            paths::META_KIND.get(&doc, None),
+            Ok(Some((Value::Scalar(kind), _))) if kind.as_str() == Some("roster")
+        ));
+        assert!(matches!(
+            FieldPath::new(&["flat", "kind"]).get(&doc, None),
+            Ok(None)
+        ));
+        assert!(matches!(
+            FieldPath::new(&["meta", "nothing"]).get(&doc, None),
+            Ok(None)
+        ));
+        assert_eq!(paths::META_BRANCH.to_string(), "meta/branch");
+        assert_eq!(paths::META_BRANCH.key(), "branch");
+    }
+
+    #[test]
+    fn every_kind_has_its_header_where_it_is_declared() {
+        let branch = BranchId::random();
+        assert_declared_paths_exist(&Roster::new(branch));
+        assert_declared_paths_exist(&FeedbackBox::new(branch));
+    }
 }

@@ -9,7 +9,7 @@
 use autosurgeon::{Hydrate, Reconcile, Text};
 
 use super::scalar::{Date, Timestamp, vocabulary};
-use super::{DocKind, Meta, Record, optional, required};
+use super::{DocKind, FieldPath, Meta, Record, optional, required};
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, MemberId};
 
@@ -138,8 +138,37 @@ pub struct Petition {
     pub rating: Option<Rating>,
 }
 
+/// Where the fields the server rules on live in a petition's document.
+pub mod paths {
+    use super::FieldPath;
+
+    /// [`super::Petition::status`].
+    pub const STATUS: FieldPath = FieldPath::new(&["status"]);
+    /// [`super::Petition::owner`].
+    pub const OWNER: FieldPath = FieldPath::new(&["owner"]);
+    /// [`super::Petition::submitter`].
+    pub const SUBMITTER: FieldPath = FieldPath::new(&["submitter"]);
+    /// [`super::Submitter::member`] of the petition's submitter.
+    pub const SUBMITTER_MEMBER: FieldPath = FieldPath::new(&["submitter", "member"]);
+    /// [`super::Petition::progress`].
+    pub const PROGRESS: FieldPath = FieldPath::new(&["progress"]);
+    /// [`super::Petition::resolution`].
+    pub const RESOLUTION: FieldPath = FieldPath::new(&["resolution"]);
+    /// [`super::Petition::rating`].
+    pub const RATING: FieldPath = FieldPath::new(&["rating"]);
+}
+
 impl Record for Petition {
     const KIND: DocKind = DocKind::Petition;
+    const PATHS: &'static [FieldPath] = &[
+        paths::STATUS,
+        paths::OWNER,
+        paths::SUBMITTER,
+        paths::SUBMITTER_MEMBER,
+        paths::PROGRESS,
+        paths::RESOLUTION,
+        paths::RATING,
+    ];
 
     fn meta(&self) -> &Meta {
         &self.meta
@@ -287,6 +316,21 @@ mod tests {
             Timestamp(1_735_689_600_000), // 2025-01-01
         )
         .unwrap()
+    }
+
+    #[test]
+    fn every_declared_path_is_in_the_document() {
+        super::super::assert_declared_paths_exist(&petition());
+        let mut p = petition();
+        let owner = MemberId::random();
+        p.submitter.member = Some(MemberId::random());
+        p.assign(owner, Date::ymd(2025, 1, 10).unwrap()).unwrap();
+        p.add_progress(Some(owner), "已联系物业", Timestamp(1_735_689_600_001))
+            .unwrap();
+        p.resolve(Some(owner), "杂物已清理", Timestamp(1_735_689_600_002))
+            .unwrap();
+        p.rate(5, None, Timestamp(1_735_689_600_003)).unwrap();
+        super::super::assert_declared_paths_exist(&p);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use autosurgeon::{Hydrate, Reconcile};
 
 use super::scalar::{Date, vocabulary};
-use super::{DocKind, Meta, Record, required};
+use super::{DocKind, FieldPath, Meta, Record, required};
 use crate::error::{Error, Result};
 use crate::ids::BranchId;
 
@@ -113,6 +113,8 @@ pub struct BranchProfile {
 
 impl Record for BranchProfile {
     const KIND: DocKind = DocKind::BranchProfile;
+    // Only the header is read by path; everything else is the committee's (rules.rs).
+    const PATHS: &'static [FieldPath] = &[];
 
     fn meta(&self) -> &Meta {
         &self.meta

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use autosurgeon::{Hydrate, Reconcile};
 
 use super::scalar::{Date, vocabulary};
-use super::{DocKind, Meta, Record, optional, required};
+use super::{DocKind, FieldPath, Meta, Record, optional, required};
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, MemberId};
 
@@ -142,6 +142,8 @@ pub struct Roster {
 
 impl Record for Roster {
     const KIND: DocKind = DocKind::Roster;
+    // Only the header is read by path; everything else is the committee's (rules.rs).
+    const PATHS: &'static [FieldPath] = &[];
 
     fn meta(&self) -> &Meta {
         &self.meta

@@ -3,10 +3,15 @@
 //!
 //! Write paths run inside the writer's per-job savepoint (or the admin's
 //! transaction); read paths run on a pooled read connection.
+//!
+//! Stored documents came from peers, so automerge is only ever run on them
+//! through `parsed`: a panic while loading or saving one becomes an error
+//! for that document, and the writer goes on with the next.
 
 use std::collections::HashSet;
 
-use automerge::{Automerge, ChangeHash, ObjType, ROOT, ReadDoc, Value};
+use automerge::{Automerge, ChangeHash, ObjType, ReadDoc, Value};
+use branchline_core::model::{FieldPath, activity, member_file, petition};
 use branchline_protocol::{BranchId, DeviceId, DocId, Heads, MemberId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -185,11 +190,21 @@ pub(crate) fn load(conn: &mut Connection, doc_id: DocId) -> Result<Option<(Autom
         reason: "row vanished".into(),
     })?;
     tx.finish()?;
-    let doc = Automerge::load(&bytes).map_err(|e| Error::CorruptDocument {
-        doc: doc_id,
-        reason: e.to_string(),
-    })?;
+    let doc = parsed(doc_id, "load", || Automerge::load(&bytes))?;
     Ok(Some((doc, row)))
+}
+
+/// Runs automerge on the stored document `doc` (`what` it does, for the
+/// log): its error, or a panic, becomes [`Error::CorruptDocument`].
+fn parsed<T>(
+    doc: DocId,
+    what: &str,
+    work: impl FnOnce() -> std::result::Result<T, automerge::AutomergeError>,
+) -> Result<T> {
+    super::contained(doc, what, work)?.map_err(|e| Error::CorruptDocument {
+        doc,
+        reason: e.to_string(),
+    })
 }
 
 const ROW_COLUMNS: &str = "doc_id, kind, branch_id, shared_with, owner_member, submitter_member,
@@ -306,13 +321,8 @@ fn try_compact_one(
     let bytes = read_bytes(&tx, doc_id)
         .map_err(fail)?
         .ok_or_else(|| fail(Error::Corrupt("vanished".into())))?;
-    let doc = Automerge::load(&bytes).map_err(|e| {
-        fail(Error::CorruptDocument {
-            doc: doc_id,
-            reason: e.to_string(),
-        })
-    })?;
-    let snapshot = doc.save();
+    let snapshot =
+        parsed(doc_id, "compaction", || Ok(Automerge::load(&bytes)?.save())).map_err(fail)?;
     (|| -> Result<()> {
         tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&key])?;
         tx.execute(
@@ -363,31 +373,31 @@ pub(crate) fn sync_state(
 
 // --- attributes from content ------------------------------------------------------
 
-fn read_str(doc: &Automerge, obj: &automerge::ObjId, key: &str) -> Option<String> {
-    match doc.get(obj, key).ok()?? {
+fn read_str(doc: &Automerge, field: FieldPath) -> Option<String> {
+    match field.get(doc, None).ok()?? {
         (Value::Scalar(scalar), _) => scalar.as_str().map(str::to_owned),
         _ => None,
     }
 }
 
-fn read_map(doc: &Automerge, obj: &automerge::ObjId, key: &str) -> Option<automerge::ObjId> {
-    match doc.get(obj, key).ok()?? {
+fn read_map(doc: &Automerge, field: FieldPath) -> Option<automerge::ObjId> {
+    match field.get(doc, None).ok()?? {
         (Value::Object(ObjType::Map), id) => Some(id),
         _ => None,
     }
 }
 
-fn read_member(doc: &Automerge, obj: &automerge::ObjId, key: &str) -> Option<MemberId> {
-    read_str(doc, obj, key).and_then(|text| text.parse().ok())
+fn read_member(doc: &Automerge, field: FieldPath) -> Option<MemberId> {
+    read_str(doc, field).and_then(|text| text.parse().ok())
 }
 
 /// The access attributes of a document whose header says `kind` and
 /// `branch`, read from its content; `creator` is the device that delivered
 /// it first.
 ///
-/// Fields are read one by one rather than by hydrating the whole record, so
-/// a record from a newer schema, or one with a malformed field elsewhere,
-/// still yields what access control needs.
+/// Fields are read one by one, at the paths each kind declares, rather than
+/// by hydrating the whole record, so a record from a newer schema, or one
+/// with a malformed field elsewhere, still yields what access control needs.
 pub(crate) fn attributes_of(
     doc: &Automerge,
     kind: &str,
@@ -398,7 +408,7 @@ pub(crate) fn attributes_of(
     attrs.creator = creator;
     match DocClass::of(kind) {
         DocClass::Activity => {
-            if let Some(shared) = read_map(doc, &ROOT, "shared_with") {
+            if let Some(shared) = read_map(doc, activity::paths::SHARED_WITH) {
                 let mut partners: Vec<BranchId> = doc
                     .keys(&shared)
                     .filter(|key| {
@@ -412,11 +422,10 @@ pub(crate) fn attributes_of(
             }
         }
         DocClass::Petition => {
-            attrs.owner = read_member(doc, &ROOT, "owner");
-            attrs.submitter = read_map(doc, &ROOT, "submitter")
-                .and_then(|submitter| read_member(doc, &submitter, "member"));
+            attrs.owner = read_member(doc, petition::paths::OWNER);
+            attrs.submitter = read_member(doc, petition::paths::SUBMITTER_MEMBER);
         }
-        DocClass::MemberFile => attrs.subject = read_member(doc, &ROOT, "member"),
+        DocClass::MemberFile => attrs.subject = read_member(doc, member_file::paths::MEMBER),
         DocClass::BranchProfile | DocClass::Roster | DocClass::FeedbackBox | DocClass::Other => {}
     }
     attrs
@@ -440,4 +449,22 @@ pub(crate) fn first_of_kind(
         )
         .optional()?;
     found.map(|id| parse_id(&id)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_automerge_is_an_error_for_that_document() {
+        let doc = DocId::new_random();
+        let panicked = parsed(doc, "compaction", || -> std::result::Result<(), _> {
+            panic!("automerge fell over")
+        });
+        assert!(matches!(panicked, Err(Error::CorruptDocument { doc: d, .. }) if d == doc));
+        let garbage = parsed(doc, "load", || Automerge::load(b"not a document"));
+        assert!(matches!(garbage, Err(Error::CorruptDocument { doc: d, .. }) if d == doc));
+        let fine = parsed(doc, "compaction", || Ok(Automerge::new().save()));
+        assert!(fine.is_ok());
+    }
 }
