@@ -191,6 +191,57 @@ fn render(doc: &AutoCommit, value: &Value<'_>, op: &ObjId) -> String {
 /// Settles the conflict at `path` by keeping value number `keep` of [`find`]'s list.
 pub fn settle(doc: &mut AutoCommit, path: &str, keep: usize) -> Result<()> {
     let not_found = || Error::ConflictNotFound(path.to_owned());
+    let (obj, prop) = field(doc, path)?;
+    let values = doc.get_all(&obj, prop.clone())?;
+    if values.len() < 2 {
+        return Err(not_found());
+    }
+    let (value, source) = values.get(keep).cloned().ok_or_else(not_found)?;
+    match value {
+        Value::Scalar(s) => doc.put(&obj, prop, plain_scalar(&s))?,
+        Value::Object(kind) => {
+            let copy = doc.put_object(&obj, prop, kind)?;
+            copy_object(doc, &source, &copy)?;
+        }
+    }
+    Ok(())
+}
+
+/// Settles `path` by keeping value `keep`, and with it each field of
+/// `together` that is in conflict too, by keeping the value the same change
+/// wrote there: fields one edit sets together (an activity's start and end)
+/// are settled as that edit left them, never one writer's start with the
+/// other's end.
+pub fn settle_together(
+    doc: &mut AutoCommit,
+    path: &str,
+    keep: usize,
+    together: &[&str],
+) -> Result<()> {
+    let (obj, prop) = field(doc, path)?;
+    let values = doc.get_all(&obj, prop)?;
+    let (_, kept) = values
+        .get(keep)
+        .ok_or_else(|| Error::ConflictNotFound(path.to_owned()))?;
+    let change = doc.hash_for_opid(kept);
+    for companion in together.iter().filter(|c| **c != path) {
+        let Ok((obj, prop)) = field(doc, companion) else {
+            continue;
+        };
+        let values = doc.get_all(&obj, prop)?;
+        let same = values
+            .iter()
+            .position(|(_, op)| change.is_some() && doc.hash_for_opid(op) == change);
+        if let (true, Some(index)) = (values.len() > 1, same) {
+            settle(doc, companion, index)?;
+        }
+    }
+    settle(doc, path, keep)
+}
+
+/// The object and key a `/`-separated path names.
+fn field(doc: &AutoCommit, path: &str) -> Result<(ObjId, Prop)> {
+    let not_found = || Error::ConflictNotFound(path.to_owned());
     let mut segments: Vec<&str> = path.split('/').collect();
     let last = segments
         .pop()
@@ -205,19 +256,7 @@ pub fn settle(doc: &mut AutoCommit, path: &str, keep: usize) -> Result<()> {
         };
     }
     let prop = prop_in(doc, &obj, last).ok_or_else(not_found)?;
-    let values = doc.get_all(&obj, prop.clone())?;
-    if values.len() < 2 {
-        return Err(not_found());
-    }
-    let (value, source) = values.get(keep).cloned().ok_or_else(not_found)?;
-    match value {
-        Value::Scalar(s) => doc.put(&obj, prop, plain_scalar(&s))?,
-        Value::Object(kind) => {
-            let copy = doc.put_object(&obj, prop, kind)?;
-            copy_object(doc, &source, &copy)?;
-        }
-    }
-    Ok(())
+    Ok((obj, prop))
 }
 
 fn prop_in(doc: &AutoCommit, obj: &ObjId, segment: &str) -> Option<Prop> {

@@ -145,5 +145,5 @@ pub(crate) fn member_of_device(conn: &rusqlite::Connection) -> Result<Option<Mem
             |r| r.get(0),
         )
         .optional()?;
-    Ok(member.flatten().map(|m| m.parse()).transpose()?)
+    member.flatten().map(|m| m.parse()).transpose()
 }

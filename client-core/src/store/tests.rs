@@ -1089,3 +1089,87 @@ fn a_document_kept_parsed_never_hides_another_connections_write() {
         Some("13800000000")
     );
 }
+
+#[test]
+fn settling_one_time_keeps_the_other_its_writer_set() {
+    let (mut a, branch) = store_with_branch();
+    let id = a
+        .create_activity(branch, activity("branch_meeting"))
+        .unwrap();
+    let mut b = Store::open_in_memory().unwrap();
+    b.merge(&a.export(id).unwrap()).unwrap();
+    let at = |text: &str| text.parse().unwrap();
+    // Moved offline on both devices: to the morning on one, the evening on the other.
+    a.update(id, |activity: &mut model::Activity| {
+        activity.reschedule(at("2025-03-05T09:00"), at("2025-03-05T11:00"))
+    })
+    .unwrap();
+    b.update(id, |activity: &mut model::Activity| {
+        activity.reschedule(at("2025-03-05T18:00"), at("2025-03-05T20:00"))
+    })
+    .unwrap();
+    a.merge(&b.export(id).unwrap()).unwrap();
+    let conflicts = a.conflicts().unwrap();
+    let field = |name: &str| {
+        conflicts
+            .iter()
+            .find(|c| c.path == name)
+            .unwrap_or_else(|| panic!("no conflict on {name}: {conflicts:?}"))
+    };
+    let pick = |name: &str, value: &str| {
+        field(name)
+            .values
+            .iter()
+            .position(|v| v.value.contains(value))
+            .unwrap()
+    };
+    // Keeping the evening start keeps the evening end that came with it.
+    a.settle_conflict(id, "starts_at", pick("starts_at", "18:00"))
+        .unwrap();
+    let settled: model::Activity = a.get(id).unwrap();
+    assert_eq!(settled.starts_at, at("2025-03-05T18:00"));
+    assert_eq!(settled.ends_at, at("2025-03-05T20:00"));
+    assert!(a.conflicts().unwrap().is_empty());
+}
+
+#[test]
+fn settling_a_time_cannot_end_an_activity_before_it_starts() {
+    let (mut a, branch) = store_with_branch();
+    let id = a
+        .create_activity(branch, activity("branch_meeting"))
+        .unwrap();
+    let mut b = Store::open_in_memory().unwrap();
+    b.merge(&a.export(id).unwrap()).unwrap();
+    let at = |text: &str| text.parse().unwrap();
+    // One device moves the meeting later; the other only shortens it, so its
+    // edit writes the end alone.
+    a.update(id, |activity: &mut model::Activity| {
+        activity.reschedule(at("2025-03-05T17:00"), at("2025-03-05T18:00"))
+    })
+    .unwrap();
+    b.update(id, |activity: &mut model::Activity| {
+        activity.reschedule(at("2025-03-05T14:30"), at("2025-03-05T15:00"))
+    })
+    .unwrap();
+    a.merge(&b.export(id).unwrap()).unwrap();
+    let conflicts = a.conflicts().unwrap();
+    let ends = conflicts
+        .iter()
+        .find(|c| c.path == "ends_at")
+        .expect("the end is in conflict");
+    let early = ends
+        .values
+        .iter()
+        .position(|v| v.value.contains("15:00"))
+        .unwrap();
+    let refused = a.settle_conflict(id, "ends_at", early).unwrap_err();
+    assert_eq!(refused.code(), "activity.end_before_start");
+    let late = ends
+        .values
+        .iter()
+        .position(|v| v.value.contains("18:00"))
+        .unwrap();
+    a.settle_conflict(id, "ends_at", late).unwrap();
+    let settled: model::Activity = a.get(id).unwrap();
+    assert_eq!(settled.ends_at, at("2025-03-05T18:00"));
+}
