@@ -24,9 +24,13 @@ pub(crate) fn author_message(member: MemberId) -> String {
     format!("{AUTHOR_PREFIX}{member}")
 }
 
-/// The member a change's message names, if it names one.
-fn author_of(message: Option<&str>) -> Option<MemberId> {
-    message?.strip_prefix(AUTHOR_PREFIX)?.parse().ok()
+/// The member a change's message names, if it names one. `Err` for a
+/// message that claims a member but names none readable.
+pub fn author_of(message: Option<&str>) -> std::result::Result<Option<MemberId>, ()> {
+    match message.and_then(|m| m.strip_prefix(AUTHOR_PREFIX)) {
+        None => Ok(None),
+        Some(member) => member.parse().map(Some).map_err(|_| ()),
+    }
 }
 
 /// A field with more than one concurrent value.
@@ -80,7 +84,7 @@ fn name_authors(doc: &AutoCommit, found: &mut Found) {
     let author = |op: &ObjId| {
         let hash = doc.hash_for_opid(op)?;
         let change = ReadDoc::get_change_by_hash(doc, &hash)?;
-        author_of(change.message())
+        author_of(change.message()).ok().flatten()
     };
     for (conflict, ops) in found.conflicts.iter_mut().zip(&found.ops) {
         for (value, op) in conflict.values.iter_mut().zip(ops) {

@@ -300,6 +300,18 @@ fn check_applied(doc: &Automerge, change: &Change, subject: &Subject<'_>) -> Res
             ),
         ));
     }
+    // A device's changes name the member who made them (devices show
+    // writers by that name): it must be the sender's own.
+    match branchline_core::conflict::author_of(change.message()) {
+        Ok(None) => {}
+        Ok(Some(member)) if who.member.map(branchline_core::MemberId::from) == Some(member) => {}
+        _ => {
+            return Err(Violation::new(
+                ErrorCode::ForeignActor,
+                "the change names a member other than this device's",
+            ));
+        }
+    }
     let deps = change.deps().to_vec();
     let here = [change.hash()];
     if subject.stored.is_none() && deps.is_empty() {
@@ -982,6 +994,48 @@ mod tests {
         assert_eq!(
             code(lab.check(&forged, &impostor)).as_deref(),
             Some("rule.foreign_actor")
+        );
+    }
+
+    #[test]
+    fn a_change_must_name_its_own_member() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let mut lab = Lab::new(&Roster::new(branch.into()), &secretary, branch);
+        let mut signed = |names: Option<String>| {
+            let mut copy = lab.copy_for(&secretary);
+            let before = copy.get_heads();
+            model::edit(&mut copy, |r: &mut Roster| {
+                r.add_member(NewMember {
+                    name: "张三".into(),
+                    ..Default::default()
+                })
+                .map(|_| ())
+            })
+            .unwrap();
+            let options = automerge::transaction::CommitOptions::default();
+            copy.commit_with(match names {
+                Some(message) => options.with_message(message),
+                None => options,
+            });
+            let change = copy.get_changes(&before).remove(0).clone();
+            code(lab.check(&change, &secretary))
+        };
+        let own = secretary.member.unwrap();
+        assert_eq!(signed(Some(format!("member:{own}"))), None);
+        assert_eq!(signed(None), None, "a change may name nobody");
+        assert_eq!(
+            signed(Some(format!("member:{}", MemberId::new_random()))).as_deref(),
+            Some("rule.foreign_actor")
+        );
+        assert_eq!(
+            signed(Some("member:nobody".into())).as_deref(),
+            Some("rule.foreign_actor")
+        );
+        assert_eq!(
+            signed(Some("a note".into())),
+            None,
+            "other messages are free"
         );
     }
 
