@@ -70,6 +70,8 @@ mirror_enum! {
         Male,
         /// 女.
         Female,
+        /// Not recorded (未登记).
+        Unknown,
     }
 }
 
@@ -202,7 +204,7 @@ mirror_enum! {
 pub struct NewMember {
     /// Full name.
     pub name: String,
-    /// Gender (male when not given).
+    /// Gender (unknown when not given).
     #[uniffi(default)]
     pub gender: Option<Gender>,
     /// Birth date, `YYYY-MM-DD`.

@@ -159,6 +159,7 @@ fn gender(lang: Lang, g: Gender) -> &'static str {
     match g {
         Gender::Male => t(lang, "male", "男"),
         Gender::Female => t(lang, "female", "女"),
+        Gender::Unknown => t(lang, "unknown", "未登记"),
     }
 }
 

@@ -20,6 +20,8 @@ vocabulary! {
         Male = "male",
         /// 女.
         Female = "female",
+        /// Not recorded (未登记): never guessed.
+        Unknown = "unknown",
     }
 }
 
@@ -200,7 +202,7 @@ impl Roster {
         let member = Member {
             id,
             name,
-            gender: new.gender.unwrap_or(Gender::Male),
+            gender: new.gender.unwrap_or(Gender::Unknown),
             birth_date: new.birth_date,
             joined: new.joined,
             category: new.category.unwrap_or(Category::Full),
@@ -306,6 +308,13 @@ mod tests {
         );
         let again = roster.transfer_out(id, Date::ymd(2025, 1, 2).unwrap());
         assert_eq!(again.unwrap_err().code(), "member.not_active");
+    }
+
+    #[test]
+    fn a_gender_not_given_is_unknown_never_guessed() {
+        let (roster, id) = roster_with_one();
+        assert_eq!(roster.member(id).unwrap().gender, Gender::Unknown);
+        assert_eq!("unknown".parse::<Gender>().unwrap(), Gender::Unknown);
     }
 
     #[test]
