@@ -521,13 +521,17 @@ pub enum ErrorCode {
     RateLimited,
     /// `request.invalid`: a field of the request is missing or too long.
     InvalidRequest,
+    /// `tls.certificate_mismatch`: the server's certificate is not the one the
+    /// invite pinned. Never sent by a server: a device says it when it refuses
+    /// to talk to one.
+    CertificateMismatch,
     /// A code this build does not know, kept as its string form.
     Unknown(String),
 }
 
 impl ErrorCode {
     /// Every known code, for tests and documentation.
-    pub const KNOWN: [ErrorCode; 26] = [
+    pub const KNOWN: [ErrorCode; 27] = [
         ErrorCode::VersionUnsupported,
         ErrorCode::FrameTooLarge,
         ErrorCode::Malformed,
@@ -554,6 +558,7 @@ impl ErrorCode {
         ErrorCode::NotAllied,
         ErrorCode::RateLimited,
         ErrorCode::InvalidRequest,
+        ErrorCode::CertificateMismatch,
     ];
 
     /// The code's stable string form, as sent on the wire.
@@ -585,6 +590,7 @@ impl ErrorCode {
             ErrorCode::NotAllied => "rule.not_allied",
             ErrorCode::RateLimited => "request.rate_limited",
             ErrorCode::InvalidRequest => "request.invalid",
+            ErrorCode::CertificateMismatch => "tls.certificate_mismatch",
             ErrorCode::Unknown(code) => code,
         }
     }

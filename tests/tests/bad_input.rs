@@ -207,3 +207,31 @@ async fn bad_sync_bytes_and_out_of_scope_documents_are_refused_per_document() ->
     assert_eq!(error_code(&answer), Some(ErrorCode::InvalidSyncPayload));
     Ok(())
 }
+
+/// An invite whose pinned certificate is not the server's fails at once with
+/// its own code, instead of retrying until the person gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_other_than_the_pinned_one_is_refused_at_once() -> Result<()> {
+    let server = TestServer::start().await?;
+    let branch = server.branch("Riverside")?;
+    let mut invite = server.invite(branch, Role::Secretary, None)?;
+    invite.cert_sha256[0] ^= 0xff;
+    let device =
+        branchline_tests::Device::start("phone", invite, branchline_tests::client_config())?;
+    let mut status = device.client().status_updates();
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let branchline_core::net::Status::Refused { code } =
+                status.borrow_and_update().clone()
+            {
+                return code;
+            }
+            status.changed().await.expect("the client keeps its status");
+        }
+    })
+    .await
+    .context("no refusal within 10 s")?;
+    assert_eq!(refused, ErrorCode::CertificateMismatch);
+    assert_eq!(refused.as_str(), "tls.certificate_mismatch");
+    Ok(())
+}

@@ -818,6 +818,14 @@ impl Runner {
         let connection = tokio::select! {
             result = tokio::time::timeout(self.config.connect_timeout, connecting) => match result {
                 Ok(Ok(connection)) => connection,
+                Ok(Err(e)) if tls::is_pin_mismatch(&e) => {
+                    // Another certificate than the invite pinned: retrying
+                    // cannot help, and the person must know at once.
+                    return Ended::Refused(
+                        ErrorCode::CertificateMismatch,
+                        format!("the server at {addr} is not the one the invite named (its certificate differs)"),
+                    );
+                }
                 Ok(Err(e)) => return lost(format!("connecting to {addr} failed: {e}")),
                 Err(_) => return lost(format!("connecting to {addr} timed out")),
             },

@@ -26,6 +26,21 @@ struct PinnedCertificate {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
+/// What the verifier says about a certificate other than the pinned one.
+const PIN_MISMATCH: &str = "the server's certificate is not the one the invite pinned";
+
+/// Whether a failed connection attempt failed on the pinned certificate.
+///
+/// quinn closes the attempt with a TLS alert whose reason is rustls's
+/// rendering of the verifier's error, which names [`PinMismatch`] by its
+/// debug form: the only trace of the refusal that reaches the caller.
+pub(crate) fn is_pin_mismatch(error: &quinn::ConnectionError) -> bool {
+    match error {
+        quinn::ConnectionError::TransportError(e) => e.reason.contains(&format!("{PinMismatch:?}")),
+        _ => false,
+    }
+}
+
 impl ServerCertVerifier for PinnedCertificate {
     fn verify_server_cert(
         &self,
@@ -40,7 +55,9 @@ impl ServerCertVerifier for PinnedCertificate {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
+                rustls::CertificateError::Other(rustls::OtherError(std::sync::Arc::new(
+                    PinMismatch,
+                ))),
             ))
         }
     }
@@ -100,3 +117,15 @@ pub(crate) fn client_config(
     config.transport_config(transport);
     Ok(config)
 }
+
+/// The verifier's refusal of a certificate other than the pinned one.
+#[derive(Debug)]
+struct PinMismatch;
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(PIN_MISMATCH)
+    }
+}
+
+impl std::error::Error for PinMismatch {}
