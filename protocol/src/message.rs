@@ -1439,6 +1439,7 @@ mod tests {
                 "rule.not_allied",
                 "request.rate_limited",
                 "request.invalid",
+                "tls.certificate_mismatch",
             ]
         );
     }
