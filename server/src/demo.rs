@@ -4,25 +4,34 @@
 //! Everything happens in this process, over real QUIC on 127.0.0.1 with
 //! real SQLite files in a temporary directory: a server starts, a branch is
 //! added, the secretary's phone and a member's phone enroll with one-time
-//! invites, both lose the network and edit offline — the same activity,
-//! the same petition, even the same field — then reconnect. The demo prints
-//! each step with what each phone sees, then the merged result on both
-//! phones and the server, and fails (exit code 1) unless all three hold
-//! identical documents.
+//! invites, both lose the network and edit offline, then reconnect. The
+//! member organizes the activity, so both may edit it: both add a sentence
+//! to its minutes (text, merged word for word) and both correct its place
+//! (a register, so the two values are kept as a conflict). The member also
+//! edits a petition's description, which only the committee may change: the
+//! server refuses that edit and her phone shows why.
+//!
+//! The demo states only what it has checked. Each sentence it prints about
+//! the merge, the conflict and the refusal is verified first, on both phones
+//! and on the server; a claim that does not hold fails the demo with its own
+//! code (`demo.not_merged`, `demo.conflict_missing`, `demo.not_refused`, …)
+//! and exit status 1 instead of being printed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use automerge::{Automerge, ChangeHash};
+use automerge::{AutoCommit, Automerge, ChangeHash};
+use branchline_core::conflict::{self, Conflict};
 use branchline_core::model::{
     Activity, Category, Date, DocKind, Gender, Level, LocalDateTime, NewActivity, NewMember,
     NewPetition, Petition, Roster, SignInMode, Submitter,
 };
 use branchline_core::net::{ClientConfig, Status, SyncClient};
-use branchline_core::{BranchId, DocId, MemberId, Store};
+use branchline_core::store::Rejection;
+use branchline_core::{BranchId, DeviceId, DocId, MemberId, Store};
 use branchline_protocol::Role;
 use branchline_server::{Admin, RunningServer, Server, ServerConfig};
 
@@ -41,15 +50,22 @@ struct Script {
     new_member: &'static str,
     activity: &'static str,
     place: &'static str,
+    /// The first line of the minutes, written before anyone goes offline.
+    minutes: &'static str,
+    /// What separates two sentences of the minutes.
+    sentence_gap: &'static str,
+    /// The sentence the secretary adds to the minutes offline.
+    secretary_minutes: &'static str,
+    /// The sentence the organizer adds to the same minutes offline.
+    member_minutes: &'static str,
+    secretary_place: &'static str,
+    member_place: &'static str,
     petition_category: &'static str,
     petition_title: &'static str,
     petition_text: &'static str,
-    minutes: &'static str,
-    secretary_adds: &'static str,
-    member_adds: &'static str,
-    secretary_location: &'static str,
-    member_location: &'static str,
     progress: &'static str,
+    /// The sentence the member tries to add to the petition's description.
+    member_petition_adds: &'static str,
 }
 
 impl Script {
@@ -63,16 +79,18 @@ impl Script {
                 member: "Wang Fang",
                 new_member: "Zhang Min",
                 activity: "Theme day: river clean-up",
-                place: "River bank, east steps",
+                place: "River bank",
+                minutes: "Cleared 300 m of the river bank; 12 bags of rubbish.",
+                sentence_gap: " ",
+                secretary_minutes: "Next clean-up: the first Saturday of next month.",
+                member_minutes: "Eight residents from building 5 came to help.",
+                secretary_place: "River bank, east steps",
+                member_place: "River bank, by the old bridge",
                 petition_category: "Roads",
                 petition_title: "Street light out at the north gate",
                 petition_text: "The street light at the north gate has been dark for a week.",
-                minutes: "Cleared 300 m of the river bank; 12 bags of rubbish.",
-                secretary_adds: " The property office has ordered a new lamp.",
-                member_adds: " The path to the bike shed is dark too.",
-                secretary_location: "North gate, lamp post 3",
-                member_location: "North gate",
                 progress: "Reported to the power company; repair booked for Friday.",
+                member_petition_adds: "The path to the bike shed is dark too.",
             },
             Lang::Zh => Script {
                 lang,
@@ -82,16 +100,18 @@ impl Script {
                 member: "王芳",
                 new_member: "张敏",
                 activity: "主题党日：清理河道",
-                place: "河东台阶",
+                place: "河岸",
+                minutes: "清理河岸三百米，垃圾十二袋。",
+                sentence_gap: "",
+                secretary_minutes: "下次清理定在下月第一个星期六。",
+                member_minutes: "5号楼八位居民前来帮忙。",
+                secretary_place: "河岸东台阶",
+                member_place: "河岸老桥边",
                 petition_category: "道路交通",
                 petition_title: "北门路灯不亮",
                 petition_text: "北门的路灯已经一个星期不亮了。",
-                minutes: "清理河岸三百米，垃圾十二袋。",
-                secretary_adds: "物业已订购新灯。",
-                member_adds: "通往车棚的小路也很黑。",
-                secretary_location: "北门3号灯杆",
-                member_location: "北门",
                 progress: "已报修供电所，周五上门维修。",
+                member_petition_adds: "通往车棚的小路也很黑。",
             },
         }
     }
@@ -102,6 +122,51 @@ impl Script {
 
     fn phone(&self, person: &str) -> String {
         self.say(&format!("{person}'s phone"), &format!("{person}的手机"))
+    }
+
+    /// `text` with `sentence` added at its end.
+    fn appended(&self, text: &str, sentence: &str) -> String {
+        if text.is_empty() {
+            sentence.to_owned()
+        } else {
+            format!("{text}{}{sentence}", self.sentence_gap)
+        }
+    }
+
+    /// A claim that turned out false: the demo stops with `code` instead of
+    /// printing it.
+    fn untrue(&self, code: &'static str, en: &str, zh: &str) -> anyhow::Error {
+        Failure::new(code, self.say(en, zh)).into()
+    }
+
+    /// Why the server refuses, for the codes its rules refuse with, as the
+    /// desktop client words them (`branchline rejections`). `None` for a
+    /// code this build does not know: the server's own message is shown.
+    fn explain(&self, code: &str) -> Option<String> {
+        let (en, zh) = match code {
+            "rule.committee_only" => (
+                "only the branch committee may change this",
+                "只有支部委员会可以修改此项",
+            ),
+            "rule.not_own_entry" => (
+                "a member may sign in or ask for leave only for themselves",
+                "党员只能为自己签到或请假",
+            ),
+            "rule.organizer_only" => (
+                "only the activity's organizer or the committee may change it",
+                "只有活动组织者或支部委员会可以修改该活动",
+            ),
+            "rule.owner_only" => (
+                "only the petition's owner or the committee may record progress or resolve it",
+                "只有诉求负责人或支部委员会可以记录进展或办结",
+            ),
+            "access.read_only" => (
+                "this device may only read this record",
+                "此设备对该记录只有查看权限",
+            ),
+            _ => return None,
+        };
+        Some(self.say(en, zh))
     }
 }
 
@@ -180,6 +245,17 @@ impl Phone {
         }
         Ok(all)
     }
+
+    /// The fields with concurrent values this phone lists, in a stable order.
+    fn conflicts(&self) -> anyhow::Result<Vec<Conflict>> {
+        Ok(in_order(self.store().conflicts()?))
+    }
+}
+
+/// Conflicts ordered by document, then field.
+fn in_order(mut conflicts: Vec<Conflict>) -> Vec<Conflict> {
+    conflicts.sort_by(|a, b| (a.doc.to_string(), &a.path).cmp(&(b.doc.to_string(), &b.path)));
+    conflicts
 }
 
 /// The records the demo edits, by document.
@@ -196,9 +272,11 @@ struct View {
     members: Vec<String>,
     minutes: String,
     signed_in: Vec<String>,
+    place: String,
     description: String,
-    location: String,
     progress: Vec<String>,
+    /// Member names by id, to name who wrote a value.
+    names: BTreeMap<MemberId, String>,
 }
 
 impl View {
@@ -215,9 +293,14 @@ impl View {
             members,
             minutes: activity.minutes.as_str().to_owned(),
             signed_in: activity.sign_ins.keys().map(name_of).collect(),
+            place: activity.place.clone().unwrap_or_default(),
             description: petition.description.as_str().to_owned(),
-            location: petition.location.clone().unwrap_or_default(),
             progress: petition.progress.iter().map(|n| n.text.clone()).collect(),
+            names: roster
+                .members
+                .values()
+                .map(|m| (m.id, m.name.clone()))
+                .collect(),
         }
     }
 
@@ -242,7 +325,7 @@ impl View {
             if items.is_empty() {
                 "-".to_owned()
             } else {
-                items.join(", ")
+                items.join(&script.say(", ", "、"))
             }
         };
         let quoted = |text: &str| {
@@ -257,17 +340,10 @@ impl View {
             (script.say("members", "党员"), list(&self.members)),
             (script.say("minutes", "会议记录"), quoted(&self.minutes)),
             (script.say("signed in", "已签到"), list(&self.signed_in)),
+            (script.say("place", "地点"), quoted(&self.place)),
             (
-                script.say("petition text", "问题描述"),
+                script.say("petition text", "诉求描述"),
                 quoted(&self.description),
-            ),
-            (
-                script.say("location", "地点"),
-                if self.location.is_empty() {
-                    "-".to_owned()
-                } else {
-                    self.location.clone()
-                },
             ),
             (script.say("progress", "进展"), list(&self.progress)),
         ];
@@ -281,6 +357,13 @@ impl View {
             println!("     {label}{pad}{value}");
         }
     }
+}
+
+/// What the demo showed, for its last line.
+struct Outcome {
+    documents: usize,
+    conflicts: usize,
+    refused: usize,
 }
 
 /// Runs the demo in `keep` (kept afterwards) or a temporary directory.
@@ -297,9 +380,16 @@ pub fn run(lang: Lang, keep: Option<PathBuf>) -> anyhow::Result<()> {
             if !empty {
                 return Err(Failure::new(
                     "demo.dir_not_empty",
-                    format!(
-                        "{} is not empty; give --keep a new or empty directory",
-                        dir.display()
+                    crate::say(
+                        lang,
+                        &format!(
+                            "{} is not empty; give --keep a new or empty directory",
+                            dir.display()
+                        ),
+                        &format!(
+                            "{} 不是空目录；请给 --keep 一个新的或空的目录",
+                            dir.display()
+                        ),
                     ),
                 )
                 .into());
@@ -367,36 +457,35 @@ async fn demo(script: &Script, root: &Path) -> anyhow::Result<()> {
     ));
     let outcome = converge(script, &mut steps, &server, root).await;
     server.shutdown().await?;
-    let (documents, conflicts) = outcome?;
+    let outcome = outcome?;
+    let seconds = started.elapsed().as_secs_f64();
     println!();
     println!(
         "{}",
         script.say(
             &format!(
-                "converged: both phones and the server hold the same {documents} documents, \
-                 nothing lost ({conflicts} field(s) with concurrent values, kept and shown) \
-                 in {:.1} s",
-                started.elapsed().as_secs_f64()
+                "converged in {seconds:.1} s: both phones and the server hold the same {} \
+                 documents; minutes merged word for word; fields with concurrent values: {}; \
+                 edits refused by the rules: {}",
+                outcome.documents, outcome.conflicts, outcome.refused
             ),
             &format!(
-                "已收敛（converged）：两部手机和服务器上的 {documents} 份文档完全一致，\
-                 没有丢失任何修改（{conflicts} 个字段有并发的不同值，均已保留并标出），\
-                 用时 {:.1} 秒",
-                started.elapsed().as_secs_f64()
+                "已收敛（converged），用时 {seconds:.1} 秒：两部手机和服务器持有同样的 {} 份文档，完全一致；\
+                 会议记录逐字合并；有并发值的字段：{}；被规则拒绝的修改：{}",
+                outcome.documents, outcome.conflicts, outcome.refused
             ),
         )
     );
     Ok(())
 }
 
-/// The demo proper; returns how many documents converged and how many
-/// fields hold concurrent values.
+/// The demo proper: every step, each claim checked before it is printed.
 async fn converge(
     script: &Script,
     steps: &mut Steps,
     server: &RunningServer,
     root: &Path,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<Outcome> {
     let admin = server.admin();
     let branch: BranchId = admin.add_branch(script.branch, Level::Branch, None)?;
     steps.step(&script.say(
@@ -419,89 +508,29 @@ async fn converge(
         invite,
     )
     .await?;
-    let records = {
-        let mut store = secretary.store();
-        let today = Date(chrono::Local::now().date_naive());
-        let li_wei = store.add_member(
-            branch,
-            NewMember {
-                name: script.secretary.into(),
-                gender: Some(Gender::Male),
-                joined: Date::ymd(1998, 7, 1),
-                category: Some(Category::Full),
-                post: Some(script.secretary_post.into()),
-                ..Default::default()
-            },
-        )?;
-        let wang_fang = store.add_member(
-            branch,
-            NewMember {
-                name: script.member.into(),
-                gender: Some(Gender::Female),
-                joined: Date::ymd(2015, 7, 1),
-                category: Some(Category::Full),
-                phone: Some("139 0000 0001".into()),
-                ..Default::default()
-            },
-        )?;
-        let at = |hour: u32| -> anyhow::Result<LocalDateTime> {
-            Ok(LocalDateTime(
-                today
-                    .0
-                    .and_hms_opt(hour, 0, 0)
-                    .context("a valid time of day")?,
-            ))
-        };
-        let activity = store.create_activity(
-            branch,
-            NewActivity {
-                kind: "theme_day".into(),
-                title: script.activity.into(),
-                starts_at: Some(at(9)?),
-                ends_at: Some(at(11)?),
-                place: Some(script.place.into()),
-                organizer: Some(li_wei),
-                ..Default::default()
-            },
-        )?;
-        let petition = store.submit_petition(
-            branch,
-            NewPetition {
-                category: script.petition_category.into(),
-                title: script.petition_title.into(),
-                description: script.petition_text.into(),
-                location: None,
-                submitter: Submitter {
-                    name: Some(script.say("a resident", "居民")),
-                    contact: Some("138 0000 0000".into()),
-                    member: None,
-                },
-            },
-        )?;
-        let deadline = Date(today.0 + chrono::Days::new(7));
-        store.assign_petition(petition, wang_fang, deadline)?;
-        let roster = store.branch_document(branch, DocKind::Roster)?;
-        (
-            Records {
-                roster,
-                activity,
-                petition,
-            },
-            wang_fang,
-        )
-    };
-    let (records, wang_fang) = records;
+    let (records, wang_fang) = set_up(script, &mut secretary.store(), branch)?;
     secretary.wait_in_sync().await?;
     steps.step(&script.say(
         &format!(
             "{secretary_phone} (secretary) joined with a one-time invite and recorded: members \
-             {}, {}; activity “{}”; a resident's petition “{}”, owned by {}",
-            script.secretary, script.member, script.activity, script.petition_title, script.member
+             {}, {}; activity “{}”, organized by {}, with the first line of its minutes; a \
+             resident's petition “{}”, owned by {}",
+            script.secretary,
+            script.member,
+            script.activity,
+            script.member,
+            script.petition_title,
+            script.member
         ),
         &format!(
-            "{secretary_phone}（书记）用一次性邀请加入，并录入：党员{}、{}；活动“{}”；\
-             居民诉求“{}”，责任人{}",
-            script.secretary, script.member, script.activity, script.petition_title, script.member
+            "{secretary_phone}（书记）用一次性邀请加入，并录入：党员{}、{}；活动“{}”，由{}组织，\
+             已写下会议记录第一句；居民诉求“{}”，责任人{}",
+            script.secretary,
+            script.member,
+            script.activity,
+            script.member,
+            script.petition_title,
+            script.member
         ),
     ));
 
@@ -534,7 +563,6 @@ async fn converge(
 
     {
         let mut store = secretary.store();
-        store.write_minutes(records.activity, script.minutes)?;
         store.add_member(
             branch,
             NewMember {
@@ -545,76 +573,97 @@ async fn converge(
                 ..Default::default()
             },
         )?;
-        let adds = script.secretary_adds;
-        let location = script.secretary_location;
-        store.update(records.petition, |p: &mut Petition| {
-            let text = format!("{}{adds}", p.description.as_str());
-            p.description.update(text);
-            p.location = Some(location.to_owned());
-            Ok(())
-        })?;
+        add_to_minutes(script, &mut store, records, script.secretary_minutes)?;
+        set_place(&mut store, records, script.secretary_place)?;
     }
     steps.step(&script.say(
         &format!(
-            "{}, offline: writes the minutes, adds member {}, adds a sentence to the \
-             petition's text and sets its location to “{}”",
-            script.secretary, script.new_member, script.secretary_location
+            "{}, offline: adds member {}; adds to the theme day's minutes “{}”; corrects its \
+             place to “{}”",
+            script.secretary, script.new_member, script.secretary_minutes, script.secretary_place
         ),
         &format!(
-            "{}离线：写会议记录，添加党员{}，在问题描述末尾补一句，把地点设为“{}”",
-            script.secretary, script.new_member, script.secretary_location
+            "{}离线：添加党员{}；在主题党日的会议记录末尾补一句“{}”；把地点改为“{}”",
+            script.secretary, script.new_member, script.secretary_minutes, script.secretary_place
         ),
     ));
 
     {
         let mut store = member.store();
         store.sign_in(records.activity, wang_fang, SignInMode::Remote)?;
+        add_to_minutes(script, &mut store, records, script.member_minutes)?;
+        set_place(&mut store, records, script.member_place)?;
         store.add_progress(records.petition, Some(wang_fang), script.progress)?;
-        let adds = script.member_adds;
-        let location = script.member_location;
+    }
+    steps.step(&script.say(
+        &format!(
+            "{}, offline, as the theme day's organizer: signs in (remote); adds to the same \
+             minutes “{}”; corrects the same place to “{}”; adds a progress note to the \
+             petition she owns",
+            script.member, script.member_minutes, script.member_place
+        ),
+        &format!(
+            "{}离线，以主题党日组织者的身份：远程签到；在同一份会议记录末尾补一句“{}”；\
+             把同一个地点改为“{}”；为她负责的诉求添加一条进展",
+            script.member, script.member_minutes, script.member_place
+        ),
+    ));
+
+    {
+        let mut store = member.store();
+        let adds = script.member_petition_adds;
         store.update(records.petition, |p: &mut Petition| {
-            let text = format!("{}{adds}", p.description.as_str());
+            let text = script.appended(p.description.as_str(), adds);
             p.description.update(text);
-            p.location = Some(location.to_owned());
             Ok(())
         })?;
     }
     steps.step(&script.say(
         &format!(
-            "{}, offline: signs in to the theme day (remote), adds a progress note, adds \
-             a sentence to the same petition's text and sets its location to “{}”",
-            script.member, script.member_location
+            "{}, offline, also adds a sentence to the petition's description: “{}”",
+            script.member, script.member_petition_adds
         ),
         &format!(
-            "{}离线：远程签到主题党日，添加一条进展，在同一问题描述末尾补一句，把地点设为“{}”",
-            script.member, script.member_location
+            "{}离线时还在诉求描述末尾补了一句：“{}”",
+            script.member, script.member_petition_adds
         ),
     ));
 
+    let before = [
+        View::from_store(&secretary.store(), records)?,
+        View::from_store(&member.store(), records)?,
+    ];
+    check_offline(script, &before)?;
     steps.step(&script.say(
         "Before reconnecting, each phone sees only its own edits:",
         "重新联网之前，每部手机只看到自己的修改：",
     ));
-    View::from_store(&secretary.store(), records)?.print(script, &secretary_phone);
-    View::from_store(&member.store(), records)?.print(script, &member_phone);
+    before[0].print(script, &secretary_phone);
+    before[1].print(script, &member_phone);
 
     let reconnecting = Instant::now();
     secretary.client.set_network_available(true);
     member.client.set_network_available(true);
     let (converged, views) = wait_converged(&secretary, &member, &admin, records).await?;
+    if !converged {
+        return Err(script.untrue(
+            "demo.diverged",
+            "the phones and the server did not converge",
+            "手机和服务器没有收敛到一致",
+        ));
+    }
+    let documents = member.heads()?.len();
     steps.step(&script.say(
         &format!(
-            "Both phones get the network back and sync by themselves ({:.1} s)",
+            "Both phones get the network back and sync by themselves ({:.1} s); the phones and \
+             the server now hold the same {documents} documents and show:",
             reconnecting.elapsed().as_secs_f64()
         ),
         &format!(
-            "两部手机恢复网络，自动同步（{:.1} 秒）",
+            "两部手机恢复网络，自动同步（{:.1} 秒）；两部手机和服务器现在持有同样的 \
+             {documents} 份文档，显示：",
             reconnecting.elapsed().as_secs_f64()
         ),
-    ));
-    steps.step(&script.say(
-        "After the merge, the phones and the server show:",
-        "合并之后，两部手机和服务器显示：",
     ));
     let server_label = script.say("server", "服务器");
     for (view, who) in views
@@ -623,74 +672,427 @@ async fn converge(
     {
         view.print(script, who);
     }
+    let merged = &views[0];
 
+    // (a) One text field, edited by two people allowed to: merged word for word.
+    check_merged(script, merged)?;
+    steps.step(&script.say(
+        &format!(
+            "Nothing was lost: {} is on the roster, {}'s sign-in and progress note are in, and \
+             the minutes merged word for word, after their first line, with both sentences \
+             whole:",
+            script.new_member, script.member
+        ),
+        &format!(
+            "没有丢失任何修改：{}已在花名册上，{}的签到和进展都在；会议记录逐字合并，\
+             第一句之后两句话都完整保留：",
+            script.new_member, script.member
+        ),
+    ));
+    for (sentence, by) in [
+        (script.secretary_minutes, script.secretary),
+        (script.member_minutes, script.member),
+    ] {
+        println!(
+            "   {}",
+            script.say(
+                &format!("“{sentence}” ({by})"),
+                &format!("“{sentence}”（{by}）")
+            )
+        );
+    }
+
+    // (b) One register field, set by two people allowed to: a conflict.
     let devices = [
         (secretary.store().device_id(), secretary_phone.clone()),
         (member.store().device_id(), member_phone.clone()),
     ];
-    let conflicts = secretary.store().conflicts()?;
-    let mut lines = Vec::new();
-    for conflict in &conflicts {
-        let values: Vec<String> = conflict
-            .values
-            .iter()
-            .map(|v| {
-                let by = v
-                    .device
-                    .and_then(|d| devices.iter().find(|(id, _)| *id == d))
-                    .map_or_else(|| v.actor.clone(), |(_, name)| name.clone());
-                let shown = if v.winner {
-                    script.say(", shown now", "，当前显示")
-                } else {
-                    String::new()
-                };
-                format!("“{}” ({by}{shown})", v.value)
-            })
-            .collect();
-        let doc = if conflict.doc == records.petition {
-            script.say("petition", "问题")
-        } else if conflict.doc == records.activity {
-            script.say("activity", "活动")
-        } else if conflict.doc == records.roster {
-            script.say("roster", "花名册")
-        } else {
-            conflict.doc.to_string()
-        };
-        let field = match conflict.path.as_str() {
-            "location" => script.say("location", "地点"),
-            other => other.to_owned(),
-        };
-        lines.push(format!("{doc} {field}: {}", values.join(", ")));
-    }
+    let conflicts = check_conflicts(script, &secretary, &member, &admin, records, merged)?;
     steps.step(&script.say(
-        "Text merged word for word and every sign-in, note and member was kept. Where both \
-         phones set the same field, both values are kept and everyone shows the same one \
-         until a person settles it:",
-        "文字逐字合并，签到、进展和党员一个不少。两部手机改了同一字段时，两个值都保留，\
-         所有人看到同一个值，直到有人裁定：",
+        &format!(
+            "Where both phones set the same field, both values are kept and everyone shows the \
+             same one until a person settles it (`branchline conflicts settle`); fields with \
+             concurrent values: {}",
+            conflicts.len()
+        ),
+        &format!(
+            "两部手机改了同一字段时，两个值都保留，所有人看到同一个值，直到有人裁定\
+             （`branchline conflicts settle`）；有并发值的字段：{}",
+            conflicts.len()
+        ),
     ));
-    if lines.is_empty() {
-        println!("   -");
-    }
-    for line in &lines {
-        println!("   {line}");
+    for conflict in &conflicts {
+        println!(
+            "   - {}",
+            conflict_line(script, conflict, records, merged, &devices)
+        );
     }
 
-    let identical = views.windows(2).all(|w| w[0] == w[1]);
-    if !(converged && identical) {
-        return Err(Failure::new(
-            "demo.diverged",
-            script.say(
-                "the phones and the server did not converge",
-                "手机和服务器没有收敛到一致",
-            ),
-        )
-        .into());
+    // (c) An edit the rules refuse, with its reason as the phone shows it.
+    let refused = check_refused(script, &secretary, &member, records, merged)?;
+    steps.step(&script.say(
+        &format!(
+            "The server's rules refused an edit: {}'s phone dropped it, kept her other edits and \
+             shows why; the petition's description is unchanged everywhere; edits refused by the \
+             rules: {}",
+            script.member,
+            refused.len()
+        ),
+        &format!(
+            "服务器的规则拒绝了一项修改：{}的手机撤回了它，保留了她的其他修改，并显示原因；\
+             诉求描述在各处都未改变；被规则拒绝的修改：{}",
+            script.member,
+            refused.len()
+        ),
+    ));
+    for (phone, rejection) in &refused {
+        println!("   - {}", refusal_line(script, phone, rejection, records));
     }
-    let documents = member.heads()?.len();
+
     member.client.shutdown().await;
     secretary.client.shutdown().await;
-    Ok((documents, conflicts.len()))
+    Ok(Outcome {
+        documents,
+        conflicts: conflicts.len(),
+        refused: refused.len(),
+    })
+}
+
+/// The secretary records the branch's members, an activity organized by
+/// the member, with the first line of its minutes, and a petition the
+/// member owns.
+fn set_up(
+    script: &Script,
+    store: &mut Store,
+    branch: BranchId,
+) -> anyhow::Result<(Records, MemberId)> {
+    let today = Date(chrono::Local::now().date_naive());
+    store.add_member(
+        branch,
+        NewMember {
+            name: script.secretary.into(),
+            gender: Some(Gender::Male),
+            joined: Date::ymd(1998, 7, 1),
+            category: Some(Category::Full),
+            post: Some(script.secretary_post.into()),
+            ..Default::default()
+        },
+    )?;
+    let wang_fang = store.add_member(
+        branch,
+        NewMember {
+            name: script.member.into(),
+            gender: Some(Gender::Female),
+            joined: Date::ymd(2015, 7, 1),
+            category: Some(Category::Full),
+            phone: Some("139 0000 0001".into()),
+            ..Default::default()
+        },
+    )?;
+    let at = |hour: u32| -> anyhow::Result<LocalDateTime> {
+        Ok(LocalDateTime(
+            today
+                .0
+                .and_hms_opt(hour, 0, 0)
+                .context("a valid time of day")?,
+        ))
+    };
+    let activity = store.create_activity(
+        branch,
+        NewActivity {
+            kind: "theme_day".into(),
+            title: script.activity.into(),
+            starts_at: Some(at(9)?),
+            ends_at: Some(at(11)?),
+            place: Some(script.place.into()),
+            organizer: Some(wang_fang),
+            ..Default::default()
+        },
+    )?;
+    store.write_minutes(activity, script.minutes)?;
+    let petition = store.submit_petition(
+        branch,
+        NewPetition {
+            category: script.petition_category.into(),
+            title: script.petition_title.into(),
+            description: script.petition_text.into(),
+            location: None,
+            submitter: Submitter {
+                name: Some(script.say("a resident", "居民")),
+                contact: Some("138 0000 0000".into()),
+                member: None,
+            },
+        },
+    )?;
+    let deadline = Date(today.0 + chrono::Days::new(7));
+    store.assign_petition(petition, wang_fang, deadline)?;
+    let roster = store.branch_document(branch, DocKind::Roster)?;
+    Ok((
+        Records {
+            roster,
+            activity,
+            petition,
+        },
+        wang_fang,
+    ))
+}
+
+/// Adds `sentence` at the end of the activity's minutes.
+fn add_to_minutes(
+    script: &Script,
+    store: &mut Store,
+    records: Records,
+    sentence: &str,
+) -> anyhow::Result<()> {
+    let minutes = store.get::<Activity>(records.activity)?.minutes;
+    store.write_minutes(
+        records.activity,
+        &script.appended(minutes.as_str(), sentence),
+    )?;
+    Ok(())
+}
+
+/// Sets the activity's place.
+fn set_place(store: &mut Store, records: Records, place: &str) -> anyhow::Result<()> {
+    store.update(records.activity, |a: &mut Activity| {
+        a.place = Some(place.to_owned());
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Checks "each phone sees only its own edits" before reconnecting.
+fn check_offline(script: &Script, [secretary, member]: &[View; 2]) -> anyhow::Result<()> {
+    let own = |view: &View, mine: &str, theirs: &str, place: &str| {
+        view.minutes.contains(mine) && !view.minutes.contains(theirs) && view.place == place
+    };
+    let adds = script.member_petition_adds;
+    let holds = own(
+        secretary,
+        script.secretary_minutes,
+        script.member_minutes,
+        script.secretary_place,
+    ) && own(
+        member,
+        script.member_minutes,
+        script.secretary_minutes,
+        script.member_place,
+    ) && secretary.members.iter().any(|m| m == script.new_member)
+        && !member.members.iter().any(|m| m == script.new_member)
+        && member.description.contains(adds)
+        && !secretary.description.contains(adds);
+    if holds {
+        Ok(())
+    } else {
+        Err(script.untrue(
+            "demo.offline_leak",
+            "before reconnecting, a phone did not show its own edits only",
+            "重新联网之前，某部手机显示的不只是自己的修改",
+        ))
+    }
+}
+
+/// Checks the merge: the minutes hold their first line and both sentences,
+/// each whole, and nothing else; the new member, the sign-in and the
+/// progress note are all in.
+fn check_merged(script: &Script, merged: &View) -> anyhow::Result<()> {
+    let (a, b) = (script.secretary_minutes, script.member_minutes);
+    let either = [
+        script.appended(&script.appended(script.minutes, a), b),
+        script.appended(&script.appended(script.minutes, b), a),
+    ];
+    if !either.contains(&merged.minutes) {
+        return Err(script.untrue(
+            "demo.not_merged",
+            &format!(
+                "the merged minutes do not hold both sentences word for word: “{}”",
+                merged.minutes
+            ),
+            &format!("合并后的会议记录没有逐字包含两句话：“{}”", merged.minutes),
+        ));
+    }
+    let has = |list: &[String], item: &str| list.iter().any(|x| x == item);
+    let kept = [script.secretary, script.member, script.new_member]
+        .iter()
+        .all(|name| has(&merged.members, name))
+        && merged.signed_in == [script.member]
+        && has(&merged.progress, script.progress);
+    if !kept {
+        return Err(script.untrue(
+            "demo.edit_lost",
+            "an edit allowed by the rules is missing after the merge",
+            "合并之后缺少一项规则允许的修改",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields with concurrent values, checked: both phones and the server
+/// list the same ones, and the activity's place holds both phones' values,
+/// the one everyone shows being the one the views show.
+fn check_conflicts(
+    script: &Script,
+    secretary: &Phone,
+    member: &Phone,
+    admin: &Admin,
+    records: Records,
+    merged: &View,
+) -> anyhow::Result<Vec<Conflict>> {
+    let of_secretary = secretary.conflicts()?;
+    let member_docs: BTreeSet<DocId> = member.heads()?.into_keys().collect();
+    let mut of_server = Vec::new();
+    for doc in secretary.heads()?.into_keys() {
+        let bytes = admin
+            .document_bytes(doc)?
+            .with_context(|| format!("the server has no document {doc}"))?;
+        of_server.extend(conflict::find(doc, &AutoCommit::load(&bytes)?));
+    }
+    let of_server = in_order(of_server);
+    let seen_by_member: Vec<Conflict> = of_secretary
+        .iter()
+        .filter(|c| member_docs.contains(&c.doc))
+        .cloned()
+        .collect();
+    if of_server != of_secretary || member.conflicts()? != seen_by_member {
+        return Err(script.untrue(
+            "demo.conflict_mismatch",
+            "the phones and the server do not list the same concurrent values",
+            "两部手机和服务器列出的并发值不一致",
+        ));
+    }
+    let devices = [secretary.store().device_id(), member.store().device_id()];
+    let place = of_secretary
+        .iter()
+        .find(|c| c.doc == records.activity && c.path == "place");
+    let holds = place.is_some_and(|c| {
+        let values: BTreeSet<&str> = c.values.iter().map(|v| v.value.as_str()).collect();
+        let writers: BTreeSet<Option<DeviceId>> = c.values.iter().map(|v| v.device).collect();
+        let shown: Vec<&str> = c
+            .values
+            .iter()
+            .filter(|v| v.winner)
+            .map(|v| v.value.as_str())
+            .collect();
+        values == BTreeSet::from([script.secretary_place, script.member_place])
+            && writers == devices.iter().copied().map(Some).collect()
+            && shown == [merged.place.as_str()]
+    });
+    if !holds {
+        return Err(script.untrue(
+            "demo.conflict_missing",
+            "the activity's place does not hold both phones' values as a conflict",
+            "活动地点没有作为冲突保留两部手机的值",
+        ));
+    }
+    Ok(of_secretary)
+}
+
+/// One conflict for people: the record, the field, each value with who
+/// wrote it and which one everyone shows.
+fn conflict_line(
+    script: &Script,
+    conflict: &Conflict,
+    records: Records,
+    merged: &View,
+    devices: &[(DeviceId, String)],
+) -> String {
+    let values: Vec<String> = conflict
+        .values
+        .iter()
+        .map(|v| {
+            let phone = v
+                .device
+                .and_then(|d| devices.iter().find(|(id, _)| *id == d))
+                .map(|(_, name)| name.clone());
+            let person = v.member.and_then(|m| merged.names.get(&m)).cloned();
+            let by = phone.or(person).unwrap_or_else(|| v.actor.clone());
+            let shown = if v.winner {
+                script.say("; shown now", "；当前显示")
+            } else {
+                String::new()
+            };
+            script.say(
+                &format!("“{}” ({by}{shown})", v.value),
+                &format!("“{}”（{by}{shown}）", v.value),
+            )
+        })
+        .collect();
+    let record = record_name(script, conflict.doc, records, None);
+    let field = match conflict.path.as_str() {
+        "place" => script.say("place", "地点"),
+        other => other.to_owned(),
+    };
+    script.say(
+        &format!("{record}, {field}: {}", values.join(", ")),
+        &format!("{record}，{field}：{}", values.join("，")),
+    )
+}
+
+/// The refusals recorded on either phone, checked: the member's edit of the
+/// petition's description was refused, and no replica shows it.
+fn check_refused(
+    script: &Script,
+    secretary: &Phone,
+    member: &Phone,
+    records: Records,
+    merged: &View,
+) -> anyhow::Result<Vec<(String, Rejection)>> {
+    let mut refused = Vec::new();
+    for phone in [secretary, member] {
+        for rejection in phone.store().rejections(None)? {
+            refused.push((phone.name.clone(), rejection));
+        }
+    }
+    let of_member = refused
+        .iter()
+        .any(|(phone, r)| *phone == member.name && r.doc_id == records.petition);
+    if !of_member || merged.description != script.petition_text {
+        return Err(script.untrue(
+            "demo.not_refused",
+            &format!(
+                "{}'s edit of the petition's description was not refused and dropped",
+                script.member
+            ),
+            &format!("{}对诉求描述的修改没有被拒绝并撤回", script.member),
+        ));
+    }
+    Ok(refused)
+}
+
+/// One refusal as the phone shows it: the record, the stable code, why in
+/// words, and the server's own explanation.
+fn refusal_line(script: &Script, phone: &str, r: &Rejection, records: Records) -> String {
+    let record = record_name(script, r.doc_id, records, Some(&r.kind));
+    let why = script.explain(&r.code).unwrap_or_else(|| r.message.clone());
+    script.say(
+        &format!(
+            "{phone}: the server refused an edit to {record} [{}]: {why} (server: {})",
+            r.code, r.message
+        ),
+        &format!(
+            "{phone}：服务器拒绝了对{record}的修改 [{}]：{why}（服务器原文：{}）",
+            r.code, r.message
+        ),
+    )
+}
+
+/// A record as people call it.
+fn record_name(script: &Script, doc: DocId, records: Records, kind: Option<&str>) -> String {
+    if doc == records.petition {
+        script.say(
+            &format!("the petition “{}”", script.petition_title),
+            &format!("诉求“{}”", script.petition_title),
+        )
+    } else if doc == records.activity {
+        script.say(
+            &format!("the activity “{}”", script.activity),
+            &format!("活动“{}”", script.activity),
+        )
+    } else if doc == records.roster {
+        script.say("the roster", "花名册")
+    } else {
+        format!("{} {doc}", kind.unwrap_or("document"))
+    }
 }
 
 /// Waits until both phones and the server hold the same heads for every
@@ -734,5 +1136,98 @@ async fn wait_converged(
             return Ok((false, views));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(e: &anyhow::Error) -> &'static str {
+        e.downcast_ref::<Failure>().map_or("none", |f| f.code)
+    }
+
+    /// What both replicas show after an honest merge.
+    fn merged(script: &Script) -> View {
+        View {
+            members: vec![
+                script.secretary.into(),
+                script.member.into(),
+                script.new_member.into(),
+            ],
+            minutes: script.appended(
+                &script.appended(script.minutes, script.member_minutes),
+                script.secretary_minutes,
+            ),
+            signed_in: vec![script.member.into()],
+            place: script.member_place.into(),
+            description: script.petition_text.into(),
+            progress: vec![script.progress.into()],
+            names: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_merge_holding_both_sentences_whole_is_the_only_one_called_word_for_word() {
+        for lang in [Lang::En, Lang::Zh] {
+            let script = Script::new(lang);
+            let view = merged(&script);
+            assert!(check_merged(&script, &view).is_ok());
+            let mut other_order = view.clone();
+            other_order.minutes = script.appended(
+                &script.appended(script.minutes, script.secretary_minutes),
+                script.member_minutes,
+            );
+            assert!(check_merged(&script, &other_order).is_ok());
+
+            let mut lost = view.clone();
+            lost.minutes = script.appended(script.minutes, script.secretary_minutes);
+            let e = check_merged(&script, &lost).unwrap_err();
+            assert_eq!(code_of(&e), "demo.not_merged");
+            let mut doubled = view.clone();
+            doubled.minutes = script.appended(&view.minutes, script.member_minutes);
+            assert_eq!(
+                code_of(&check_merged(&script, &doubled).unwrap_err()),
+                "demo.not_merged"
+            );
+            let mut no_sign_in = view.clone();
+            no_sign_in.signed_in.clear();
+            assert_eq!(
+                code_of(&check_merged(&script, &no_sign_in).unwrap_err()),
+                "demo.edit_lost"
+            );
+        }
+    }
+
+    #[test]
+    fn a_phone_showing_the_other_phones_edit_before_reconnecting_fails_the_demo() {
+        let script = Script::new(Lang::En);
+        let secretary = View {
+            members: vec![
+                script.secretary.into(),
+                script.member.into(),
+                script.new_member.into(),
+            ],
+            minutes: script.appended(script.minutes, script.secretary_minutes),
+            signed_in: Vec::new(),
+            place: script.secretary_place.into(),
+            description: script.petition_text.into(),
+            progress: Vec::new(),
+            names: BTreeMap::new(),
+        };
+        let member = View {
+            members: vec![script.secretary.into(), script.member.into()],
+            minutes: script.appended(script.minutes, script.member_minutes),
+            signed_in: vec![script.member.into()],
+            place: script.member_place.into(),
+            description: script.appended(script.petition_text, script.member_petition_adds),
+            progress: vec![script.progress.into()],
+            names: BTreeMap::new(),
+        };
+        assert!(check_offline(&script, &[secretary.clone(), member.clone()]).is_ok());
+        let mut leaked = member.clone();
+        leaked.minutes = merged(&script).minutes;
+        let e = check_offline(&script, &[secretary, leaked]).unwrap_err();
+        assert_eq!(code_of(&e), "demo.offline_leak");
     }
 }
