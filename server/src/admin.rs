@@ -11,6 +11,7 @@
 //! (`branchline_core::{BranchId, MemberId, DocId}`), the ones the records
 //! themselves hold; devices by the id the server gave them at enrollment.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -479,6 +480,27 @@ impl Admin {
             .branch_document(branch, model::DocKind::Roster)?
             .ok_or_else(|| Error::Model(branchline_core::Error::MissingBranchDocument("roster")))?;
         self.hydrate(doc)
+    }
+
+    /// The name of every member on every branch's roster, by member id, for
+    /// naming people in the audit log and the device list. A branch whose
+    /// roster cannot be read (missing, or written by a newer version) is
+    /// left out with a warning: its members are then shown by id.
+    pub fn member_names(&self) -> Result<HashMap<MemberId, String>> {
+        let mut names = HashMap::new();
+        for branch in self.branches()? {
+            match self.roster(branch.branch) {
+                Ok(roster) => {
+                    names.extend(roster.members.values().map(|m| (m.id, m.name.clone())));
+                }
+                Err(e) => tracing::warn!(
+                    branch = %branch.branch,
+                    error = %e,
+                    "cannot read the roster; its members are shown by id"
+                ),
+            }
+        }
+        Ok(names)
     }
 
     /// The branch's profile as the server stores it.

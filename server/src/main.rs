@@ -15,12 +15,16 @@
 //!   devices list [--branch ID]
 //!   devices revoke DEVICE_ID
 //!   export --branch ID --out DIR [--format csv|xlsx|all] [--bom] [--from DAY] [--to DAY]
-//!   audit [--limit 50]
+//!   audit [--limit 50] [--json]
 //! ```
 //!
 //! What a script needs is on stdout (a new id, an invite link, the files
 //! written); messages for people go to stderr, in English or Chinese
-//! (`--lang zh`). Errors start with a stable code in brackets, e.g.
+//! (`--lang zh`, or from the locale as the desktop client reads it:
+//! `LANGUAGE`, `LC_ALL`, `LC_MESSAGES`, `LANG`). Every command but `init`
+//! needs a data directory `init` set up, `serve` included: a server started
+//! on an empty directory would know no device, and every phone would have
+//! to enroll again. Errors start with a stable code in brackets, e.g.
 //! `error [admin.unknown_branch]: …`, and exit non-zero. Logs go to stderr,
 //! filtered by `RUST_LOG` (default `info` for `serve`, `error` for `demo`,
 //! `warn` otherwise).
@@ -59,9 +63,10 @@ struct Cli {
     /// Where the settings, database, certificate and key live.
     #[arg(long, global = true, default_value = "./branchline-data")]
     data_dir: PathBuf,
-    /// Language of messages, headers and exported values for people.
-    #[arg(long, global = true, value_enum, default_value_t = Lang::En)]
-    lang: Lang,
+    /// Language of messages, headers and exported values for people
+    /// [default: from the locale: LANGUAGE, LC_ALL, LC_MESSAGES, LANG].
+    #[arg(long, global = true, value_enum)]
+    lang: Option<Lang>,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,6 +78,31 @@ enum Lang {
     En,
     /// 中文.
     Zh,
+}
+
+impl Lang {
+    /// The language of the locale: Chinese for `zh…`, else English.
+    fn from_locale() -> Lang {
+        Lang::from_env(|key| std::env::var(key).ok())
+    }
+
+    /// The language of the locale that `var` reads, taken as the desktop
+    /// client takes it (sys-locale on Unix): the first of `LANGUAGE` (its
+    /// first entry), `LC_ALL`, `LC_MESSAGES` and `LANG` that is set and not
+    /// empty decides.
+    fn from_env(var: impl Fn(&str) -> Option<String>) -> Lang {
+        let locale = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"]
+            .into_iter()
+            .find_map(|key| {
+                let value = var(key)?;
+                let first = value.split(':').next().unwrap_or_default().trim();
+                (!first.is_empty()).then(|| first.to_ascii_lowercase())
+            });
+        match locale {
+            Some(locale) if locale.starts_with("zh") => Lang::Zh,
+            _ => Lang::En,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,7 +123,10 @@ enum Command {
     },
     /// Run the server until SIGINT or SIGTERM.
     ///
-    /// Settings come from the data directory's branchline-server.toml (or
+    /// The data directory must have been set up by `init`: a server started
+    /// without its database would know no device and make every phone
+    /// enroll again, so `serve` refuses (admin.not_initialized). Settings
+    /// come from the data directory's branchline-server.toml (or
     /// --config FILE); each flag overrides the file. The first line on stdout
     /// is `listening ADDR`, then `public HOST:PORT` and `fingerprint HEX`.
     Serve {
@@ -202,19 +235,32 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Show the newest audit log entries.
+    /// Show the newest audit log entries, newest first.
+    ///
+    /// One line per entry: id, time, event, then `device=`, `member=` (the
+    /// name on the roster where known, else the id), `doc=`, `change=` (the
+    /// accepted change's hash), `code=` (a refusal's code) and the detail.
+    /// With --json, one JSON array of entries with ids and names.
     Audit {
         /// How many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print one JSON value for scripts instead.
+        #[arg(long)]
+        json: bool,
     },
     /// See Branchline work: a server and two phones on this machine edit
     /// offline, reconnect and merge.
     ///
     /// Starts a server on 127.0.0.1 with a temporary data directory, enrolls
     /// a secretary's and a member's phone, has both edit offline, reconnects
-    /// them and prints each step and the merged result. Exits non-zero if
-    /// the phones and the server do not end up identical.
+    /// them and prints each step and the merged result: the same minutes
+    /// edited by both, merged word for word; the same place set by both,
+    /// kept as a conflict; and an edit the server's rules refuse, with its
+    /// code and reason. Every statement is checked before it is printed: if
+    /// one does not hold (or the phones and the server do not end up
+    /// identical) the demo stops with its code (demo.not_merged, …) and
+    /// exits non-zero.
     Demo {
         /// Keep the data (server and both phones) in this directory instead
         /// of deleting it.
@@ -262,7 +308,8 @@ enum AllianceCommand {
 
 #[derive(Subcommand, Debug)]
 enum DevicesCommand {
-    /// List enrolled devices: id, branch, role, member, status, name.
+    /// List enrolled devices under a header line: device id, branch, role,
+    /// member id, member name (from the roster), status, device name.
     List {
         /// Only devices of this branch.
         #[arg(long)]
@@ -393,8 +440,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let lang = cli.lang;
-    match run(cli) {
+    let lang = cli.lang.unwrap_or_else(Lang::from_locale);
+    match run(cli, lang) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
@@ -408,8 +455,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let lang = cli.lang;
+fn run(cli: Cli, lang: Lang) -> anyhow::Result<()> {
     let data_dir = cli.data_dir;
     match cli.command {
         Command::Init {
@@ -434,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(data_dir, lang, config, flags)
         }
         Command::Branch { command } => {
-            let admin = open_admin(&data_dir)?;
+            let admin = open_admin(&data_dir, lang)?;
             match command {
                 BranchCommand::Add {
                     name,
@@ -466,7 +512,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alliance { command } => {
-            let admin = open_admin(&data_dir)?;
+            let admin = open_admin(&data_dir, lang)?;
             match command {
                 AllianceCommand::Add { name, branches } => {
                     let id = admin.add_alliance(&name, &branches)?;
@@ -498,7 +544,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             valid_for_hours,
             qr,
         } => {
-            let admin = open_admin(&data_dir)?;
+            let admin = open_admin(&data_dir, lang)?;
             let hours = valid_for_hours.clamp(1, 24 * 365);
             let link = admin
                 .create_invite(branch, role, member, Duration::from_secs(hours * 3600))
@@ -521,7 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::SubmissionCode { branch, rotate, qr } => {
-            let admin = open_admin(&data_dir)?;
+            let admin = open_admin(&data_dir, lang)?;
             let link = admin
                 .submission_link(branch, rotate)
                 .with_context(|| format!("the submission code of branch {branch}"))?
@@ -550,7 +596,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: DevicesCommand::Revoke { device },
         }
         | Command::Revoke { device } => {
-            open_admin(&data_dir)?.revoke_device(device)?;
+            open_admin(&data_dir, lang)?.revoke_device(device)?;
             eprintln!(
                 "{}",
                 say(
@@ -564,18 +610,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devices {
             command: DevicesCommand::List { branch },
         } => {
-            for d in open_admin(&data_dir)?.devices(branch)? {
-                let member = d
-                    .member
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| "-".into());
+            let admin = open_admin(&data_dir, lang)?;
+            let devices = admin.devices(branch)?;
+            let names = admin.member_names()?;
+            let mut out = std::io::stdout().lock();
+            let header = match lang {
+                Lang::En => [
+                    "device",
+                    "branch",
+                    "role",
+                    "member",
+                    "member name",
+                    "status",
+                    "device name",
+                ],
+                Lang::Zh => [
+                    "设备",
+                    "组织",
+                    "角色",
+                    "党员编号",
+                    "党员姓名",
+                    "状态",
+                    "设备名称",
+                ],
+            };
+            writeln!(out, "{}", header.join("\t"))?;
+            for d in &devices {
+                let (member, name) = match d.member {
+                    Some(m) => (
+                        m.to_string(),
+                        names.get(&m).cloned().unwrap_or_else(|| "-".into()),
+                    ),
+                    None => ("-".into(), "-".into()),
+                };
                 let status = match d.revoked_at_ms {
                     Some(_) => say(lang, "revoked", "已吊销"),
                     None => say(lang, "active", "有效"),
                 };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    d.device_id, d.branch, d.role, member, status, d.name
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{member}\t{name}\t{status}\t{}",
+                    d.device_id, d.branch, d.role, d.name
+                )?;
+            }
+            out.flush()?;
+            if devices.is_empty() {
+                eprintln!(
+                    "{}",
+                    say(lang, "no device has enrolled yet", "还没有设备登记")
                 );
             }
             Ok(())
@@ -598,7 +680,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 today: Date(chrono::Utc::now().date_naive()),
                 lang,
             };
-            let admin = open_admin(&data_dir)?;
+            let admin = open_admin(&data_dir, lang)?;
             let summary = export::export(&admin, &request)?;
             for file in &summary.files {
                 println!("{}", file.display());
@@ -661,24 +743,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit { limit } => {
-            for entry in open_admin(&data_dir)?.audit(limit)? {
-                let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-                let at = chrono::DateTime::from_timestamp_millis(entry.at_ms)
-                    .map_or_else(|| entry.at_ms.to_string(), |t| t.to_rfc3339());
-                println!(
-                    "{}\t{}\t{}\tdevice={}\tdoc={}\tcode={}\t{}",
-                    entry.id,
-                    at,
-                    entry.event,
-                    opt(entry.device.map(|d| d.to_string())),
-                    opt(entry.doc.map(|d| d.to_string())),
-                    opt(entry.code),
-                    entry.detail
-                );
-            }
-            Ok(())
-        }
+        Command::Audit { limit, json } => audit(&open_admin(&data_dir, lang)?, limit, json),
         Command::Demo { keep } => demo::run(lang, keep),
     }
 }
@@ -686,20 +751,126 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens the data directory for administration; it must have been set up
 /// (by `init` or a server run), so a mistyped `--data-dir` is an error
 /// rather than a new empty server.
-fn open_admin(data_dir: &Path) -> anyhow::Result<Admin> {
-    let db = data_dir.join("server.sqlite3");
-    if !db.exists() {
-        return Err(Failure::new(
-            "admin.not_initialized",
-            format!(
-                "{} holds no Branchline server; run `branchline-server --data-dir {} init` first",
-                data_dir.display(),
-                data_dir.display()
+fn open_admin(data_dir: &Path, lang: Lang) -> anyhow::Result<Admin> {
+    require_initialized(data_dir, lang)?;
+    Ok(Admin::open(data_dir)?)
+}
+
+/// The server's database in a data directory.
+fn database_of(data_dir: &Path) -> PathBuf {
+    data_dir.join("server.sqlite3")
+}
+
+/// Refuses a data directory without a server database
+/// (`admin.not_initialized`): opening it would create an empty database,
+/// a server that knows no branch and no device.
+fn require_initialized(data_dir: &Path, lang: Lang) -> anyhow::Result<()> {
+    let db = database_of(data_dir);
+    if db.exists() {
+        return Ok(());
+    }
+    let dir = data_dir.display();
+    let leftovers = [data_dir.join(settings::FILE_NAME), data_dir.join("tls")]
+        .into_iter()
+        .any(|p| p.exists());
+    let message = if leftovers {
+        // `init` refuses a directory with settings or keys in it, so it
+        // cannot be the advice for this one.
+        say(
+            lang,
+            &format!(
+                "{dir} has settings but no database ({} is missing): restore it from a backup; \
+                 a server started without it would know no device and every phone would have to \
+                 enroll again. To set up a new server instead, run \
+                 `branchline-server --data-dir NEW_DIR init`",
+                db.display()
+            ),
+            &format!(
+                "{dir} 有设置但没有数据库（缺少 {}）：请从备份恢复；没有它启动的服务器不认识任何设备，\
+                 每部手机都得重新登记。若要新建服务器，请运行 \
+                 `branchline-server --data-dir 新目录 init`",
+                db.display()
             ),
         )
-        .into());
+    } else {
+        say(
+            lang,
+            &format!(
+                "{dir} holds no Branchline server; run `branchline-server --data-dir {dir} init` \
+                 first"
+            ),
+            &format!(
+                "{dir} 中没有 Branchline 服务器；请先运行 `branchline-server --data-dir {dir} init`"
+            ),
+        )
+    };
+    Err(Failure::new("admin.not_initialized", message).into())
+}
+
+/// `audit`: the newest entries, members named by their roster name where
+/// the server knows it.
+fn audit(admin: &Admin, limit: usize, json: bool) -> anyhow::Result<()> {
+    let entries = admin.audit(limit)?;
+    let names = admin.member_names()?;
+    let devices: std::collections::HashMap<DeviceId, String> = admin
+        .devices(None)?
+        .into_iter()
+        .map(|d| (d.device_id, d.name))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id,
+                    "at_ms": e.at_ms,
+                    "at": rfc3339(e.at_ms),
+                    "event": e.event,
+                    "device": e.device.map(|d| d.to_string()),
+                    "device_name": e.device.and_then(|d| devices.get(&d)),
+                    "member": e.member.map(|m| m.to_string()),
+                    "member_name": e.member.and_then(|m| names.get(&m)),
+                    "branch": e.branch.map(|b| b.to_string()),
+                    "doc": e.doc.map(|d| d.to_string()),
+                    "change": e.change_hash.map(|h| hex(&h)),
+                    "actor": e.actor.as_deref().map(hex),
+                    "code": e.code,
+                    "detail": e.detail,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        for e in &entries {
+            let member = e
+                .member
+                .map(|m| names.get(&m).cloned().unwrap_or_else(|| m.to_string()));
+            writeln!(
+                out,
+                "{}\t{}\t{}\tdevice={}\tmember={}\tdoc={}\tchange={}\tcode={}\t{}",
+                e.id,
+                rfc3339(e.at_ms),
+                e.event,
+                opt(e.device.map(|d| d.to_string())),
+                opt(member),
+                opt(e.doc.map(|d| d.to_string())),
+                opt(e.change_hash.map(|h| hex(&h))),
+                opt(e.code.clone()),
+                e.detail
+            )?;
+        }
     }
-    Ok(Admin::open(data_dir)?)
+    out.flush()?;
+    Ok(())
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 (UTC).
+fn rfc3339(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map_or_else(|| at_ms.to_string(), |t| t.to_rfc3339())
 }
 
 /// The link as a QR code for the terminal.
@@ -720,7 +891,7 @@ fn init(
     let config_path = data_dir.join(settings::FILE_NAME);
     let found = [
         config_path.clone(),
-        data_dir.join("server.sqlite3"),
+        database_of(data_dir),
         data_dir.join("tls"),
     ]
     .into_iter()
@@ -791,6 +962,7 @@ fn serve(
     config: Option<PathBuf>,
     flags: Settings,
 ) -> anyhow::Result<()> {
+    require_initialized(&data_dir, lang)?;
     let file = match config {
         Some(path) => settings::load(&path)?,
         None => {
@@ -844,4 +1016,42 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lang;
+
+    fn lang_of(vars: &[(&str, &str)]) -> Lang {
+        Lang::from_env(|key| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_language_follows_the_locale_in_the_clients_order() {
+        assert_eq!(lang_of(&[]), Lang::En);
+        assert_eq!(lang_of(&[("LANG", "zh_CN.UTF-8")]), Lang::Zh);
+        assert_eq!(lang_of(&[("LANG", "en_US.UTF-8")]), Lang::En);
+        assert_eq!(lang_of(&[("LANG", "C.UTF-8")]), Lang::En);
+        assert_eq!(
+            lang_of(&[("LC_MESSAGES", "zh_TW.UTF-8"), ("LANG", "en_US.UTF-8")]),
+            Lang::Zh
+        );
+        assert_eq!(
+            lang_of(&[("LC_ALL", "en_GB.UTF-8"), ("LC_MESSAGES", "zh_CN.UTF-8")]),
+            Lang::En
+        );
+        assert_eq!(
+            lang_of(&[("LANGUAGE", "zh_CN:en"), ("LC_ALL", "en_US.UTF-8")]),
+            Lang::Zh
+        );
+        // Empty values do not count.
+        assert_eq!(
+            lang_of(&[("LANGUAGE", ""), ("LC_ALL", ""), ("LANG", "ZH_cn")]),
+            Lang::Zh
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! The `branchline-server` binary as an administrator uses it: init, branch,
-//! alliance, invite, devices, export, audit, serve's settings file, the
-//! demo, and the errors a mistyped command gets.
+//! alliance, invite, devices, export, audit, serve's settings file and its
+//! refusal of a directory without a database, the language from the locale,
+//! the demo's data, and the errors a mistyped command gets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use branchline_core::model::{self, Activity, MemberStatus, NewActivity, SignInMode, Timestamp};
@@ -11,15 +13,32 @@ use branchline_core::workload::{WorkloadSpec, generate};
 use branchline_server::Admin;
 use calamine::{Data, Reader as _, Xlsx, open_workbook};
 
-/// Runs the binary with `args` on `data_dir`.
-fn run(data_dir: &Path, args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_branchline-server"))
+/// The locale variables the language is read from.
+const LOCALE_VARS: [&str; 4] = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"];
+
+/// The binary on `data_dir`, in an English locale unless `locale` says
+/// otherwise.
+fn command(data_dir: &Path, args: &[&str], locale: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_branchline-server"));
+    command
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()?)
+        .stdin(Stdio::null());
+    for var in LOCALE_VARS {
+        command.env_remove(var);
+    }
+    if locale.is_empty() {
+        command.env("LANG", "C.UTF-8");
+    }
+    command.envs(locale.iter().copied());
+    command
+}
+
+/// Runs the binary with `args` on `data_dir`.
+fn run(data_dir: &Path, args: &[&str]) -> Result<Output> {
+    Ok(command(data_dir, args, &[]).output()?)
 }
 
 /// Runs and expects success; returns stdout.
@@ -200,7 +219,11 @@ fn an_administrator_sets_up_a_server_and_exports_a_branch() -> Result<()> {
         "cli.usage",
     )?;
 
-    assert_eq!(ok(&data, &["devices", "list"])?, "");
+    // No device yet: the header alone.
+    assert_eq!(
+        ok(&data, &["devices", "list"])?,
+        "device\tbranch\trole\tmember\tmember name\tstatus\tdevice name\n"
+    );
 
     // A generated branch gives the export something to export.
     let spec = WorkloadSpec {
@@ -560,15 +583,95 @@ fn the_demo_converges_and_its_data_can_be_administered() -> Result<()> {
 
     let server = kept.join("server");
     let devices = ok(&server, &["devices", "list"])?;
-    assert_eq!(devices.lines().count(), 2, "{devices}");
-    assert!(devices.contains("\tsecretary\t") && devices.contains("\tmember\t"));
-    // Revoking a device: listed as revoked from then on.
-    let member_device = devices
+    let mut lines = devices.lines();
+    let header: Vec<&str> = lines.next().context("a header")?.split('\t').collect();
+    assert_eq!(
+        header,
+        [
+            "device",
+            "branch",
+            "role",
+            "member",
+            "member name",
+            "status",
+            "device name"
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{devices}");
+    assert!(rows.iter().all(|r| r.len() == header.len()), "{devices}");
+    let secretary = rows
+        .iter()
+        .find(|r| r[2] == "secretary")
+        .context("the secretary's phone")?;
+    let member = rows
+        .iter()
+        .find(|r| r[2] == "member")
+        .context("the member's phone")?;
+    assert_eq!(secretary[6], "Li Wei's phone");
+    // The member's phone is bound to her roster entry, named from it.
+    assert!(
+        member[3].parse::<branchline_core::MemberId>().is_ok(),
+        "{devices}"
+    );
+    assert_eq!((member[4], member[6]), ("Wang Fang", "Wang Fang's phone"));
+
+    // The audit log names the member and gives each accepted change's hash,
+    // in text and as one JSON value saying the same.
+    let audit = ok(&server, &["audit", "--limit", "1000"])?;
+    let accepted: Vec<&str> = audit
         .lines()
-        .find(|l| l.contains("\tmember\t"))
-        .and_then(|l| l.split('\t').next())
-        .context("the member's device")?
-        .to_owned();
+        .filter(|l| l.contains("\tchange.accepted\t"))
+        .collect();
+    assert!(!accepted.is_empty(), "{audit}");
+    let hash_of = |line: &str| {
+        line.split('\t')
+            .find_map(|f| f.strip_prefix("change="))
+            .map(str::to_owned)
+    };
+    for line in &accepted {
+        let hash = hash_of(line).context("a change= field")?;
+        assert!(
+            hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        );
+    }
+    assert!(
+        accepted.iter().any(|l| l.contains("\tmember=Wang Fang\t")),
+        "Wang Fang's changes name her: {audit}"
+    );
+    let refused = audit
+        .lines()
+        .find(|l| l.contains("\trequest.refused\t"))
+        .context("the refused edit in the audit log")?;
+    assert!(
+        refused.contains("\tmember=Wang Fang\t") && refused.contains("\tcode=rule."),
+        "{refused}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server, &["audit", "--limit", "1000", "--json"])?)?;
+    let entries = json.as_array().context("an array")?;
+    assert_eq!(entries.len(), audit.lines().count());
+    for (entry, line) in entries.iter().zip(audit.lines()) {
+        assert_eq!(
+            entry["id"].as_i64().map(|id| id.to_string()).as_deref(),
+            line.split('\t').next(),
+            "newest first, one entry per line"
+        );
+        assert_eq!(
+            entry["change"].as_str().map(str::to_owned),
+            hash_of(line).filter(|h| h != "-")
+        );
+    }
+    let named = entries
+        .iter()
+        .find(|e| e["event"] == "change.accepted" && e["member_name"] == "Wang Fang")
+        .context("a change of Wang Fang's in JSON")?;
+    assert_eq!(named["member"].as_str(), Some(member[3]));
+    assert_eq!(named["device_name"], "Wang Fang's phone");
+
+    // Revoking a device: listed as revoked from then on.
+    let member_device = member[0].to_owned();
     ok(&server, &["devices", "revoke", &member_device])?;
     let after = ok(&server, &["devices", "list"])?;
     assert!(
@@ -616,5 +719,143 @@ fn the_demo_converges_and_its_data_can_be_administered() -> Result<()> {
 
     let zh = ok(dir.path(), &["--lang", "zh", "demo"])?;
     assert!(zh.contains("已收敛"), "{zh}");
+    Ok(())
+}
+
+/// Runs `serve` and expects it to refuse and exit; a server that starts
+/// instead is killed after a while and fails the test. Returns stderr.
+fn serve_refuses(data_dir: &Path, args: &[&str], code: &str) -> Result<String> {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut child = command(data_dir, &all, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            anyhow::bail!("serve {args:?} started a server on {}", data_dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().context("stderr")?, &mut stderr)?;
+    ensure!(!status.success(), "serve {args:?} succeeded: {stderr}");
+    ensure!(
+        stderr.contains(&format!("error [{code}]")),
+        "serve {args:?}: expected [{code}], got: {stderr}"
+    );
+    Ok(stderr)
+}
+
+#[test]
+fn serve_refuses_a_data_directory_without_its_database() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+
+    // A directory `init` never touched: run init first, and nothing is made.
+    let fresh = dir.path().join("typo");
+    let stderr = serve_refuses(&fresh, &[], "admin.not_initialized")?;
+    assert!(
+        stderr.contains(&format!("--data-dir {} init", fresh.display())),
+        "{stderr}"
+    );
+    assert!(!fresh.exists(), "serve created {}", fresh.display());
+    // A settings file given elsewhere does not make the directory a server.
+    let config = dir.path().join("elsewhere.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n")?;
+    serve_refuses(
+        &fresh,
+        &["--config", config.to_str().context("utf-8")?],
+        "admin.not_initialized",
+    )?;
+    assert!(!fresh.exists());
+
+    // A set-up directory whose database is gone (a failed disk, a bad
+    // restore): refused, and not replaced by an empty one every phone would
+    // have to enroll with again.
+    let data = dir.path().join("data");
+    ok(&data, &["init", "--listen", "127.0.0.1:0"])?;
+    ok(&data, &["branch", "add", "--name", "一支部"])?;
+    for name in ["server.sqlite3", "server.sqlite3-wal", "server.sqlite3-shm"] {
+        let path = data.join(name);
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let stderr = serve_refuses(&data, &[], "admin.not_initialized")?;
+    assert!(
+        stderr.contains("server.sqlite3") && stderr.contains("backup") && stderr.contains("init"),
+        "{stderr}"
+    );
+    assert!(
+        !data.join("server.sqlite3").exists(),
+        "serve made a new database"
+    );
+    // The admin commands say the same.
+    let stderr = fails(&data, &["devices", "list"], "admin.not_initialized")?;
+    assert!(stderr.contains("backup"), "{stderr}");
+    assert!(!data.join("server.sqlite3").exists());
+    Ok(())
+}
+
+#[test]
+fn the_language_follows_the_locale_unless_lang_is_given() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nowhere = dir.path().join("nowhere");
+    let refusal = |args: &[&str], locale: &[(&str, &str)]| -> Result<String> {
+        let out = command(&nowhere, args, locale).output()?;
+        ensure!(!out.status.success());
+        Ok(String::from_utf8(out.stderr)?)
+    };
+    let zh = "错误 [admin.not_initialized]: ";
+    let en = "error [admin.not_initialized]: ";
+    for (locale, expected) in [
+        (&[("LANG", "zh_CN.UTF-8")][..], zh),
+        (&[("LANG", "en_US.UTF-8")][..], en),
+        (
+            &[("LC_MESSAGES", "zh_CN.UTF-8"), ("LANG", "en_US.UTF-8")][..],
+            zh,
+        ),
+        (
+            &[("LC_ALL", "en_US.UTF-8"), ("LANG", "zh_CN.UTF-8")][..],
+            en,
+        ),
+        (
+            &[("LC_ALL", "zh_TW.UTF-8"), ("LANG", "en_US.UTF-8")][..],
+            zh,
+        ),
+        (&[("LANGUAGE", "zh_CN:en"), ("LANG", "en_US.UTF-8")][..], zh),
+    ] {
+        let stderr = refusal(&["branch", "list"], locale)?;
+        assert!(stderr.starts_with(expected), "{locale:?}: {stderr}");
+    }
+    let stderr = refusal(&["branch", "list"], &[("LANG", "zh_CN.UTF-8")])?;
+    assert!(stderr.contains("请先运行"), "the message too: {stderr}");
+    // --lang wins over the locale, either way.
+    let stderr = refusal(
+        &["--lang", "en", "branch", "list"],
+        &[("LANG", "zh_CN.UTF-8")],
+    )?;
+    assert!(stderr.starts_with(en), "{stderr}");
+    let stderr = refusal(
+        &["--lang", "zh", "branch", "list"],
+        &[("LANG", "en_US.UTF-8")],
+    )?;
+    assert!(stderr.starts_with(zh), "{stderr}");
+
+    // Output for people follows it too: the device list's header.
+    let data = dir.path().join("data");
+    ok(&data, &["init", "--listen", "127.0.0.1:0"])?;
+    let out = command(&data, &["devices", "list"], &[("LANG", "zh_CN.UTF-8")]).output()?;
+    ensure!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout)?,
+        "设备\t组织\t角色\t党员编号\t党员姓名\t状态\t设备名称\n"
+    );
     Ok(())
 }
