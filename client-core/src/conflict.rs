@@ -24,12 +24,15 @@ pub(crate) fn author_message(member: MemberId) -> String {
     format!("{AUTHOR_PREFIX}{member}")
 }
 
-/// The member a change's message names, if it names one. `Err` for a
-/// message that claims a member but names none readable.
-pub fn author_of(message: Option<&str>) -> std::result::Result<Option<MemberId>, ()> {
+/// A change message that claims a member but names none readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnreadableAuthor;
+
+/// The member a change's message names, if it names one.
+pub fn author_of(message: Option<&str>) -> std::result::Result<Option<MemberId>, UnreadableAuthor> {
     match message.and_then(|m| m.strip_prefix(AUTHOR_PREFIX)) {
         None => Ok(None),
-        Some(member) => member.parse().map(Some).map_err(|_| ()),
+        Some(member) => member.parse().map(Some).map_err(|_| UnreadableAuthor),
     }
 }
 

@@ -64,8 +64,11 @@ pub enum DocClass {
     Activity,
     /// `petition`.
     Petition,
-    /// `feedback_box`: one per branch, suggestions and answers.
+    /// `feedback_box`: one per branch, suggestions and published answers.
     FeedbackBox,
+    /// `feedback_drafts`: one per branch, answers not yet published; the
+    /// committee's only.
+    FeedbackDrafts,
     /// A kind this build does not know (written by a newer client).
     Other,
 }
@@ -81,6 +84,7 @@ impl DocClass {
             (DocKind::Activity, DocClass::Activity),
             (DocKind::Petition, DocClass::Petition),
             (DocKind::FeedbackBox, DocClass::FeedbackBox),
+            (DocKind::FeedbackDrafts, DocClass::FeedbackDrafts),
         ]
         .into_iter()
         .find(|(known, _)| known.as_str() == kind)
@@ -168,6 +172,13 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
                 Access::READ_WRITE
             } else if home && who.is_member_or_above() {
                 Access::READ
+            } else {
+                Access::NONE
+            }
+        }
+        DocClass::FeedbackDrafts => {
+            if committee_here {
+                Access::READ_WRITE
             } else {
                 Access::NONE
             }
@@ -288,10 +299,11 @@ mod tests {
         Relation::Creator,
     ];
 
-    const KINDS: [&str; 7] = [
+    const KINDS: [&str; 8] = [
         "branch_profile",
         "roster",
         "feedback_box",
+        "feedback_drafts",
         "member_file",
         "activity",
         "petition",
@@ -338,6 +350,8 @@ mod tests {
             ("branch_profile" | "roster", Ancestor) => ["r", "r", "-", "-"],
             // Suggestions are the branch's own business: no oversight.
             ("feedback_box", Home) => ["rw", "rw", "r", "-"],
+            // Answers not yet published: the committee's alone.
+            ("feedback_drafts", Home) => ["rw", "rw", "-", "-"],
             ("member_file", Home) => ["rw", "rw", "-", "-"],
             // Residents have no member id, so no file describes them.
             ("member_file", Subject) => ["r", "r", "r", "-"],

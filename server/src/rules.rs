@@ -225,6 +225,7 @@ fn table(class: DocClass) -> &'static [Rule] {
         | DocClass::Roster
         | DocClass::MemberFile
         | DocClass::FeedbackBox
+        | DocClass::FeedbackDrafts
         | DocClass::Other => COMMITTEE_TABLE,
     }
 }
@@ -1261,6 +1262,7 @@ mod tests {
             DocClass::Activity => Activity::PATHS,
             DocClass::Petition => Petition::PATHS,
             DocClass::FeedbackBox => model::FeedbackBox::PATHS,
+            DocClass::FeedbackDrafts => model::FeedbackDrafts::PATHS,
             DocClass::Other => &[],
         }
     }
@@ -1274,6 +1276,7 @@ mod tests {
             DocClass::Activity,
             DocClass::Petition,
             DocClass::FeedbackBox,
+            DocClass::FeedbackDrafts,
             DocClass::Other,
         ];
         let mut named = 0;

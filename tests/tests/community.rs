@@ -249,3 +249,76 @@ async fn a_refused_edit_is_dropped_on_the_device_and_its_later_edits_still_arriv
     branchline_tests::assert_converged(&server, &[&secretary, &member])?;
     Ok(())
 }
+
+/// A committee member's draft answer never reaches a member's phone: drafts
+/// are a document only the committee receives, and the answer reaches the
+/// feedback box, and members, when it is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublished_answers_never_reach_members() -> Result<()> {
+    init_tracing();
+    let server = TestServer::start().await?;
+    let (branch, secretary) = branch_with_secretary(&server).await?;
+    let wang = add_member(&secretary, branch, "王芳")?;
+    secretary.wait_in_sync().await?;
+    let member = server
+        .device("member", branch, Role::Member, Some(wang))
+        .await?;
+    let (_, suggestion) = member
+        .client()
+        .submit_suggestion("希望周末也能开放活动室", false)
+        .await?;
+    secretary
+        .eventually("the suggestion", |s| {
+            s.feedback_box(branch)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, fb)| fb.suggestion(suggestion).is_some())
+        })
+        .await?;
+
+    secretary
+        .store()
+        .answer_suggestion(branch, suggestion, "草稿：下月试行")?;
+    secretary.wait_in_sync().await?;
+    member.client().sync_now();
+    member.wait_in_sync().await?;
+    let kinds: Vec<String> = member
+        .store()
+        .documents()?
+        .into_iter()
+        .map(|d| d.kind)
+        .collect();
+    assert!(
+        !kinds.iter().any(|k| k == "feedback_drafts"),
+        "a member's phone holds no drafts: {kinds:?}"
+    );
+    let (box_id, fb) = member.store().feedback_box(branch)?.context("the box")?;
+    assert!(
+        fb.suggestion(suggestion)
+            .context("the suggestion")?
+            .answer
+            .is_none()
+    );
+    let history = member.store().export(box_id)?;
+    assert!(
+        !String::from_utf8_lossy(&history).contains("草稿"),
+        "nor anywhere in the box's history"
+    );
+
+    secretary.store().publish_answer(branch, suggestion, true)?;
+    member
+        .eventually("the published answer", |s| {
+            s.feedback_box(branch)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, fb)| {
+                    fb.published().any(|(_, s)| {
+                        s.answer
+                            .as_ref()
+                            .is_some_and(|a| a.text == "草稿：下月试行")
+                    })
+                })
+        })
+        .await?;
+    Ok(())
+}

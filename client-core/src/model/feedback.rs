@@ -7,6 +7,11 @@
 //! publishes it, and replacing an answer takes it off the board again, so a draft
 //! reply is never shown by accident.
 //!
+//! Draft answers live in a document of their own, [`FeedbackDrafts`], which only
+//! the committee's devices receive: members receive the box with its whole history,
+//! so an answer written into it, even unpublished, would reach every member's phone.
+//! Publishing copies the draft into the box.
+//!
 //! Merge semantics:
 //! - suggestions are a map keyed by a random [`SuggestionId`], so suggestions added
 //!   concurrently (two members' phones, or the server and a committee device) all
@@ -172,6 +177,16 @@ impl FeedbackBox {
         Ok(())
     }
 
+    /// Puts `answer` (a draft from [`FeedbackDrafts`]) on the public board as the
+    /// answer to suggestion `id`.
+    pub fn publish_answer(&mut self, id: SuggestionId, answer: Answer) -> Result<()> {
+        self.suggestion_mut(id)?.answer = Some(Answer {
+            published: true,
+            ..answer
+        });
+        Ok(())
+    }
+
     /// Puts the answer to suggestion `id` on the public board, or (with `false`)
     /// takes it off. Only an answered suggestion can be published.
     pub fn publish(&mut self, id: SuggestionId, published: bool) -> Result<()> {
@@ -194,6 +209,70 @@ impl FeedbackBox {
             .collect();
         board.sort_by_key(|(_, s)| s.on);
         board.into_iter()
+    }
+}
+
+/// One per branch, read and written by the committee only: answers to
+/// suggestions that are not published yet, keyed by suggestion id.
+///
+/// Each draft is a whole [`Answer`] keyed by its time, as in the box, so two
+/// committee members drafting concurrently keep one whole draft and the other
+/// shows as a conflict.
+#[derive(Clone, Debug, Hydrate, Reconcile)]
+pub struct FeedbackDrafts {
+    /// Document header.
+    pub meta: Meta,
+    /// Draft answers keyed by suggestion id.
+    pub answers: BTreeMap<String, Answer>,
+}
+
+impl Record for FeedbackDrafts {
+    const KIND: DocKind = DocKind::FeedbackDrafts;
+    const PATHS: &'static [FieldPath] = &[];
+
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl FeedbackDrafts {
+    /// No drafts, for `branch`.
+    pub fn new(branch: BranchId) -> Self {
+        FeedbackDrafts {
+            meta: Meta::new(DocKind::FeedbackDrafts, branch),
+            answers: BTreeMap::new(),
+        }
+    }
+
+    /// Drafts (or redrafts) the answer to suggestion `id`.
+    pub fn draft(
+        &mut self,
+        id: SuggestionId,
+        text: &str,
+        by: Option<MemberId>,
+        at: Timestamp,
+    ) -> Result<()> {
+        let text = required("answer", text)?;
+        self.answers.insert(
+            id.to_string(),
+            Answer {
+                text,
+                by,
+                at,
+                published: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// The draft answer to suggestion `id`, if there is one.
+    pub fn answer(&self, id: SuggestionId) -> Option<&Answer> {
+        self.answers.get(&id.to_string())
+    }
+
+    /// Takes the draft answer to suggestion `id` out, to publish it.
+    pub fn take(&mut self, id: SuggestionId) -> Option<Answer> {
+        self.answers.remove(&id.to_string())
     }
 }
 

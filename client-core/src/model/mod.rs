@@ -51,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::ids::{BranchId, DocId};
 
 pub use activity::{Activity, ActivityStatus, Leave, NewActivity, SignIn, SignInMode};
-pub use feedback::{Answer, FeedbackBox, MAX_SUGGESTION_CHARS, Suggestion};
+pub use feedback::{Answer, FeedbackBox, FeedbackDrafts, MAX_SUGGESTION_CHARS, Suggestion};
 pub use member_file::{Commendation, Evaluation, EvaluationGrade, MemberFile, Training};
 pub use petition::{
     NewPetition, Petition, PetitionStatus, ProgressNote, Rating, Resolution, Submitter,
@@ -80,8 +80,10 @@ scalar::vocabulary! {
         Activity = "activity",
         /// One per resident or member request.
         Petition = "petition",
-        /// One per branch: members' suggestions and the branch's answers.
+        /// One per branch: members' suggestions and the branch's published answers.
         FeedbackBox = "feedback_box",
+        /// One per branch, the committee's only: answers not yet published.
+        FeedbackDrafts = "feedback_drafts",
     }
 }
 

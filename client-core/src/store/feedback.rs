@@ -15,7 +15,7 @@
 use super::Store;
 use crate::error::{Error, Result};
 use crate::ids::{BranchId, DocId, MemberId, SuggestionId};
-use crate::model::{DocKind, FeedbackBox};
+use crate::model::{self, Answer, DocKind, FeedbackBox, FeedbackDrafts};
 
 impl Store {
     /// The branch's feedback box and its document id, if one has been created or
@@ -38,30 +38,119 @@ impl Store {
 
     /// Answers a suggestion in the branch's box, as this device's member (if the
     /// device belongs to one), now. A previous answer is replaced and unpublished.
+    ///
+    /// The answer is a draft, kept in the branch's [`FeedbackDrafts`] (created here
+    /// if the branch has none), which only the committee's devices receive; it
+    /// reaches the box, and members, when it is published.
     pub fn answer_suggestion(
         &mut self,
         branch: BranchId,
         suggestion: SuggestionId,
         text: &str,
     ) -> Result<()> {
-        let id = self.required_feedback_box(branch)?;
+        let box_id = self.required_feedback_box(branch)?;
+        let feedback: FeedbackBox = self.get(box_id)?;
+        let published = match feedback.suggestion(suggestion) {
+            None => return Err(Error::UnknownSuggestion(suggestion)),
+            Some(s) => s.is_published(),
+        };
         let by = self.own_member()?;
         let at = self.now();
-        self.update(id, |fb: &mut FeedbackBox| {
-            fb.answer(suggestion, text, by, at)
-        })
+        match self.drafts_ids(branch)?.first() {
+            Some(&drafts) => self.update(drafts, |d: &mut FeedbackDrafts| {
+                d.draft(suggestion, text, by, at)
+            })?,
+            None => {
+                let mut drafts = FeedbackDrafts::new(branch);
+                drafts.draft(suggestion, text, by, at)?;
+                self.create(&drafts)?;
+            }
+        }
+        if published {
+            // The board no longer shows an answer the committee is replacing.
+            self.update(box_id, |fb: &mut FeedbackBox| fb.publish(suggestion, false))?;
+        }
+        Ok(())
+    }
+
+    /// The committee's unpublished answer to a suggestion, if there is one (on a
+    /// device that receives the branch's drafts).
+    pub fn draft_answer(
+        &self,
+        branch: BranchId,
+        suggestion: SuggestionId,
+    ) -> Result<Option<Answer>> {
+        let mut newest: Option<Answer> = None;
+        for id in self.drafts_ids(branch)? {
+            let drafts: FeedbackDrafts = self.get(id)?;
+            if let Some(answer) = drafts.answer(suggestion)
+                && newest.as_ref().is_none_or(|n| answer.at > n.at)
+            {
+                newest = Some(answer.clone());
+            }
+        }
+        Ok(newest)
     }
 
     /// Puts the answer to a suggestion on the branch's public board, or (with
-    /// `false`) takes it off.
+    /// `false`) takes it off. Publishing moves the draft answer into the box, in
+    /// one transaction with its removal from the drafts.
     pub fn publish_answer(
         &mut self,
         branch: BranchId,
         suggestion: SuggestionId,
         published: bool,
     ) -> Result<()> {
-        let id = self.required_feedback_box(branch)?;
-        self.update(id, |fb: &mut FeedbackBox| fb.publish(suggestion, published))
+        let box_id = self.required_feedback_box(branch)?;
+        let draft = if published {
+            self.draft_answer(branch, suggestion)?
+        } else {
+            None
+        };
+        let Some(draft) = draft else {
+            // Unpublishing, or an answer already in the box (written before
+            // drafts had a document of their own).
+            return self.update(box_id, |fb: &mut FeedbackBox| {
+                fb.publish(suggestion, published)
+            });
+        };
+        let actor = self.actor();
+        let drafts_ids = self.drafts_ids(branch)?;
+        let tx = self.conn.transaction()?;
+        let mut feedback = super::load(&tx, &self.docs, box_id, Some(actor.clone()))?;
+        model::edit(&mut feedback.doc, |fb: &mut FeedbackBox| {
+            fb.publish_answer(suggestion, draft)
+        })?;
+        super::save(&tx, &self.docs, &mut feedback, super::Origin::Local)?;
+        let mut changed = vec![box_id];
+        for id in drafts_ids {
+            let mut drafts = super::load(&tx, &self.docs, id, Some(actor.clone()))?;
+            model::edit(&mut drafts.doc, |d: &mut FeedbackDrafts| {
+                d.take(suggestion);
+                Ok(())
+            })?;
+            if super::save(&tx, &self.docs, &mut drafts, super::Origin::Local)? {
+                changed.push(id);
+            }
+        }
+        tx.commit()?;
+        for id in changed {
+            self.changed_locally(id);
+        }
+        Ok(())
+    }
+
+    /// The branch's drafts documents, lowest id first (two committee devices may
+    /// each have created one offline; drafts in either count).
+    fn drafts_ids(&self, branch: BranchId) -> Result<Vec<DocId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc_id FROM documents WHERE kind = ?1 AND branch_id = ?2 ORDER BY doc_id",
+        )?;
+        let ids = stmt.query_map(
+            rusqlite::params![DocKind::FeedbackDrafts.as_str(), branch.to_string()],
+            |r| r.get::<_, String>(0),
+        )?;
+        ids.map(|id| id?.parse()).collect()
     }
 
     fn feedback_box_id(&self, branch: BranchId) -> Result<Option<DocId>> {
@@ -187,11 +276,20 @@ mod tests {
             .unwrap();
         assert_eq!(
             store.unacked_changes(id).unwrap(),
-            3,
-            "the device's answers wait for the server like any other edit"
+            1,
+            "the published answer waits for the server like any other edit"
         );
 
         let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
+        // The unpublished answer is a draft, outside the box members receive.
+        assert!(fb.suggestion(signed).unwrap().answer.is_none());
+        let draft = store.draft_answer(branch, signed).unwrap().unwrap();
+        assert_eq!(draft.text, "正在研究，下次支委会讨论");
+        assert_eq!(
+            store.draft_answer(branch, anonymous).unwrap(),
+            None,
+            "published, so no longer a draft"
+        );
         let answer = fb.suggestion(anonymous).unwrap().answer.clone().unwrap();
         assert_eq!(answer.by, Some(secretary));
         assert_eq!(answer.at, NOW);
@@ -251,16 +349,8 @@ mod tests {
         store
             .answer_suggestion(branch, suggestion, "已修空调")
             .unwrap();
-        let (_, fb) = store.feedback_box(branch).unwrap().unwrap();
-        assert_eq!(
-            fb.suggestion(suggestion)
-                .unwrap()
-                .answer
-                .as_ref()
-                .unwrap()
-                .by,
-            None
-        );
+        let draft = store.draft_answer(branch, suggestion).unwrap().unwrap();
+        assert_eq!(draft.by, None);
         assert_eq!(
             store
                 .answer_suggestion(branch, suggestion, "  ")
@@ -324,7 +414,9 @@ mod tests {
             fb.add_suggestion(suggestion, "食堂菜价偏高", None, day("2025-03-02"))
         })
         .unwrap();
+        a.answer_suggestion(branch, suggestion, "正在了解").unwrap();
         sync(&a, &mut b);
+        a.set_clock(Box::new(|| Timestamp(NOW.0 + 30_000)));
         b.set_clock(Box::new(|| Timestamp(NOW.0 + 60_000)));
         a.answer_suggestion(branch, suggestion, "已与食堂沟通")
             .unwrap();
@@ -334,15 +426,55 @@ mod tests {
 
         let conflicts = a.conflicts().unwrap();
         assert_eq!(conflicts.len(), 1, "{conflicts:?}");
-        assert_eq!(
-            conflicts[0].path,
-            format!("suggestions/{suggestion}/answer")
-        );
+        assert_eq!(conflicts[0].path, format!("answers/{suggestion}"));
+        let drafts = conflicts[0].doc;
         let chosen = conflicts[0].values[1].value.clone();
-        a.settle_conflict(id, &conflicts[0].path, 1).unwrap();
+        a.settle_conflict(drafts, &conflicts[0].path, 1).unwrap();
         assert!(a.conflicts().unwrap().is_empty());
+        a.publish_answer(branch, suggestion, true).unwrap();
         let (_, fb) = a.feedback_box(branch).unwrap().unwrap();
         let kept = fb.suggestion(suggestion).unwrap().answer.clone().unwrap();
         assert!(chosen.contains(&kept.text), "{chosen} kept as {kept:?}");
+        assert!(kept.published);
+        assert_ne!(drafts, id, "the drafts are a document of their own");
+    }
+
+    #[test]
+    fn two_devices_drafting_without_a_drafts_document_keep_the_newest_draft() {
+        let mut a = store();
+        let mut b = store();
+        let branch = BranchId::random();
+        let suggestion = SuggestionId::random();
+        let id = a.create_feedback_box(branch).unwrap();
+        a.update(id, |fb: &mut FeedbackBox| {
+            fb.add_suggestion(suggestion, "食堂菜价偏高", None, day("2025-03-02"))
+        })
+        .unwrap();
+        sync(&a, &mut b);
+        b.set_clock(Box::new(|| Timestamp(NOW.0 + 60_000)));
+        a.answer_suggestion(branch, suggestion, "已与食堂沟通")
+            .unwrap();
+        b.answer_suggestion(branch, suggestion, "下月起调价")
+            .unwrap();
+        sync(&b, &mut a);
+        // Each created a drafts document offline: both count, the newest wins.
+        let draft = a.draft_answer(branch, suggestion).unwrap().unwrap();
+        assert_eq!(draft.text, "下月起调价");
+        a.publish_answer(branch, suggestion, true).unwrap();
+        assert_eq!(
+            a.draft_answer(branch, suggestion).unwrap(),
+            None,
+            "taken from both"
+        );
+        let (_, fb) = a.feedback_box(branch).unwrap().unwrap();
+        assert_eq!(
+            fb.suggestion(suggestion)
+                .unwrap()
+                .answer
+                .as_ref()
+                .unwrap()
+                .text,
+            "下月起调价"
+        );
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn reindex(tx: &Transaction, meta: &Meta, doc: &AutoCommit) -> Result
         DocKind::Petition => hydrate(doc).and_then(|p| petition(tx, &p)),
         // No rows: the store reads the one box of a branch straight from its
         // document. Its conflicts are still indexed below.
-        DocKind::FeedbackBox => Ok(()),
+        DocKind::FeedbackBox | DocKind::FeedbackDrafts => Ok(()),
     };
     if let Err(e) = written {
         // A document that does not hydrate (written by a buggy or hostile peer) is
@@ -60,7 +60,7 @@ fn clear(tx: &Transaction, kind: DocKind, id: &str) -> Result<()> {
         DocKind::MemberFile => &["idx_member_files"],
         DocKind::Activity => &["idx_activities", "idx_activity_branches", "idx_attendance"],
         DocKind::Petition => &["idx_petitions"],
-        DocKind::FeedbackBox => &[],
+        DocKind::FeedbackBox | DocKind::FeedbackDrafts => &[],
     };
     for table in tables.iter().chain(&["idx_conflicts"]) {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE doc_id = ?1"))?

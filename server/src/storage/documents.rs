@@ -426,7 +426,11 @@ pub(crate) fn attributes_of(
             attrs.submitter = read_member(doc, petition::paths::SUBMITTER_MEMBER);
         }
         DocClass::MemberFile => attrs.subject = read_member(doc, member_file::paths::MEMBER),
-        DocClass::BranchProfile | DocClass::Roster | DocClass::FeedbackBox | DocClass::Other => {}
+        DocClass::BranchProfile
+        | DocClass::Roster
+        | DocClass::FeedbackBox
+        | DocClass::FeedbackDrafts
+        | DocClass::Other => {}
     }
     attrs
 }
