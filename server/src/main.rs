@@ -81,25 +81,11 @@ enum Lang {
 }
 
 impl Lang {
-    /// The language of the locale: Chinese for `zh…`, else English.
+    /// The language of the locale, read as the desktop client reads it
+    /// (sys-locale): Chinese for `zh…`, else English.
     fn from_locale() -> Lang {
-        Lang::from_env(|key| std::env::var(key).ok())
-    }
-
-    /// The language of the locale that `var` reads, taken as the desktop
-    /// client takes it (sys-locale on Unix): the first of `LANGUAGE` (its
-    /// first entry), `LC_ALL`, `LC_MESSAGES` and `LANG` that is set and not
-    /// empty decides.
-    fn from_env(var: impl Fn(&str) -> Option<String>) -> Lang {
-        let locale = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"]
-            .into_iter()
-            .find_map(|key| {
-                let value = var(key)?;
-                let first = value.split(':').next().unwrap_or_default().trim();
-                (!first.is_empty()).then(|| first.to_ascii_lowercase())
-            });
-        match locale {
-            Some(locale) if locale.starts_with("zh") => Lang::Zh,
+        match sys_locale::get_locale() {
+            Some(locale) if locale.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
             _ => Lang::En,
         }
     }
@@ -1016,42 +1002,4 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Lang;
-
-    fn lang_of(vars: &[(&str, &str)]) -> Lang {
-        Lang::from_env(|key| {
-            vars.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
-    #[test]
-    fn the_language_follows_the_locale_in_the_clients_order() {
-        assert_eq!(lang_of(&[]), Lang::En);
-        assert_eq!(lang_of(&[("LANG", "zh_CN.UTF-8")]), Lang::Zh);
-        assert_eq!(lang_of(&[("LANG", "en_US.UTF-8")]), Lang::En);
-        assert_eq!(lang_of(&[("LANG", "C.UTF-8")]), Lang::En);
-        assert_eq!(
-            lang_of(&[("LC_MESSAGES", "zh_TW.UTF-8"), ("LANG", "en_US.UTF-8")]),
-            Lang::Zh
-        );
-        assert_eq!(
-            lang_of(&[("LC_ALL", "en_GB.UTF-8"), ("LC_MESSAGES", "zh_CN.UTF-8")]),
-            Lang::En
-        );
-        assert_eq!(
-            lang_of(&[("LANGUAGE", "zh_CN:en"), ("LC_ALL", "en_US.UTF-8")]),
-            Lang::Zh
-        );
-        // Empty values do not count.
-        assert_eq!(
-            lang_of(&[("LANGUAGE", ""), ("LC_ALL", ""), ("LANG", "ZH_cn")]),
-            Lang::Zh
-        );
-    }
 }
