@@ -12,24 +12,32 @@ Two phones (a secretary's and a member's) enroll, edit offline, sync, watch thei
 status, receive each other's changes, settle a conflict, and get typed errors for bad
 input. A resident's phone enrolls with the branch's submission link and files a
 request; the committee answers a member's anonymous suggestion; a member's edit the
-rules forbid is refused by the server, dropped and recorded. Every exported method is recorded when called; the last test fails if one was
-never called, or never refused bad input (unless listed in NO_BAD_INPUT with why).
+rules forbid is refused by the server, dropped and recorded; 30 KB of minutes sync
+whole; a program whose exception escapes with live clients exits as it should
+(`escaping_exception.py`, in a process of its own). Every exported method is
+recorded when called; the last tests fail if one was never called, or never refused
+bad input (unless listed in NO_BAD_INPUT with why), or if an observer was ever
+called on a thread other than the library's.
 
 Standard library only.
 """
 
 import asyncio
+import atexit
 import collections
 import functools
 import gc
 import inspect
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 import uuid
+import weakref
 
 import branchline_ffi as bl
 from branchline_ffi import BranchlineClient, BranchlineError
@@ -62,6 +70,7 @@ NO_BAD_INPUT = {
     "BranchlineClient.observe_errors": "any observer object is accepted",
     "BranchlineClient.observe_rejections": "any observer object is accepted",
     "BranchlineClient.rejections": "an optional record id: every value is valid (ids only grow)",
+    "BranchlineClient.shutdown": "no arguments; harmless when nothing runs (tested)",
     "SyncHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
     "SyncHandle.is_active": "no arguments",
     "ObserverHandle.cancel": "no arguments; cancelling twice is harmless (tested)",
@@ -85,6 +94,10 @@ def _note_error(key, error):
         REFUSED[key].add(error.code)
 
 
+# Observer registrations still live: cancelled when the interpreter exits (below).
+WATCHES = weakref.WeakSet()
+
+
 def _recording(key, fn):
     if inspect.iscoroutinefunction(fn):
 
@@ -103,10 +116,13 @@ def _recording(key, fn):
         def wrapper(*args, **kwargs):
             CALLED[key] += 1
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except BaseException as error:
                 _note_error(key, error)
                 raise
+            if isinstance(result, bl.ObserverHandle):
+                WATCHES.add(result)
+            return result
 
     return wrapper
 
@@ -125,12 +141,35 @@ def _install_recorders():
 
 _install_recorders()
 
+
+@atexit.register
+def _stop_watching():
+    """What the README asks of a Python program: clients may outlive a failed test,
+    and a library thread must not call an observer while the interpreter finalizes
+    (that aborts the process), so every observer is cancelled at exit."""
+    for watch in list(WATCHES):
+        watch.cancel()
+
+
 # --- helpers ----------------------------------------------------------------------
+
+
+def thread_name():
+    """The operating system's name of the calling thread."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+            return comm.read().strip()
+    except FileNotFoundError:
+        return "?"
+
+
+# Every callback of every Observer: (callback, whether on the main thread, its thread's name).
+CALLBACKS = []
 
 
 class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver, bl.ErrorObserver,
                bl.RejectionsObserver):
-    """Records every callback; callbacks arrive on the library's threads."""
+    """Records every callback, and the thread each came on (the library's, always)."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -140,23 +179,31 @@ class Observer(bl.SyncStatusObserver, bl.DocumentsObserver, bl.ConflictsObserver
         self.errors = []
         self.rejected = []
 
+    def _called(self, what):
+        CALLBACKS.append((what, threading.current_thread() is threading.main_thread(), thread_name()))
+
     def on_status(self, status):
+        self._called("on_status")
         with self.lock:
             self.statuses.append(status)
 
     def on_documents_changed(self, doc_ids):
+        self._called("on_documents_changed")
         with self.lock:
             self.documents.extend(doc_ids)
 
     def on_conflicts(self, conflicts):
+        self._called("on_conflicts")
         with self.lock:
             self.conflict_lists.append(conflicts)
 
     def on_error(self, error):
+        self._called("on_error")
         with self.lock:
             self.errors.append(error)
 
     def on_rejected(self, rejection):
+        self._called("on_rejected")
         with self.lock:
             self.rejected.append(rejection)
 
@@ -264,7 +311,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         for call in (c.sync_now, c.network_changed, c.sync_report):
             await self.assertRefused(BranchlineError.Network, "net.not_running", call)
         await self.assertRefused(BranchlineError.Network, "net.not_running", c.wait_in_sync(100))
-        await self.assertRefused(BranchlineError.Network, "net.not_running", c.shutdown())
+        await c.shutdown()  # nothing to stop: harmless
         await self.assertRefused(
             BranchlineError.Network, "net.not_running", c.create_invite(bl.Role.MEMBER, None, 60)
         )
@@ -285,6 +332,9 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         forged = f"{server}/NOSUCHCODE123?{tail}"
         await self.assertRefused(BranchlineError.Refused, "auth.invite_invalid", c.enroll(forged, "phone"))
         self.assertIsNone(await c.account())
+        # The refusal ended that sync; the status line keeps its code.
+        await eventually(lambda: c.status().state.is_refused(), "the status line says refused")
+        self.assertEqual(c.status().state.code, "auth.invite_invalid")
 
     # --- the secretary sets the branch up ----------------------------------------
 
@@ -297,7 +347,10 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
             c.observe_conflicts(S.sec_obs),
             c.observe_errors(S.sec_obs),
         ]
-        self.assertTrue(S.sec_obs.seen_state(lambda s: s.is_stopped()), "told the status at once")
+        # Told the current status at once, on a library thread (so a moment later).
+        await eventually(lambda: S.sec_obs.statuses, "told the current status")
+        first = S.sec_obs.statuses[0].state
+        self.assertTrue(first.is_refused() and first.code == "auth.invite_invalid", str(first))
         S.sec_sync = await c.enroll(SECRETARY_INVITE, "书记的手机")
         self.assertTrue(S.sec_sync.is_active())
         account = await c.account()
@@ -465,6 +518,16 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await self.assertRefused(BranchlineError.Refused, "access.denied", m.revoke_device(sec_device))
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", m.revoke_device("device-1"))
 
+        # Enrolling again is refused on the phone, with the used invite or a fresh
+        # one, and the running sync keeps running.
+        fresh = await c.create_invite(bl.Role.MEMBER, S.alice, 600)
+        for link in (invite.link, fresh.link):
+            await self.assertRefused(BranchlineError.InvalidState, "net.already_enrolled", m.enroll(link, "again"))
+        self.assertTrue(S.mem_sync.is_active(), "the refused enroll left sync running")
+        await m.wait_in_sync(int(PATIENCE * 1000))
+        self.assertFalse(m.status().state.is_stopped())
+        self.assertEqual((await m.account()).device_name, "Alice's phone")
+
     # --- offline edits on both phones merge -------------------------------------------
 
     async def test_06_offline_edits_on_two_phones_merge(self):
@@ -536,9 +599,9 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.settle_conflict("x", "starts_at", 0))
         keep = [i for i, v in enumerate(starts.values) if v.value == "2025-03-01T10:00"][0]
         await sec.settle_conflict(act, "starts_at", keep)
-        for path in paths:
-            if path != "starts_at":
-                await sec.settle_conflict(act, path, 0)
+        # Settling the start keeps the end the same edit gave it; settle what is left.
+        for path in await conflicting_paths(sec):
+            await sec.settle_conflict(act, path, 0)
         self.assertEqual(await conflicting_paths(sec), [])
         await eventually(lambda: S.sec_obs.conflict_lists[-1] == [], "observer told the list is empty")
         await sec.wait_in_sync(int(PATIENCE * 1000))
@@ -652,13 +715,18 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         observer = Observer()
         handle = S.res.observe_errors(observer)
         status = S.res.observe_sync_status(observer)
-        await S.res.enroll(invite.link, "居民的手机")
+        sync = await S.res.enroll(invite.link, "居民的手机")
+        self.assertTrue(sync.is_active())
         device = (await S.res.account()).device_id
         await S.sec.revoke_device(device)
         await eventually(lambda: S.res.status().state.is_refused(), "the revoked device stops")
         self.assertEqual(S.res.status().state.code, "auth.device_revoked")
+        self.assertFalse(sync.is_active(), "the handle knows its sync is over")
+        await self.assertRefused(BranchlineError.Network, "net.not_running", S.res.sync_now)
         await eventually(lambda: "auth.device_revoked" in observer.error_codes(), "told it was revoked")
         await eventually(lambda: _no_account(S.res), "the revoked device forgot its account")
+        await self.assertRefused(BranchlineError.Network, "net.not_enrolled", S.res.start_sync)
+        self.assertTrue(S.res.status().state.is_refused(), "still says why")
         await self.assertRefused(BranchlineError.Refused, "access.denied", S.sec.revoke_device(str(uuid.uuid4())))
         handle.cancel()
         status.cancel()
@@ -675,6 +743,9 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         S.mem_sync.cancel()
         S.mem_sync.cancel()  # harmless
         self.assertFalse(S.mem_sync.is_active())
+        # Shutting down after a cancel waits for the cancelled sync's goodbye.
+        await asyncio.wait_for(mem.shutdown(), PATIENCE)
+        await asyncio.wait_for(mem.shutdown(), PATIENCE)  # and again: harmless
         await eventually(lambda: mem.status().state.is_stopped(), "cancelled sync stops")
         await self.assertRefused(BranchlineError.Network, "net.not_running", mem.sync_now)
 
@@ -691,11 +762,11 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         self.assertFalse(again.is_active())
         await eventually(lambda: mem.status().state.is_stopped(), "shut down sync stops")
 
-        # A cancelled observer hears nothing more.
+        # A cancelled observer hears nothing more: once cancel() returns, no callback
+        # is under way either.
         for handle in S.mem_handles:
             handle.cancel()
             handle.cancel()  # harmless
-        await asyncio.sleep(0.2)  # a callback already under way may still land
         heard = len(S.mem_obs.statuses)
         restarted = mem.start_sync()
         await mem.wait_in_sync(int(PATIENCE * 1000))
@@ -856,6 +927,50 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         for handle in handles:
             handle.cancel()
 
+    async def test_16_thirty_kilobytes_of_minutes_are_written_edited_and_synced(self):
+        sec, mem = S.sec, S.mem
+        act = await sec.create_activity(BRANCH, bl.NewActivity(
+            kind="branch_meeting", title="年度总结会", starts_at="2025-12-20T14:00", ends_at="2025-12-20T17:00"))
+        # Long minutes: Chinese, English, combining accents and emoji, several per line.
+        line = "第{n}项：讨论社区清洁与志愿服务安排，café au lait ☕, 👍🏽 agreed; next step {n}.\n"
+        minutes, n = "", 0
+        while len(minutes.encode()) < 30_000:
+            minutes += line.format(n=n)
+            n += 1
+        await sec.write_minutes(act, minutes)
+        self.assertEqual((await sec.activity(act)).minutes, minutes)
+        # An edit in the middle and one at the end: only what differs is written.
+        middle = len(minutes) // 2
+        edited = minutes[:middle] + "（此处补充：会后张贴告示。）" + minutes[middle:] + "散会。\n"
+        await sec.write_minutes(act, edited)
+        self.assertEqual((await sec.activity(act)).minutes, edited)
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+
+        async def member_has_it():
+            try:
+                return (await mem.activity(act)).minutes == edited
+            except BranchlineError.NotFound:
+                return False
+
+        await eventually(member_has_it, "the member's phone has the 30 KB minutes")
+
+    async def test_17_a_program_whose_exception_escapes_with_live_clients_exits_as_it_should(self):
+        links = [(await S.sec.create_invite(role, member, 600)).link
+                 for role, member in ((bl.Role.COMMITTEE, None), (bl.Role.MEMBER, S.dave))]
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escaping_exception.py")
+        directory = os.path.join(S.dir, "escaping")
+        program = await asyncio.create_subprocess_exec(
+            sys.executable, script, directory, *links, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(program.communicate(), PATIENCE * 3)
+        except asyncio.TimeoutError:
+            program.kill()
+            self.fail("the program hung at exit")
+        out, err = out.decode(), err.decode()
+        self.assertIn("phones busy", out, err)
+        self.assertTrue(err.rstrip().endswith("RuntimeError: an exception escapes with live clients"), err)
+        self.assertEqual(program.returncode, 1, f"exit status {program.returncode} (-6 is an abort):\n{err}")
+
 
 def _starts_at(client, act, value):
     async def check():
@@ -913,7 +1028,19 @@ class Test2Threads(unittest.IsolatedAsyncioTestCase):
 
 
 class Test9Coverage(unittest.TestCase):
-    """Every exported method was called, and refused bad input where it can."""
+    """Every exported method was called, and refused bad input where it can; every
+    callback came on a library thread."""
+
+    def test_every_callback_ran_on_a_library_thread(self):
+        if not BRANCH:
+            raise unittest.SkipTest("needs the scenario")
+        kinds = {what for what, _, _ in CALLBACKS}
+        self.assertEqual(kinds, {"on_status", "on_documents_changed", "on_conflicts", "on_error", "on_rejected"},
+                         "every kind of callback was heard")
+        on_main = [what for what, main, _ in CALLBACKS if main]
+        self.assertEqual(on_main, [], "callbacks made on the caller's (main) thread")
+        threads = collections.Counter(name for _, _, name in CALLBACKS)
+        self.assertEqual(set(threads), {"branchline"}, f"threads callbacks came on: {threads}")
 
     def test_every_exported_method_was_called(self):
         if not BRANCH:

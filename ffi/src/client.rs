@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use branchline_core::ids::SuggestionId;
@@ -43,10 +43,19 @@ struct Running {
     client: Arc<SyncClient>,
 }
 
+/// The background sync that runs, if any, and those told to stop that are still
+/// closing their connection: they are kept until their task ends, so that it can
+/// say goodbye to the server and `shutdown` can wait for it.
+#[derive(Default)]
+struct Syncs {
+    running: Option<Running>,
+    stopping: Vec<Running>,
+}
+
 /// What the client's tasks share with it.
 struct Shared {
     store: Arc<Mutex<Store>>,
-    sync: Mutex<Option<Running>>,
+    sync: Mutex<Syncs>,
     /// What the app last said about the network, applied to every sync started.
     network: AtomicBool,
     generations: AtomicU64,
@@ -59,29 +68,61 @@ impl Shared {
             .sync
             .lock()
             .map_err(|_| BranchlineError::poisoned("sync state"))?;
-        slot.as_ref()
+        slot.running
+            .as_ref()
             .map(|r| Arc::clone(&r.client))
             .ok_or_else(BranchlineError::not_running)
     }
 
-    /// Stops background sync if `generation` (or, with `None`, any) is running;
-    /// returns the stopped client so the caller may wait for it.
-    fn stop(&self, generation: Option<u64>) -> Option<Arc<SyncClient>> {
-        // The slot holds a plain `Option`, consistent even after a panic: stopping
-        // must work then too, above all when the client is dropped.
-        let mut slot = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
-        if generation.is_some_and(|g| slot.as_ref().is_none_or(|r| r.generation != g)) {
-            return None;
+    /// The syncs, even after a panic: they are plain values, consistent at every
+    /// step, and stopping must work then too, above all when the client is dropped.
+    fn syncs(&self) -> MutexGuard<'_, Syncs> {
+        self.sync.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells background sync to stop if `generation` (or, with `None`, any) is
+    /// running, keeping it among the stopping until its task ends; true if it ran.
+    fn stop(&self, generation: Option<u64>) -> bool {
+        let mut syncs = self.syncs();
+        if generation.is_some_and(|g| syncs.running.as_ref().is_none_or(|r| r.generation != g)) {
+            return false;
         }
-        let running = slot.take()?;
+        let Some(running) = syncs.running.take() else {
+            return false;
+        };
         running.client.stop();
-        Some(running.client)
+        syncs.stopping.push(running);
+        true
     }
 
     fn is_running(&self, generation: u64) -> bool {
-        self.sync
-            .lock()
-            .is_ok_and(|slot| slot.as_ref().is_some_and(|r| r.generation == generation))
+        self.syncs()
+            .running
+            .as_ref()
+            .is_some_and(|r| r.generation == generation)
+    }
+
+    /// Forgets the sync `generation`, whose task has ended; true if no sync runs.
+    fn ended(&self, generation: u64) -> bool {
+        let mut syncs = self.syncs();
+        if syncs
+            .running
+            .as_ref()
+            .is_some_and(|r| r.generation == generation)
+        {
+            syncs.running = None;
+        }
+        syncs.stopping.retain(|r| r.generation != generation);
+        syncs.running.is_none()
+    }
+
+    /// The status of every sync still stopping, to wait on.
+    fn stopping(&self) -> Vec<watch::Receiver<Status>> {
+        self.syncs()
+            .stopping
+            .iter()
+            .map(|r| r.client.status_updates())
+            .collect()
     }
 }
 
@@ -169,9 +210,12 @@ impl BranchlineClient {
             .sync
             .lock()
             .map_err(|_| BranchlineError::poisoned("sync state"))?;
-        if let Some(old) = slot.take() {
+        if let Some(old) = slot.running.take() {
             old.client.stop();
         }
+        // Dropped before the new one starts: dropping a sync client ends its task
+        // and unhooks the store's change listener, which the new client installs.
+        slot.stopping.clear();
         let client = start(Arc::clone(&self.shared.store))?;
         if !self.shared.network.load(Ordering::SeqCst) {
             client.set_network_available(false);
@@ -187,7 +231,7 @@ impl BranchlineClient {
             client.failure_updates(),
             client.subscribe(),
         ));
-        *slot = Some(Running {
+        slot.running = Some(Running {
             generation,
             client: Arc::new(client),
         });
@@ -214,14 +258,18 @@ async fn refresh_status(shared: Arc<Shared>, handle: Handle) {
         })
         .await;
         match pending {
-            Ok(pending) => shared.hub.publish_status(pending, &mut told),
-            Err(e) => shared.hub.error(e),
+            Ok(pending) => shared.hub.publish_status(Some(pending), &mut told),
+            Err(e) => {
+                shared.hub.error(e);
+                shared.hub.publish_status(None, &mut told);
+            }
         }
     }
 }
 
-/// Turns one background sync's status and events into observer calls, until it
-/// stops.
+/// Turns one background sync's status and events into observer calls, until its
+/// task ends. Only the running sync sets the status line; one refused for good is
+/// over at once (its handle says so), and the line keeps the refusal.
 async fn pump(
     shared: Arc<Shared>,
     handle: Handle,
@@ -230,6 +278,7 @@ async fn pump(
     failure: watch::Receiver<Option<TaskFailure>>,
     mut events: broadcast::Receiver<ClientEvent>,
 ) {
+    let mut ended_refused = false;
     loop {
         tokio::select! {
             changed = status.changed() => {
@@ -239,6 +288,13 @@ async fn pump(
                 let now = status.borrow_and_update().clone();
                 if let Status::Refused { code } = &now {
                     shared.hub.error(refused(code.as_str(), "the server refused this device"));
+                    // Stopped first, so a handle asked once the line says
+                    // refused already reports it inactive.
+                    if shared.stop(Some(generation)) {
+                        ended_refused = true;
+                        shared.hub.set_state(now.into(), now_ms());
+                    }
+                    continue;
                 }
                 // The sync state has no room for a reason, so the code of a
                 // failed task reaches the app as an error, with the Stopped
@@ -251,7 +307,9 @@ async fn pump(
                         reason: failed.to_string(),
                     });
                 }
-                shared.hub.set_state(now.into(), now_ms());
+                if shared.is_running(generation) {
+                    shared.hub.set_state(now.into(), now_ms());
+                }
             }
             event = events.recv() => match event {
                 Ok(event) => {
@@ -266,7 +324,8 @@ async fn pump(
             },
         }
     }
-    if !shared.is_running(generation) {
+    // The task has ended (stopped, refused, or failed): nothing of it runs.
+    if shared.ended(generation) && !ended_refused {
         shared.hub.set_state(records::SyncState::Stopped, now_ms());
     }
 }
@@ -390,7 +449,7 @@ impl BranchlineClient {
         let device_id = store.device_id();
         let shared = Arc::new(Shared {
             store: Arc::new(Mutex::new(store)),
-            sync: Mutex::new(None),
+            sync: Mutex::default(),
             network: AtomicBool::new(true),
             generations: AtomicU64::new(1),
             hub: Arc::new(Hub::new(pending, last_sync)),
@@ -416,7 +475,9 @@ impl BranchlineClient {
     }
 
     /// Joins a branch with an invite link (`branchline://host:port/CODE?cert=…`) and
-    /// waits until the server accepted it; background sync then keeps running.
+    /// waits until the server accepted it; background sync then keeps running. A
+    /// device that has enrolled already is refused (`net.already_enrolled`), and
+    /// its sync, if it runs, keeps running.
     pub async fn enroll(
         &self,
         invite_link: String,
@@ -428,6 +489,9 @@ impl BranchlineClient {
                 field: "device_name",
             }
             .into());
+        }
+        if self.read(|store| store.account()).await?.is_some() {
+            return Err(BranchlineError::already_enrolled());
         }
         if !self.shared.network.load(Ordering::SeqCst) {
             return Err(branchline_core::net::NetError::Offline.into());
@@ -468,11 +532,15 @@ impl BranchlineClient {
                 .unwrap_or_else(|_| Err(branchline_core::net::NetError::Timeout.into()))
         })
         .await;
-        if let Err(e) = waited {
-            sync.cancel();
-            return Err(e);
+        match waited {
+            Ok(()) => Ok(sync),
+            // The refusal ends that sync by itself, and the status line keeps it.
+            Err(e @ BranchlineError::Refused { .. }) => Err(e),
+            Err(e) => {
+                sync.cancel();
+                Err(e)
+            }
         }
-        Ok(sync)
     }
 
     /// Starts background sync for a device that enrolled earlier (at every app
@@ -484,7 +552,7 @@ impl BranchlineClient {
                 .sync
                 .lock()
                 .map_err(|_| BranchlineError::poisoned("sync state"))?;
-            if let Some(running) = slot.as_ref() {
+            if let Some(running) = slot.running.as_ref() {
                 return Ok(Arc::new(SyncHandle {
                     shared: Arc::downgrade(&self.shared),
                     generation: running.generation,
@@ -647,15 +715,18 @@ impl BranchlineClient {
     }
 
     /// Stops background sync politely and waits until it has (the connection is
-    /// closed with a goodbye). Sync can be started again with `start_sync`.
+    /// closed with a goodbye), including a sync cancelled just before. Harmless
+    /// when nothing runs. Sync can be started again with `start_sync`.
     pub async fn shutdown(&self) -> Result<()> {
-        let Some(client) = self.shared.stop(None) else {
-            return Err(BranchlineError::not_running());
-        };
-        let mut status = client.status_updates();
+        self.shared.stop(None);
+        let stopping = self.shared.stopping();
         on_runtime(&self.handle, async move {
-            let stopped = status.wait_for(|s| *s == Status::Stopped);
-            // An error means the task ended and dropped its status: stopped too.
+            let stopped = async {
+                for mut status in stopping {
+                    // An error means the task ended and dropped its status: stopped too.
+                    let _ = status.wait_for(|s| *s == Status::Stopped).await;
+                }
+            };
             let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, stopped).await;
             Ok(())
         })
@@ -701,10 +772,17 @@ fn shut_down(runtime: Runtime, error: BranchlineError) -> BranchlineError {
 
 impl Drop for BranchlineClient {
     fn drop(&mut self) {
+        // Observers first: no callback may start once the client goes (the app's
+        // runtime may be going too, as when a Python interpreter exits), and none
+        // may be left holding an observer. On a runtime thread (an observer let go
+        // of the last reference) this thread may be making a callback: no waiting.
+        let on_runtime_thread = Handle::try_current().is_ok();
+        self.shared
+            .hub
+            .close((!on_runtime_thread).then_some(SHUTDOWN_PATIENCE));
         self.shared.stop(None);
-        self.shared.hub.clear();
         if let Some(runtime) = self.runtime.take() {
-            if Handle::try_current().is_ok() {
+            if on_runtime_thread {
                 // Dropped on a runtime thread (an observer let go of the last
                 // reference): blocking here is not allowed, so let the threads end
                 // by themselves.
@@ -1240,9 +1318,11 @@ impl BranchlineClient {
                 store.conflicts()
             })
             .await?;
-        self.shared
-            .hub
-            .conflicts(conflicts.into_iter().map(Into::into).collect());
+        // Told on a library thread, not inside this call on the caller's.
+        let hub = Arc::clone(&self.shared.hub);
+        self.handle.spawn(async move {
+            hub.conflicts(conflicts.into_iter().map(Into::into).collect());
+        });
         Ok(())
     }
 

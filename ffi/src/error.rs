@@ -15,7 +15,8 @@ use branchline_protocol::{ErrorCode, InviteParseError};
 /// Every variant carries `code`, a stable identifier apps translate and never
 /// parse, and `reason`, an English explanation for logs. Codes added by this
 /// library (besides client-core's and the server's): `net.not_running` (no
-/// background sync; enroll or start it first), `internal.poisoned` (an earlier call
+/// background sync; enroll or start it first), `net.already_enrolled` (`enroll` on
+/// a device that has an account; use `start_sync`), `internal.poisoned` (an earlier call
 /// panicked while holding the store), `internal.task` (a background task died),
 /// `store.io` (the data directory could not be created).
 #[derive(Clone, Debug, thiserror::Error, uniffi::Error)]
@@ -31,7 +32,8 @@ pub enum BranchlineError {
         /// Explanation for logs.
         reason: String,
     },
-    /// The record is not in a state that allows the operation (`activity.closed`,
+    /// The record (or the device) is not in a state that allows the operation
+    /// (`activity.closed`, `net.already_enrolled`,
     /// `petition.no_owner`, `member.not_active`, `feedback.no_answer`,
     /// `feedback.duplicate_suggestion`, `feedback.box_exists`, `doc.schema_too_new`, …).
     #[error("{code}: {reason}")]
@@ -136,6 +138,15 @@ impl BranchlineError {
             Kind::Network,
             "net.not_running",
             "background sync is not running; enroll or start it first",
+        )
+    }
+
+    /// `enroll` on a device that has enrolled already.
+    pub(crate) fn already_enrolled() -> Self {
+        Self::new(
+            Kind::InvalidState,
+            "net.already_enrolled",
+            "this device has enrolled already; start its sync instead",
         )
     }
 
