@@ -880,10 +880,16 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
                                  sec.publish_answer(BRANCH, str(uuid.uuid4()), True))
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.publish_answer("b", anonymous, True))
         await sec.answer_suggestion(BRANCH, anonymous, "下月起周六上午开放活动室")
-        answer = {s.id: s for s in (await sec.feedback_box(BRANCH)).suggestions}[anonymous].answer
+        self.assertIsNone({s.id: s for s in (await sec.feedback_box(BRANCH)).suggestions}[anonymous].answer,
+                          "a new answer is a draft, kept out of the box members receive")
+        answer = await sec.draft_answer(BRANCH, anonymous)
         self.assertEqual((answer.text, answer.by, answer.published), ("下月起周六上午开放活动室", None, False),
-                         "a new answer is a draft; the secretary's device belongs to no member")
+                         "the secretary's device belongs to no member")
+        self.assertIsNone(await sec.draft_answer(BRANCH, named))
+        self.assertIsNone(await mem.draft_answer(BRANCH, anonymous), "members never receive drafts")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.draft_answer(BRANCH, "s-1"))
         await sec.publish_answer(BRANCH, anonymous, True)
+        self.assertIsNone(await sec.draft_answer(BRANCH, anonymous), "published, so no longer a draft")
         await sec.wait_in_sync(int(PATIENCE * 1000))
 
         async def published_on_the_members_phone():

@@ -1268,6 +1268,21 @@ impl BranchlineClient {
             .await
     }
 
+    /// The committee's unpublished answer to a suggestion, if there is one. Drafts
+    /// reach only committee devices; members see an answer once it is published.
+    pub async fn draft_answer(
+        &self,
+        branch_id: String,
+        suggestion_id: String,
+    ) -> Result<Option<records::SuggestionAnswer>> {
+        let branch: BranchId = parse(&branch_id)?;
+        let suggestion: SuggestionId = parse(&suggestion_id)?;
+        let draft = self
+            .read(move |store| store.draft_answer(branch, suggestion))
+            .await?;
+        Ok(draft.map(Into::into))
+    }
+
     /// Puts the answer to a suggestion on the branch's public board, or (with
     /// `false`) takes it off. Only an answered suggestion can be published.
     pub async fn publish_answer(

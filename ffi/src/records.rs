@@ -1097,6 +1097,17 @@ pub struct SuggestionAnswer {
     pub published: bool,
 }
 
+impl From<model::Answer> for SuggestionAnswer {
+    fn from(a: model::Answer) -> Self {
+        SuggestionAnswer {
+            text: a.text,
+            by: a.by.map(|m| m.to_string()),
+            at_ms: a.at.0,
+            published: a.published,
+        }
+    }
+}
+
 /// One suggestion in the feedback box (意见箱).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct Suggestion {
@@ -1136,12 +1147,7 @@ impl From<model::FeedbackBox> for FeedbackBox {
                 text: s.text.as_str().to_owned(),
                 on: s.on.to_string(),
                 author: s.author.map(|m| m.to_string()),
-                answer: s.answer.map(|a| SuggestionAnswer {
-                    text: a.text,
-                    by: a.by.map(|m| m.to_string()),
-                    at_ms: a.at.0,
-                    published: a.published,
-                }),
+                answer: s.answer.map(Into::into),
             })
             .collect();
         FeedbackBox {
