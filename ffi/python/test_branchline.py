@@ -747,6 +747,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await asyncio.wait_for(mem.shutdown(), PATIENCE)
         await asyncio.wait_for(mem.shutdown(), PATIENCE)  # and again: harmless
         await eventually(lambda: mem.status().state.is_stopped(), "cancelled sync stops")
+        self.assertIsNone(mem.status().state.failure, "a cancelled sync stopped without a failure")
         await self.assertRefused(BranchlineError.Network, "net.not_running", mem.sync_now)
 
         again = mem.start_sync()

@@ -296,19 +296,23 @@ async fn pump(
                     }
                     continue;
                 }
-                // The sync state has no room for a reason, so the code of a
-                // failed task reaches the app as an error, with the Stopped
-                // state: the failure is recorded before that state is sent.
+                // A failed task's code reaches the app in the Stopped state
+                // and, with its reason, as an error: the failure is recorded
+                // before that state is sent.
+                let mut state = records::SyncState::from(now.clone());
                 if now == Status::Stopped
                     && let Some(failed) = failure.borrow().clone()
                 {
+                    state = records::SyncState::Stopped {
+                        failure: Some(failed.code().to_owned()),
+                    };
                     shared.hub.error(BranchlineError::Internal {
                         code: failed.code().to_owned(),
                         reason: failed.to_string(),
                     });
                 }
                 if shared.is_running(generation) {
-                    shared.hub.set_state(now.into(), now_ms());
+                    shared.hub.set_state(state, now_ms());
                 }
             }
             event = events.recv() => match event {
@@ -326,7 +330,9 @@ async fn pump(
     }
     // The task has ended (stopped, refused, or failed): nothing of it runs.
     if shared.ended(generation) && !ended_refused {
-        shared.hub.set_state(records::SyncState::Stopped, now_ms());
+        shared
+            .hub
+            .set_state(records::SyncState::Stopped { failure: None }, now_ms());
     }
 }
 

@@ -181,7 +181,7 @@ impl Hub {
             error_observers: Mutex::default(),
             rejection_observers: Mutex::default(),
             status: Mutex::new(SyncStatus {
-                state: SyncState::Stopped,
+                state: SyncState::Stopped { failure: None },
                 pending_changes,
                 last_sync_ms,
             }),

@@ -1568,8 +1568,12 @@ pub struct Invite {
 /// What background sync is doing.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum SyncState {
-    /// Not running: not enrolled yet, cancelled, or shut down.
-    Stopped,
+    /// Not running: not enrolled yet, cancelled, shut down, or failed.
+    Stopped {
+        /// The stable code of the failure that stopped sync (`net.task_failed`);
+        /// none when it was never started, cancelled or shut down.
+        failure: Option<String>,
+    },
     /// The app said there is no network.
     Offline,
     /// Opening a connection.
@@ -1603,7 +1607,7 @@ impl From<net::Status> for SyncState {
             net::Status::Refused { code } => SyncState::Refused {
                 code: code.as_str().to_owned(),
             },
-            net::Status::Stopped => SyncState::Stopped,
+            net::Status::Stopped => SyncState::Stopped { failure: None },
         }
     }
 }
