@@ -116,6 +116,33 @@ pub enum Command {
     Rejections,
 }
 
+impl Command {
+    /// Whether the command changes records or asks the server: refused on a
+    /// revoked device, which may only read what it holds.
+    pub fn edits(&self) -> bool {
+        match self {
+            Command::Status | Command::Report { .. } | Command::Rejections => false,
+            Command::Member(c) => !matches!(c, MemberCommand::List { .. }),
+            Command::Activity(c) => !matches!(
+                c,
+                ActivityCommand::List { .. }
+                    | ActivityCommand::Show { .. }
+                    | ActivityCommand::Kinds
+            ),
+            Command::Petition(c) => !matches!(
+                c,
+                PetitionCommand::List { .. } | PetitionCommand::Show { .. }
+            ),
+            Command::Conflicts(c) => !matches!(c, ConflictCommand::List),
+            Command::Feedback(c) => !matches!(c, FeedbackCommand::List { .. }),
+            Command::Enroll { .. }
+            | Command::Sync { .. }
+            | Command::SubmissionCode { .. }
+            | Command::Suggest { .. } => true,
+        }
+    }
+}
+
 /// `branchline member …`
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {
@@ -172,7 +199,8 @@ pub enum MemberCommand {
 /// Roster fields shared by `member add` and `member update`.
 #[derive(Args, Debug, Default)]
 pub struct MemberFields {
-    /// Gender: male or female.
+    /// Gender: male or female (when adding a member without it, the roster
+    /// records it as not recorded, never a guess).
     #[arg(long)]
     pub gender: Option<Gender>,
     /// Birth date, YYYY-MM-DD.
@@ -225,6 +253,20 @@ pub enum ActivityCommand {
         #[arg(long)]
         agenda: Option<String>,
     },
+    /// Change an activity's title, place or agenda (only the fields given).
+    Edit {
+        /// Activity id or id prefix.
+        activity: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New venue (an empty one clears it).
+        #[arg(long)]
+        place: Option<String>,
+        /// New agenda.
+        #[arg(long)]
+        agenda: Option<String>,
+    },
     /// Move an activity to another time.
     Reschedule {
         /// Activity id or id prefix.
@@ -258,12 +300,17 @@ pub enum ActivityCommand {
         #[arg(long)]
         member: Option<String>,
     },
-    /// Write (replace) the minutes of an activity.
+    /// Write (replace) the minutes of an activity: given as text, read from
+    /// a file with --file, or from standard input with `-`.
     Minutes {
         /// Activity id or id prefix.
         activity: String,
-        /// The minutes.
-        text: String,
+        /// The minutes, or `-` to read them from standard input.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Read the minutes from this file (UTF-8 text).
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
     /// Award bonus points to a member for an activity.
     Award {

@@ -12,10 +12,18 @@
 //! | 4 | the server could not be reached in time |
 //! | 5 | the server refused (invite expired or used, device revoked, no access, an edit against the branch's rules, too many requests) |
 //! | 6 | the home directory is not a usable Branchline store |
+//!
+//! The code never changes with the language; the message does. A failure
+//! made where the language is not known (a store error turned into a
+//! `Failure` by `?`) carries its message in both languages, and the one the
+//! person reads is picked when it is printed.
 
 use std::fmt;
 
+use branchline_core::MemberId;
 use branchline_core::net::NetError;
+
+use crate::output::Lang;
 
 /// Exit status: an unexpected failure.
 pub const EXIT_FAILURE: u8 = 1;
@@ -33,8 +41,11 @@ pub const EXIT_HOME: u8 = 6;
 pub struct Failure {
     /// Stable code, e.g. `member.unknown` or `home.not_enrolled`.
     pub code: String,
-    /// What went wrong, for people.
+    /// What went wrong, for people: in the output language when the code
+    /// that failed knew it, else in English (and `zh` holds the Chinese).
     pub message: String,
+    /// The message in Chinese, when `message` is the English one.
+    pub zh: Option<String>,
     /// The process exit status.
     pub exit: u8,
 }
@@ -45,6 +56,7 @@ impl Failure {
         Self {
             code: code.into(),
             message: message.into(),
+            zh: None,
             exit,
         }
     }
@@ -52,6 +64,147 @@ impl Failure {
     /// Invalid input (exit status 3).
     pub fn invalid(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(code, message, EXIT_INVALID)
+    }
+
+    /// The same failure with `zh` as its Chinese message (and `message` the
+    /// English one).
+    pub fn zh(mut self, zh: impl Into<String>) -> Self {
+        self.zh = Some(zh.into());
+        self
+    }
+
+    /// The same failure with one message, already in the output language.
+    pub fn saying(mut self, message: String) -> Self {
+        self.message = message;
+        self.zh = None;
+        self
+    }
+
+    /// The message in `lang`.
+    pub fn message_in(&self, lang: Lang) -> &str {
+        match (lang, &self.zh) {
+            (Lang::Zh, Some(zh)) => zh,
+            _ => &self.message,
+        }
+    }
+
+    /// A store error, naming members with `name` (their roster name where
+    /// the device knows it).
+    pub fn from_core(e: branchline_core::Error, name: &dyn Fn(MemberId) -> String) -> Self {
+        use branchline_core::Error as E;
+        let code = e.code();
+        let exit = match code {
+            "store.sqlite" => EXIT_FAILURE,
+            _ if code.starts_with("store.") => EXIT_HOME,
+            _ => EXIT_INVALID,
+        };
+        let (en, zh) = match &e {
+            E::UnknownMember(m) => (
+                format!("{} is not on this branch's roster", name(*m)),
+                format!("本支部花名册上没有 {}", name(*m)),
+            ),
+            E::MemberNotActive(m) => (
+                format!(
+                    "{} is no longer an active member (transferred out or deceased)",
+                    name(*m)
+                ),
+                format!("{} 已不在册（已转出或去世）", name(*m)),
+            ),
+            E::AlreadySignedIn(m) => (
+                format!("{} has already signed in", name(*m)),
+                format!("{} 已经签到", name(*m)),
+            ),
+            E::AlreadyOnLeave(m) => (
+                format!("{} has already asked for leave", name(*m)),
+                format!("{} 已经请过假", name(*m)),
+            ),
+            _ => (e.to_string(), core_zh(&e)),
+        };
+        Self::new(code, en, exit).zh(zh)
+    }
+}
+
+/// A store error's message in Chinese.
+pub(crate) fn core_zh(e: &branchline_core::Error) -> String {
+    use branchline_core::Error as E;
+    match e {
+        E::EmptyField { field } => format!("{}不能为空", field_zh(field)),
+        E::InvalidValue { what, value } => format!("无效的{}：{value:?}", field_zh(what)),
+        E::EndBeforeStart => "活动的结束时间必须晚于开始时间".into(),
+        E::UnknownActivityKind(kind) => {
+            format!("支部没有设置活动类型 {kind:?}（见 branchline activity kinds）")
+        }
+        E::ActivityClosed => "活动已结束：签到、请假和会议记录不能再修改".into(),
+        E::PetitionNoOwner => "诉求还没有负责人，请先分派".into(),
+        E::PetitionNotResolved => "诉求尚未办结".into(),
+        E::PetitionAlreadyResolved => "诉求已经办结".into(),
+        E::PetitionAlreadyRated => "诉求已经评价过".into(),
+        E::RatingOutOfRange(n) => format!("满意度须在 1 到 5 之间，不能是 {n}"),
+        E::DeadlineBeforeSubmission => "期限不能早于诉求提交的日期".into(),
+        E::SuggestionTooLong { found, max } => {
+            format!("意见最多 {max} 个字，这条有 {found} 个")
+        }
+        E::DuplicateSuggestion(id) => format!("意见 {id} 已在意见箱中"),
+        E::UnknownSuggestion(id) => format!("意见箱中没有意见 {id}"),
+        E::SuggestionNotAnswered(id) => format!("意见 {id} 还没有答复，无法公开"),
+        E::FeedbackBoxExists(doc) => format!("支部已有意见箱（文档 {doc}）"),
+        E::DocNotFound(id) => format!("本机没有文档 {id}"),
+        E::MissingBranchDocument(kind) => format!(
+            "本机还没有支部的{}；请先运行 branchline sync",
+            crate::words::kind_name(kind, Lang::Zh)
+        ),
+        E::Corrupt(why) => format!("文档已损坏：{why}"),
+        E::InvalidHeader { doc, reason } => format!("拒绝了对文档 {doc} 的修改：{reason}"),
+        E::WrongKind { expected, found } => format!(
+            "该文档是{}，而不是{}",
+            crate::words::kind_name(found, Lang::Zh),
+            crate::words::kind_name(expected, Lang::Zh)
+        ),
+        E::SchemaTooNew { found, supported } => {
+            format!("文档格式版本 {found} 比本程序支持的 {supported} 新；请升级 Branchline")
+        }
+        E::Malformed(why) => format!("文档格式有误：{why}"),
+        E::ConflictNotFound(path) => format!("{path} 没有冲突（或已处理）"),
+        E::StoreTooNew { found, supported } => {
+            format!("数据库版本 {found} 比本程序支持的 {supported} 新；请升级 Branchline")
+        }
+        E::NotAStore(why) => format!("不是 Branchline 数据库：{why}"),
+        E::Sqlite(why) => format!("存储出错：{why}"),
+        other => other.to_string(),
+    }
+}
+
+/// A field or value name of the records, in Chinese.
+fn field_zh(field: &str) -> &str {
+    match field {
+        "title" => "标题",
+        "name" => "姓名",
+        "kind" => "活动类型",
+        "start" => "开始时间",
+        "end" => "结束时间",
+        "reason" => "原因",
+        "category" => "类别",
+        "group" => "小组",
+        "answer" => "答复",
+        "suggestion" => "意见",
+        "progress note" => "进展",
+        "resolution" => "办结说明",
+        "topic" => "主题",
+        "activity kind code" => "活动类型代码",
+        "activity kind name" => "活动类型名称",
+        "points" => "积分",
+        "training hours" => "培训学时",
+        "year" => "年份",
+        "percentage" => "百分比",
+        "gender" => "性别",
+        "member category" => "党员类别",
+        "member status" => "状态",
+        "petition status" => "诉求状态",
+        "activity status" => "活动状态",
+        "sign-in mode" => "签到方式",
+        "date (YYYY-MM-DD)" => "日期（YYYY-MM-DD）",
+        "date and time (YYYY-MM-DDTHH:MM)" => "日期时间（YYYY-MM-DDTHH:MM）",
+        other => other,
     }
 }
 
@@ -63,13 +216,7 @@ impl fmt::Display for Failure {
 
 impl From<branchline_core::Error> for Failure {
     fn from(e: branchline_core::Error) -> Self {
-        let code = e.code();
-        let exit = match code {
-            "store.sqlite" => EXIT_FAILURE,
-            _ if code.starts_with("store.") => EXIT_HOME,
-            _ => EXIT_INVALID,
-        };
-        Self::new(code, e.to_string(), exit)
+        Self::from_core(e, &|m| m.to_string())
     }
 }
 
@@ -87,13 +234,23 @@ impl From<NetError> for Failure {
             NetError::Refused { .. } => EXIT_REFUSED,
             _ => EXIT_FAILURE,
         };
-        Self::new(e.code(), e.to_string(), exit)
+        let zh = match &e {
+            NetError::NotEnrolled => "此设备尚未加入支部；请使用邀请链接".to_owned(),
+            NetError::Offline => "未连接到服务器".to_owned(),
+            NetError::Refused { code, message } => format!("服务器拒绝：{code}：{message}"),
+            NetError::Connection(why) => format!("连接失败：{why}"),
+            NetError::Timeout => "等待超时".to_owned(),
+            NetError::Stopped => "同步已停止".to_owned(),
+            other => other.to_string(),
+        };
+        Self::new(e.code(), e.to_string(), exit).zh(zh)
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        Self::new("cli.io", e.to_string(), EXIT_FAILURE)
+        let zh = format!("读写文件出错：{e}");
+        Self::new("cli.io", e.to_string(), EXIT_FAILURE).zh(zh)
     }
 }
 

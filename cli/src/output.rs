@@ -101,16 +101,15 @@ impl Out {
     pub fn failure(&self, failure: &Failure) {
         if self.json {
             let value = serde_json::json!({
-                "error": { "code": failure.code, "message": failure.message }
+                "error": { "code": failure.code, "message": failure.message_in(self.lang) }
             });
             eprintln!("{value}");
         } else {
-            eprintln!(
-                "{} [{}]: {}",
-                self.lang.pick("error", "错误"),
-                failure.code,
-                failure.message
-            );
+            let message = failure.message_in(self.lang);
+            match self.lang {
+                Lang::En => eprintln!("error [{}]: {message}", failure.code),
+                Lang::Zh => eprintln!("错误 [{}]：{message}", failure.code),
+            }
         }
     }
 }

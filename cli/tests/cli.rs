@@ -792,6 +792,10 @@ fn an_edit_the_server_refuses_is_reported_by_sync_and_listed() {
         stderr.contains("only the activity's organizer or the committee may change it"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("\"April meeting\""),
+        "the record by its title: {stderr}"
+    );
     let listed = json(&member, &["rejections"]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["code"], "rule.organizer_only", "{listed}");
@@ -814,4 +818,681 @@ fn an_edit_the_server_refuses_is_reported_by_sync_and_listed() {
         json(&member, &["activity", "show", &meeting])["title"],
         "April meeting"
     );
+}
+
+/// Runs `branchline` in `lang` ("en", "zh", or `None` for the locale's),
+/// with `env` set and `stdin` fed in.
+fn branchline_with(
+    home: &Path,
+    lang: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_branchline"));
+    command.arg("--home").arg(home);
+    if let Some(lang) = lang {
+        command.args(["--lang", lang]);
+    }
+    command
+        .args(args)
+        .env_remove("BRANCHLINE_HOME")
+        .env_remove("RUST_LOG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C.UTF-8")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.unwrap_or_default().to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    output
+}
+
+/// Runs a command in Chinese that must succeed; returns stdout and stderr.
+fn ok_zh(home: &Path, args: &[&str]) -> (String, String) {
+    let out = branchline_with(home, Some("zh"), args, &[], None);
+    assert!(out.status.success(), "{}", describe(args, &out));
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A secretary's desktop enrolled in a fresh branch.
+fn secretary(hq: &Hq, branch: BranchId, home: &Path) {
+    ok(
+        home,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+}
+
+fn meeting(home: &Path, title: &str) -> String {
+    ok(
+        home,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "branch_meeting",
+            "--title",
+            title,
+            "--starts",
+            "2026-03-05T14:30",
+            "--ends",
+            "2026-03-05T16:30",
+            "--place",
+            "Community hall",
+        ],
+    )
+}
+
+#[test]
+fn messages_and_lists_name_people_and_records_not_ids() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+    let li = ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    );
+    let march = meeting(&alice, "March branch meeting");
+
+    let said = ok(
+        &alice,
+        &["activity", "sign-in", &march, "--member", "Wang Fang"],
+    );
+    assert_eq!(said, "Wang Fang signed in to March branch meeting");
+    let (said, _) = ok_zh(
+        &alice,
+        &[
+            "activity",
+            "leave",
+            &march,
+            "--member",
+            "Li Wei",
+            "--reason",
+            "出差在外",
+        ],
+    );
+    assert!(
+        said.contains("Li Wei") && said.contains("March branch meeting"),
+        "{said}"
+    );
+    assert!(!said.contains(&li[..8]), "an id instead of a name: {said}");
+
+    // The leave reason is shown, in text and in JSON.
+    let shown = json(&alice, &["activity", "show", &march]);
+    let rows = shown["attendance"].as_array().unwrap();
+    let leave = rows.iter().find(|r| r["present"] == false).unwrap();
+    assert_eq!(leave["reason"], "出差在外", "{shown}");
+    assert_eq!(leave["name"], "Li Wei", "{shown}");
+    let text = ok(&alice, &["activity", "show", &march]);
+    assert!(text.contains("出差在外"), "{text}");
+
+    let petition = ok(
+        &alice,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "roads",
+            "--title",
+            "Broken street light",
+            "--description",
+            "North gate",
+        ],
+    );
+    let said = ok(
+        &alice,
+        &[
+            "petition",
+            "assign",
+            &petition,
+            "--owner",
+            "Li Wei",
+            "--deadline",
+            "2030-06-30",
+        ],
+    );
+    assert_eq!(
+        said,
+        "Broken street light assigned to Li Wei, due 2030-06-30"
+    );
+    let ledger = ok(&alice, &["petition", "list"]);
+    assert!(ledger.contains("Li Wei"), "{ledger}");
+    let shown = json(&alice, &["petition", "show", &petition]);
+    assert_eq!(shown["owner_name"], "Li Wei", "{shown}");
+}
+
+#[test]
+fn conflicts_name_the_record_and_each_writer() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let li_pc = homes.path().join("li");
+    let wang_pc = homes.path().join("wang");
+    secretary(&hq, branch, &alice);
+    let li: MemberId = ok(&alice, &["member", "add", "Li Wei", "--gender", "male"])
+        .parse()
+        .unwrap();
+    let wang: MemberId = ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    )
+    .parse()
+    .unwrap();
+    ok(&alice, &["sync"]);
+    // Two committee members' desktops, each bound to its member.
+    let link = hq.invite(branch, Role::Committee, Some(li)).to_string();
+    ok(&li_pc, &["enroll", &link]);
+    let link = hq.invite(branch, Role::Committee, Some(wang)).to_string();
+    ok(&wang_pc, &["enroll", &link]);
+
+    // Both change Wang Fang's phone offline, to different numbers.
+    ok(
+        &li_pc,
+        &["member", "update", "Wang Fang", "--phone", "13800000001"],
+    );
+    ok(
+        &wang_pc,
+        &["member", "update", "Wang Fang", "--phone", "13900000002"],
+    );
+    ok(&li_pc, &["sync"]);
+    ok(&wang_pc, &["sync"]);
+    ok(&li_pc, &["sync"]);
+
+    let listed = json(&li_pc, &["conflicts", "list"]);
+    let conflicts = listed.as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{listed}");
+    assert_eq!(conflicts[0]["record"], "Wang Fang", "{listed}");
+    assert_eq!(conflicts[0]["kind"], "roster", "{listed}");
+    let mut writers: Vec<(String, bool)> = conflicts[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["member_name"].as_str().unwrap_or("?").to_owned(),
+                v["this_device"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    writers.sort();
+    assert_eq!(
+        writers,
+        [("Li Wei".to_owned(), true), ("Wang Fang".to_owned(), false)],
+        "{listed}"
+    );
+    let text = ok(&li_pc, &["conflicts", "list"]);
+    assert!(text.contains("Wang Fang (roster"), "{text}");
+    assert!(text.contains("Li Wei, this device"), "{text}");
+    assert!(text.contains("Wang Fang"), "{text}");
+    let (text, _) = ok_zh(&li_pc, &["conflicts", "list"]);
+    assert!(text.contains("Li Wei，本机"), "{text}");
+}
+
+#[test]
+fn a_joint_activity_says_which_partner_branch_a_sign_in_comes_from() {
+    let hq = Hq::start();
+    let host = hq.branch();
+    let partner = hq
+        .admin()
+        .add_branch("Hillside", Level::Branch, None)
+        .unwrap();
+    hq.admin()
+        .add_alliance("River and hill", &[host, partner])
+        .unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let hill = homes.path().join("hill");
+    secretary(&hq, host, &alice);
+    secretary(&hq, partner, &hill);
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    let joint = ok(
+        &alice,
+        &[
+            "activity",
+            "create",
+            "--kind",
+            "joint",
+            "--title",
+            "Riverbank clean-up",
+            "--starts",
+            "2026-04-11T09:00",
+            "--ends",
+            "2026-04-11T11:00",
+        ],
+    );
+    let said = ok(
+        &alice,
+        &[
+            "activity",
+            "share",
+            &joint,
+            "--partner",
+            &partner.to_string(),
+        ],
+    );
+    assert!(said.starts_with("Riverbank clean-up shared with"), "{said}");
+    ok(&alice, &["sync"]);
+    ok(
+        &alice,
+        &["activity", "sign-in", &joint, "--member", "Li Wei"],
+    );
+    ok(&alice, &["sync"]);
+
+    ok(&hill, &["member", "add", "Zhou Min", "--gender", "female"]);
+    ok(&hill, &["sync"]);
+    let said = ok(
+        &hill,
+        &["activity", "sign-in", &joint, "--member", "Zhou Min"],
+    );
+    assert_eq!(said, "Zhou Min signed in to Riverbank clean-up");
+    ok(&hill, &["sync"]);
+    ok(&alice, &["sync"]);
+
+    let shown = json(&alice, &["activity", "show", &joint]);
+    let rows = shown["attendance"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{shown}");
+    let zhou = rows.iter().find(|r| r["name"] != "Li Wei").unwrap();
+    assert_eq!(zhou["branch"], partner.to_string().as_str(), "{shown}");
+    let text = ok(&alice, &["activity", "show", &joint]);
+    let partner_words = format!("a member of partner branch {}", &partner.to_string()[..8]);
+    assert!(text.contains(&partner_words), "{text}");
+    // On the partner's own desktop she has her name.
+    let there = json(&hill, &["activity", "show", &joint]);
+    assert!(
+        there["attendance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Zhou Min"),
+        "{there}"
+    );
+}
+
+#[test]
+fn chinese_covers_help_values_and_errors() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+
+    // Help, by --lang and by the locale.
+    let (help, _) = ok_zh(&alice, &["member", "add", "--help"]);
+    assert!(help.contains("姓名") && help.contains("性别"), "{help}");
+    assert!(help.contains("用法") && help.contains("显示帮助"), "{help}");
+    assert!(
+        !help.contains("Full name") && !help.contains("Print help"),
+        "{help}"
+    );
+    let (help, _) = ok_zh(&alice, &["help", "activity", "minutes"]);
+    assert!(help.contains("会议记录"), "{help}");
+    let by_locale = branchline_with(&alice, None, &["--help"], &[("LANG", "zh_CN.UTF-8")], None);
+    let help = String::from_utf8_lossy(&by_locale.stdout);
+    assert!(help.contains("支部") && help.contains("退出状态"), "{help}");
+    let (help, _) = (ok(&alice, &["member", "add", "--help"]), ());
+    assert!(help.contains("Full name"), "{help}");
+
+    // Values people read.
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    let march = meeting(&alice, "三月支部党员大会");
+    ok(
+        &alice,
+        &["activity", "sign-in", &march, "--member", "Li Wei"],
+    );
+    ok(
+        &alice,
+        &[
+            "petition",
+            "submit",
+            "--category",
+            "roads",
+            "--title",
+            "路灯不亮",
+            "--description",
+            "北门",
+        ],
+    );
+    let (roster, _) = ok_zh(&alice, &["member", "list"]);
+    for word in ["男", "正式党员", "在册"] {
+        assert!(roster.contains(word), "{word} in {roster}");
+    }
+    assert!(
+        !roster.contains("male") && !roster.contains("active"),
+        "{roster}"
+    );
+    let (shown, _) = ok_zh(&alice, &["activity", "show", &march]);
+    for word in ["支部党员大会", "进行中", "现场", "已签到"] {
+        assert!(shown.contains(word), "{word} in {shown}");
+    }
+    assert!(!shown.contains("on_site"), "{shown}");
+    let (listed, _) = ok_zh(&alice, &["activity", "list"]);
+    assert!(listed.contains("支部党员大会"), "{listed}");
+    let (ledger, _) = ok_zh(&alice, &["petition", "list"]);
+    assert!(
+        ledger.contains("待分派") && ledger.contains("道路交通"),
+        "{ledger}"
+    );
+    // JSON keeps the stable names.
+    assert_eq!(json(&alice, &["member", "list"])[0]["gender"], "male");
+
+    // Errors: the code stays, the sentence is Chinese.
+    let petition = json(&alice, &["petition", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["activity", "sign-in", &march, "--member", "Nobody"],
+            "member.unknown",
+            "没有与“Nobody”相符的成员",
+        ),
+        (
+            &["activity", "sign-in", &march, "--member", "Li Wei"],
+            "activity.already_signed_in",
+            "Li Wei 已经签到",
+        ),
+        (
+            &["petition", "rate", &petition, "5"],
+            "petition.not_resolved",
+            "诉求尚未办结",
+        ),
+        (
+            &["activity", "minutes", "ffffffff", "x"],
+            "doc.not_found",
+            "没有与“ffffffff”相符的活动",
+        ),
+    ];
+    for (args, code, sentence) in cases {
+        let out = branchline_with(&alice, Some("zh"), args, &[], None);
+        assert_eq!(out.status.code(), Some(3), "{}", describe(args, &out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("错误 [{code}]：{sentence}")),
+            "{}",
+            describe(args, &out)
+        );
+    }
+    let out = branchline_with(
+        &alice,
+        Some("zh"),
+        &["member", "add", "Zhao", "--birth", "1980-13-01"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("错误：参数 --birth"), "{stderr}");
+    assert!(stderr.contains("1980-13-01"), "{stderr}");
+}
+
+#[test]
+fn activities_can_be_corrected_and_take_long_minutes_from_a_file_or_stdin() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let wang_pc = homes.path().join("wang");
+    secretary(&hq, branch, &alice);
+    let wang: MemberId = ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    )
+    .parse()
+    .unwrap();
+    let march = meeting(&alice, "March meting");
+
+    // Title and place.
+    let said = ok(
+        &alice,
+        &[
+            "activity",
+            "edit",
+            &march,
+            "--title",
+            "March branch meeting",
+            "--place",
+            "Room 2",
+        ],
+    );
+    assert!(said.contains("March branch meeting"), "{said}");
+    let shown = json(&alice, &["activity", "show", &march]);
+    assert_eq!(shown["title"], "March branch meeting", "{shown}");
+    assert_eq!(shown["place"], "Room 2", "{shown}");
+    assert_eq!(
+        json(&alice, &["activity", "list"])[0]["title"],
+        "March branch meeting"
+    );
+    fails(
+        &alice,
+        &["activity", "edit", &march, "--title", " "],
+        3,
+        Some("input.empty"),
+    );
+    fails(
+        &alice,
+        &["activity", "edit", &march],
+        3,
+        Some("input.nothing_to_change"),
+    );
+    // A member who does not organize it may not: the server would refuse.
+    ok(&alice, &["sync"]);
+    let link = hq.invite(branch, Role::Member, Some(wang)).to_string();
+    ok(&wang_pc, &["enroll", &link]);
+    fails(
+        &wang_pc,
+        &["activity", "edit", &march, "--title", "Mine"],
+        3,
+        Some("access.read_only"),
+    );
+
+    // Minutes from standard input: a megabyte of text, every character kept.
+    let line = "会议讨论了春季大扫除的安排，每个党小组负责一段河岸。Agreed.\n";
+    let mut minutes = String::new();
+    while minutes.len() < 1 << 20 {
+        minutes.push_str(line);
+    }
+    let args = ["activity", "minutes", &march, "-"];
+    let out = branchline_with(&alice, Some("en"), &args, &[], Some(minutes.as_bytes()));
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    let shown = json(&alice, &["activity", "show", &march]);
+    assert_eq!(shown["minutes"].as_str().unwrap().len(), minutes.len());
+    assert!(shown["minutes"] == minutes.as_str());
+
+    // From a file, replacing them.
+    let file = homes.path().join("minutes.txt");
+    std::fs::write(&file, "Short minutes, from a file.").unwrap();
+    ok(
+        &alice,
+        &[
+            "activity",
+            "minutes",
+            &march,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let shown = json(&alice, &["activity", "show", &march]);
+    assert_eq!(shown["minutes"], "Short minutes, from a file.");
+    std::fs::write(&file, b"\xff\xfe not text").unwrap();
+    fails(
+        &alice,
+        &[
+            "activity",
+            "minutes",
+            &march,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        3,
+        Some("input.not_text"),
+    );
+    fails(
+        &alice,
+        &["activity", "minutes", &march, "--file", "/no/such/file"],
+        1,
+        Some("cli.io"),
+    );
+}
+
+#[test]
+fn a_member_added_without_a_gender_is_not_recorded_as_male() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+    let out = branchline(&alice, &["member", "add", "Zhao Lei"]);
+    assert!(out.status.success(), "{}", describe(&[], &out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("gender not recorded"), "{stderr}");
+    assert!(stderr.contains("--gender"), "{stderr}");
+    let roster = json(&alice, &["member", "list"]);
+    assert_eq!(roster[0]["gender"], "unknown", "{roster}");
+    let (text, _) = ok_zh(&alice, &["member", "list"]);
+    assert!(text.contains("未登记") && !text.contains('男'), "{text}");
+}
+
+#[test]
+fn failures_are_one_clear_line_without_log_noise() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let nowhere = homes.path().join("nowhere");
+    let expired = hq
+        .admin()
+        .create_invite(branch, Role::Member, None, Duration::from_secs(1))
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let args = ["enroll", expired.as_str(), "--timeout", "20"];
+    let out = branchline_with(&nowhere, Some("en"), &args, &[], None);
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&args, &out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error [auth.invite_expired]"),
+        "{stderr}"
+    );
+    // Logs are there for whoever asks.
+    let out = branchline_with(&nowhere, Some("en"), &args, &[("RUST_LOG", "warn")], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "{stderr}");
+}
+
+#[test]
+fn a_resident_is_told_which_branch_they_joined() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let resident = homes.path().join("chen");
+    let code = hq
+        .admin()
+        .submission_link(branch, false)
+        .unwrap()
+        .to_string();
+    let said = ok(&resident, &["enroll", &code, "--name", "Mrs Chen's phone"]);
+    // A resident's device holds none of the branch's records, not even its
+    // profile: it names the branch by the id the server gave it until the
+    // name reaches it.
+    let named = said.contains("Riverside") || said.contains(&branch.to_string()[..8]);
+    assert!(named, "{said}");
+    assert!(!said.contains("in  as"), "{said}");
+    assert!(said.contains("as resident"), "{said}");
+    let (said, _) = ok_zh(&resident, &["status"]);
+    assert!(said.contains("群众"), "{said}");
+    let value = json(&resident, &["status"]);
+    assert_eq!(value["branch"], branch.to_string().as_str(), "{value}");
+}
+
+#[test]
+fn a_revoked_desktop_reads_its_records_and_refuses_edits() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let pc = homes.path().join("committee");
+    secretary(&hq, branch, &alice);
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    let march = meeting(&alice, "March branch meeting");
+    ok(&alice, &["sync"]);
+    ok(
+        &pc,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Committee, None).to_string(),
+        ],
+    );
+    let device: branchline_protocol::DeviceId = json(&pc, &["status"])["device_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    hq.admin().revoke_device(device).unwrap();
+
+    let stderr = fails(&pc, &["sync"], 5, Some("auth.device_revoked"));
+    assert!(stderr.contains("revoked"), "{stderr}");
+
+    // What it holds is still readable, and it says why it cannot do more.
+    let status = json(&pc, &["status"]);
+    assert_eq!(status["revoked"], true, "{status}");
+    assert_eq!(status["branch_name"], "Riverside", "{status}");
+    let text = ok(&pc, &["status"]);
+    assert!(text.contains("REVOKED"), "{text}");
+    assert_eq!(json(&pc, &["member", "list"])[0]["name"], "Li Wei");
+    assert_eq!(
+        json(&pc, &["activity", "show", &march])["title"],
+        "March branch meeting"
+    );
+    ok(
+        &pc,
+        &["report", "--from", "2026-01-01", "--to", "2026-12-31"],
+    );
+
+    // Edits and sync are refused, with the same code, and change nothing.
+    let pending = json(&pc, &["status"])["pending_changes"].clone();
+    fails(
+        &pc,
+        &["member", "add", "Zhao", "--gender", "male"],
+        5,
+        Some("auth.device_revoked"),
+    );
+    fails(
+        &pc,
+        &["activity", "sign-in", &march, "--member", "Li Wei"],
+        5,
+        Some("auth.device_revoked"),
+    );
+    fails(&pc, &["sync"], 5, Some("auth.device_revoked"));
+    assert_eq!(json(&pc, &["status"])["pending_changes"], pending);
+
+    // A new invite makes it a working desktop again, records and all.
+    ok(
+        &pc,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Committee, None).to_string(),
+        ],
+    );
+    assert_eq!(json(&pc, &["status"])["revoked"], false);
+    ok(&pc, &["activity", "sign-in", &march, "--member", "Li Wei"]);
 }

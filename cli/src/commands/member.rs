@@ -6,8 +6,8 @@ use branchline_core::store::query::MemberFilter;
 use crate::cli::{MemberCommand, MemberFields};
 use crate::failure::Result;
 use crate::home::Home;
-use crate::output::{Out, Table, or_dash, short};
-use crate::today;
+use crate::output::{Lang, Out, Table, or_dash, short};
+use crate::{today, words};
 
 /// Runs a `member` subcommand.
 pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
@@ -17,9 +17,10 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
     }
     match command {
         MemberCommand::Add { name, fields } => {
+            let gender = fields.gender;
             let new = NewMember {
                 name: name.clone(),
-                gender: fields.gender,
+                gender,
                 birth_date: fields.birth,
                 joined: fields.joined,
                 category: fields.category,
@@ -27,14 +28,25 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
                 post: fields.post,
                 phone: fields.phone,
             };
-            let id = home.store.add_member(branch, new)?;
-            out.created(
-                id,
-                out.say(
-                    format!("added {name} to the roster"),
-                    format!("已将{name}加入花名册"),
-                ),
+            let result = home.store.add_member(branch, new);
+            let id = home.named(result)?;
+            // Without --gender the roster records "not recorded", never a
+            // guess; say so, and how to fill it in.
+            let mut sentence = out.say(
+                format!("added {name} to the roster"),
+                format!("已将{name}加入花名册"),
             );
+            if gender.is_none() {
+                sentence.push_str(&out.say(
+                    format!(
+                        "; gender not recorded (add it with: branchline member update \"{name}\" --gender male|female)"
+                    ),
+                    format!(
+                        "；性别未登记（可用 branchline member update \"{name}\" --gender male|female 补上）"
+                    ),
+                ));
+            }
+            out.created(id, sentence);
         }
         MemberCommand::Update {
             member,
@@ -42,6 +54,7 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
             fields,
         } => {
             let id = home.member(&member)?;
+            let before = home.member_name(id);
             let MemberFields {
                 gender,
                 birth,
@@ -61,26 +74,33 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
                 post,
                 phone,
             };
-            home.store.update_member(id, update)?;
+            let result = home.store.update_member(id, update);
+            home.named(result)?;
             out.done(out.say(
-                format!("member {} updated", short(id)),
-                format!("成员 {} 已更新", short(id)),
+                format!("{before}'s roster entry updated"),
+                format!("{before}的花名册信息已更新"),
             ));
         }
         MemberCommand::TransferOut { member, on } => {
             let id = home.member(&member)?;
-            home.store.transfer_out(id, on.unwrap_or_else(today))?;
+            let name = home.member_name(id);
+            let on = on.unwrap_or_else(today);
+            let result = home.store.transfer_out(id, on);
+            home.named(result)?;
             out.done(out.say(
-                format!("member {} transferred out", short(id)),
-                format!("成员 {} 已转出", short(id)),
+                format!("{name} transferred out on {on}"),
+                format!("{name}已于 {on} 转出"),
             ));
         }
         MemberCommand::Deceased { member, on } => {
             let id = home.member(&member)?;
-            home.store.mark_deceased(id, on.unwrap_or_else(today))?;
+            let name = home.member_name(id);
+            let on = on.unwrap_or_else(today);
+            let result = home.store.mark_deceased(id, on);
+            home.named(result)?;
             out.done(out.say(
-                format!("member {} recorded as deceased", short(id)),
-                format!("成员 {} 已登记为去世", short(id)),
+                format!("{name} recorded as deceased on {on}"),
+                format!("已登记{name}于 {on} 去世"),
             ));
         }
         MemberCommand::List {
@@ -98,11 +118,11 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
             let rows = home.store.list_members(branch, &filter)?;
             out.show(&rows, || {
                 let mut table = Table::new(match out.lang {
-                    crate::output::Lang::En => [
+                    Lang::En => [
                         "id", "name", "gender", "born", "joined", "category", "group", "post",
                         "phone", "status",
                     ],
-                    crate::output::Lang::Zh => [
+                    Lang::Zh => [
                         "编号", "姓名", "性别", "出生", "入党", "类别", "小组", "职务", "电话",
                         "状态",
                     ],
@@ -111,14 +131,14 @@ pub fn run(home: &mut Home, command: MemberCommand, out: Out) -> Result<()> {
                     table.row(vec![
                         short(m.id),
                         m.name.clone(),
-                        m.gender.to_string(),
+                        words::value(m.gender.as_str(), out.lang),
                         or_dash(m.birth_date),
                         or_dash(m.joined),
-                        m.category.to_string(),
+                        words::value(m.category.as_str(), out.lang),
                         or_dash(m.group.as_deref()),
                         or_dash(m.post.as_deref()),
                         or_dash(m.phone.as_deref()),
-                        m.status.to_string(),
+                        words::value(m.status.as_str(), out.lang),
                     ]);
                 }
                 table.print(out.lang.pick("no members", "没有成员"));

@@ -20,8 +20,14 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::commands::rejection::{self, RejectionView};
 use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_NETWORK, EXIT_REFUSED, Failure, Result};
-use crate::home::{Home, open_existing, store_path};
-use crate::output::{Out, local_time};
+use crate::home::{
+    Home, Identity, clear_revocation, record_revocation, revoked_failure, store_path,
+};
+use crate::output::{Out, local_time, short};
+use crate::words;
+
+/// The server's code for a revoked device.
+const DEVICE_REVOKED: &str = "auth.device_revoked";
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +135,9 @@ async fn pumping<T>(
 }
 
 fn refused(code: String, out: Out) -> Failure {
+    if code == DEVICE_REVOKED {
+        return revoked_failure();
+    }
     let message = out.say(
         format!("the server refused this device ({code}); ask your secretary for a new invite"),
         format!("服务器拒绝了此设备（{code}）；请向书记索取新的邀请"),
@@ -157,13 +166,15 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
         .parse()
         .map_err(|e: branchline_protocol::InviteParseError| {
             Failure::invalid("invite.malformed", format!("{e}: {link:?}"))
+                .zh(format!("这不是有效的邀请链接（{}）：{link:?}", e.code()))
         })?;
     if home.exists() && !home.is_dir() {
         return Err(Failure::new(
             "home.not_a_directory",
             format!("{} is a file, not a directory", home.display()),
             EXIT_HOME,
-        ));
+        )
+        .zh(format!("{} 是文件，不是目录", home.display())));
     }
     let path = store_path(home);
     let created_dir = !home.exists();
@@ -172,7 +183,8 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
         return Err(Failure::invalid(
             "home.already_enrolled",
             format!("{} already belongs to an enrolled device", home.display()),
-        ));
+        )
+        .zh(format!("{} 已属于一台已加入支部的设备", home.display())));
     }
     std::fs::create_dir_all(home)?;
     let server = invite.server.clone();
@@ -188,14 +200,15 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
                 out.say(
                     format!(
                         "enrolled, but the first sync did not finish: {}; run `branchline sync`",
-                        failure.message
+                        failure.message_in(out.lang)
                     ),
                     format!(
                         "已加入，但首次同步未完成：{}；请运行 branchline sync",
-                        failure.message
+                        failure.message_in(out.lang)
                     ),
                 )
             );
+            clear_revocation(home);
             return print_enrolled(&path, out);
         }
         if created_store {
@@ -211,6 +224,7 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
         tracing::debug!(%server, "enrollment failed; nothing kept");
         return Err(failure);
     }
+    clear_revocation(home);
     print_enrolled(&path, out)
 }
 
@@ -241,10 +255,11 @@ fn print_enrolled(path: &Path, out: Out) -> Result<()> {
     let account = store
         .account()?
         .ok_or_else(|| Failure::new("cli.error", "the account was not saved", EXIT_FAILURE))?;
-    let branch_name = store
-        .profile(account.branch)
-        .map(|p| p.name)
-        .unwrap_or_default();
+    // A resident's device receives no branch profile: it knows its branch
+    // by the id the server's Welcome gave it, and names it once the
+    // profile is here.
+    let branch_name = store.profile(account.branch).ok().map(|p| p.name);
+    let documents = store.documents()?.len();
     if out.json {
         out.show(
             &json!({
@@ -253,56 +268,64 @@ fn print_enrolled(path: &Path, out: Out) -> Result<()> {
                 "branch_name": branch_name,
                 "role": account.role.to_string(),
                 "member": account.member.map(|m| m.to_string()),
-                "documents": store.documents()?.len(),
+                "documents": documents,
             }),
             || {},
         );
-    } else {
-        println!(
-            "{}",
-            out.say(
-                format!(
-                    "enrolled in {branch_name} as {} (device {}); {} documents on this device",
-                    account.role,
-                    account.device_id,
-                    store.documents()?.len()
-                ),
-                format!(
-                    "已加入 {branch_name}，角色 {}（设备 {}）；本机共 {} 份文档",
-                    account.role,
-                    account.device_id,
-                    store.documents()?.len()
-                ),
-            )
-        );
+        return Ok(());
     }
+    let role = words::value(account.role.as_str(), out.lang);
+    let branch = match &branch_name {
+        Some(name) => name.clone(),
+        None => out.say(
+            format!("branch {}", short(account.branch)),
+            format!("支部 {}", short(account.branch)),
+        ),
+    };
+    println!(
+        "{}",
+        out.say(
+            format!(
+                "enrolled in {branch} as {role} (device {}); {documents} documents on this device",
+                account.device_id,
+            ),
+            format!(
+                "已加入{branch}，身份：{role}（设备 {}）；本机共 {documents} 份文档",
+                account.device_id,
+            ),
+        )
+    );
     Ok(())
 }
 
 /// Syncs once, or stays connected with `watch` until Ctrl-C.
 pub fn sync(home: &Path, watch: bool, timeout: u64, out: Out) -> Result<()> {
-    let store = open_existing(home)?;
-    let account = store.account()?.ok_or_else(|| {
-        Failure::new(
-            "home.not_enrolled",
-            format!(
-                "{} holds no enrolled device; run `branchline enroll` first",
-                home.display()
-            ),
-            EXIT_HOME,
-        )
-    })?;
-    let store = Arc::new(Mutex::new(store));
-    runtime()?.block_on(async {
+    let opened = Home::open(home)?;
+    opened.require_not_revoked()?;
+    let who = opened.account.clone();
+    let store = Arc::new(Mutex::new(opened.store));
+    let result = runtime()?.block_on(async {
         let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
         let result = if watch {
             watch_loop(&client, out).await
         } else {
-            sync_once(&client, &store, &account.server, timeout, out).await
+            sync_once(&client, &store, &who.server, timeout, out).await
         };
         client.shutdown().await;
         result
-    })
+    });
+    note_revocation(home, &who, result)
+}
+
+/// Writes down a revocation the server just told of, so the records stay
+/// readable and later commands say why they refuse.
+fn note_revocation<T>(home: &Path, who: &Identity, result: Result<T>) -> Result<T> {
+    if let Err(failure) = &result
+        && failure.code == DEVICE_REVOKED
+    {
+        record_revocation(home, who)?;
+    }
+    result
 }
 
 async fn sync_once(
@@ -327,7 +350,8 @@ async fn sync_once(
         }
         ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
             if !out.json {
-                eprintln!("{}", rejection::sentence(&rejection, out));
+                let title = title_in(store, rejection.doc_id);
+                eprintln!("{}", rejection::sentence(&rejection, title.as_deref(), out));
             }
             refusals.push(rejection);
         }
@@ -360,7 +384,8 @@ async fn sync_once(
     for rejection in lock(store)?.rejections(seen_before)? {
         if !refusals.iter().any(|r| r.id == rejection.id) {
             if !out.json {
-                eprintln!("{}", rejection::sentence(&rejection, out));
+                let title = title_in(store, rejection.doc_id);
+                eprintln!("{}", rejection::sentence(&rejection, title.as_deref(), out));
             }
             refusals.push(rejection);
         }
@@ -403,6 +428,14 @@ async fn sync_once(
         ),
         EXIT_REFUSED,
     ))
+}
+
+/// The title of a record in the shared store, if it holds one.
+fn title_in(store: &Arc<Mutex<Store>>, doc: branchline_core::DocId) -> Option<String> {
+    store
+        .lock()
+        .ok()
+        .and_then(|s| rejection::record_title(&s, doc))
 }
 
 fn lock(store: &Arc<Mutex<Store>>) -> Result<std::sync::MutexGuard<'_, Store>> {
@@ -481,14 +514,16 @@ async fn watch_loop(client: &SyncClient, out: Out) -> Result<()> {
                     if out.json {
                         println!("{}", json!({ "event": "updated", "doc": doc.to_string() }));
                     } else {
-                        println!("{} {} {doc}", now(), out.lang.pick("updated", "已更新"));
+                        let what = title_in(client.store(), doc).unwrap_or_else(|| doc.to_string());
+                        println!("{} {} {what}", now(), out.lang.pick("updated", "已更新"));
                     }
                 }
                 Ok(ClientEvent::Sync(SyncEvent::Rejected(rejection))) => {
                     if out.json {
                         println!("{}", json!({ "event": "rejected", "rejection": RejectionView::new(&rejection, out.lang) }));
                     } else {
-                        println!("{} {}", now(), rejection::sentence(&rejection, out));
+                        let title = title_in(client.store(), rejection.doc_id);
+                        println!("{} {}", now(), rejection::sentence(&rejection, title.as_deref(), out));
                     }
                 }
                 Ok(ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message })) => {
@@ -519,15 +554,18 @@ fn with_connection<T>(
     request: impl AsyncFnOnce(&SyncClient, &mut Receiver<ClientEvent>) -> Result<T>,
 ) -> Result<T> {
     let server = home.account.server.clone();
+    let who = home.account.clone();
+    let dir = home.dir.clone();
     let store = Arc::new(Mutex::new(home.store));
-    runtime()?.block_on(async {
+    let result = runtime()?.block_on(async {
         let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
         let mut events = client.subscribe();
         let mut on_event = |event: ClientEvent| {
             if let ClientEvent::Sync(SyncEvent::Rejected(rejection)) = event
                 && !out.json
             {
-                eprintln!("{}", rejection::sentence(&rejection, out));
+                let title = title_in(&store, rejection.doc_id);
+                eprintln!("{}", rejection::sentence(&rejection, title.as_deref(), out));
             }
         };
         let outcome = until_in_sync(
@@ -544,7 +582,8 @@ fn with_connection<T>(
         };
         client.shutdown().await;
         result
-    })
+    });
+    note_revocation(&dir, &who, result)
 }
 
 /// A request the server did not answer as hoped: its refusal in words, or the
@@ -558,10 +597,7 @@ fn request_failed(e: NetError, server: &str, timeout: u64, out: Out) -> Failure 
                 format!("服务器拒绝：{why}"),
             );
             // The status follows the code, as for every other refusal.
-            Failure {
-                message,
-                ..Failure::from(e)
-            }
+            Failure::from(e).saying(message)
         }
         NetError::Offline | NetError::Connection(_) | NetError::Timeout => {
             unreachable(server, timeout, Some(e.to_string()), out)
@@ -608,6 +644,7 @@ fn qr_code(link: &str) -> Result<String> {
             format!("cannot draw a QR code: {e}"),
             EXIT_FAILURE,
         )
+        .zh(format!("无法生成二维码：{e}"))
     })
 }
 

@@ -11,13 +11,14 @@ use crate::commands::network;
 use crate::failure::Result;
 use crate::home::Home;
 use crate::output::{Lang, Out, Table, local_time, or_dash, short};
-use crate::today;
+use crate::{today, words};
 
 /// One progress note, for `petition show --json`.
 #[derive(Serialize)]
 struct NoteDetail<'a> {
     at: i64,
     author: Option<String>,
+    author_name: Option<String>,
     kind: String,
     text: &'a str,
 }
@@ -33,6 +34,7 @@ struct PetitionDetail<'a> {
     location: Option<&'a str>,
     status: String,
     owner: Option<String>,
+    owner_name: Option<String>,
     deadline: Option<String>,
     submitted_at: i64,
     progress: Vec<NoteDetail<'a>>,
@@ -71,7 +73,8 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
             if home.account.role == Role::Resident {
                 return network::submit_petition(home, new, timeout, out);
             }
-            let id = home.store.submit_petition(branch, new)?;
+            let result = home.store.submit_petition(branch, new);
+            let id = home.named(result)?;
             out.created(
                 id,
                 out.say(
@@ -87,10 +90,12 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         } => {
             let id = home.petition(&petition)?;
             let owner = home.member(&owner)?;
-            home.store.assign_petition(id, owner, deadline)?;
+            let result = home.store.assign_petition(id, owner, deadline);
+            home.named(result)?;
+            let (title, name) = (home.petition_title(id), home.member_name(owner));
             out.done(out.say(
-                format!("petition {} assigned, due {deadline}", short(id)),
-                format!("诉求 {} 已分派，期限 {deadline}", short(id)),
+                format!("{title} assigned to {name}, due {deadline}"),
+                format!("“{title}”已分派给{name}，期限 {deadline}"),
             ));
         }
         PetitionCommand::Progress {
@@ -100,10 +105,12 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         } => {
             let id = home.petition(&petition)?;
             let author = author_or_self(&home, author.as_deref())?;
-            home.store.add_progress(id, author, &text)?;
+            let result = home.store.add_progress(id, author, &text);
+            home.named(result)?;
+            let title = home.petition_title(id);
             out.done(out.say(
-                format!("progress noted on petition {}", short(id)),
-                format!("诉求 {} 已记录进展", short(id)),
+                format!("progress noted on {title}"),
+                format!("“{title}”已记录进展"),
             ));
         }
         PetitionCommand::Resolve {
@@ -113,11 +120,10 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         } => {
             let id = home.petition(&petition)?;
             let by = author_or_self(&home, by.as_deref())?;
-            home.store.resolve_petition(id, by, &summary)?;
-            out.done(out.say(
-                format!("petition {} resolved", short(id)),
-                format!("诉求 {} 已办结", short(id)),
-            ));
+            let result = home.store.resolve_petition(id, by, &summary);
+            home.named(result)?;
+            let title = home.petition_title(id);
+            out.done(out.say(format!("{title} resolved"), format!("“{title}”已办结")));
         }
         PetitionCommand::Rate {
             petition,
@@ -126,9 +132,10 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         } => {
             let id = home.petition(&petition)?;
             home.store.rate_petition(id, score, comment.as_deref())?;
+            let title = home.petition_title(id);
             out.done(out.say(
-                format!("petition {} rated {score}/5", short(id)),
-                format!("诉求 {} 满意度 {score}/5", short(id)),
+                format!("{title} rated {score}/5"),
+                format!("“{title}”满意度 {score}/5"),
             ));
         }
         PetitionCommand::Reopen {
@@ -138,11 +145,10 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         } => {
             let id = home.petition(&petition)?;
             let author = author_or_self(&home, author.as_deref())?;
-            home.store.reopen_petition(id, author, &reason)?;
-            out.done(out.say(
-                format!("petition {} reopened", short(id)),
-                format!("诉求 {} 已重新打开", short(id)),
-            ));
+            let result = home.store.reopen_petition(id, author, &reason);
+            home.named(result)?;
+            let title = home.petition_title(id);
+            out.done(out.say(format!("{title} reopened"), format!("“{title}”已重新打开")));
         }
         PetitionCommand::List {
             status,
@@ -155,6 +161,9 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
                 overdue_only: overdue,
             };
             let rows = home.store.list_petitions(branch, &filter, today())?;
+            let names = home.names();
+            let owner_name =
+                |m: branchline_core::MemberId| names.get(&m).cloned().unwrap_or_else(|| short(m));
             out.show(&rows, || {
                 let mut table = Table::new(match out.lang {
                     Lang::En => [
@@ -176,10 +185,10 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
                 for p in &rows {
                     table.row(vec![
                         short(p.id),
-                        p.category.clone(),
+                        words::petition_category(&p.category, out.lang),
                         p.title.clone(),
-                        p.status.to_string(),
-                        or_dash(p.owner.map(short)),
+                        words::petition_status(p.status.as_str(), out.lang),
+                        or_dash(p.owner.map(owner_name)),
                         or_dash(p.deadline),
                         or_dash(p.rating),
                         p.progress_notes.to_string(),
@@ -197,6 +206,9 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
         PetitionCommand::Show { petition } => {
             let id = home.petition(&petition)?;
             let p: Petition = home.store.get(id)?;
+            let names = home.names();
+            let name =
+                |m: branchline_core::MemberId| names.get(&m).cloned().unwrap_or_else(|| short(m));
             let detail = PetitionDetail {
                 id: id.to_string(),
                 category: &p.category,
@@ -205,6 +217,7 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
                 location: p.location.as_deref(),
                 status: p.status.to_string(),
                 owner: p.owner.map(|m| m.to_string()),
+                owner_name: p.owner.and_then(|m| names.get(&m).cloned()),
                 deadline: p.deadline.map(|d| d.to_string()),
                 submitted_at: p.submitted_at.0,
                 progress: p
@@ -213,6 +226,7 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
                     .map(|n| NoteDetail {
                         at: n.at.0,
                         author: n.author.map(|m| m.to_string()),
+                        author_name: n.author.and_then(|m| names.get(&m).cloned()),
                         kind: n.kind.to_string(),
                         text: &n.text,
                     })
@@ -222,14 +236,25 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
             };
             out.show(&detail, || {
                 let l = |en, zh| out.lang.pick(en, zh);
-                println!("{} [{}] ({})", p.title, p.category, p.status);
+                println!(
+                    "{} [{}] ({})",
+                    p.title,
+                    words::petition_category(&p.category, out.lang),
+                    words::petition_status(p.status.as_str(), out.lang)
+                );
                 println!("{}", p.description.as_str());
                 println!("{}: {}", l("where", "地点"), or_dash(p.location.as_deref()));
                 println!("{}: {}", l("submitted", "提交"), local_time(p.submitted_at));
-                println!("{}: {}", l("owner", "负责人"), or_dash(p.owner.map(short)));
+                println!("{}: {}", l("owner", "负责人"), or_dash(p.owner.map(name)));
                 println!("{}: {}", l("deadline", "期限"), or_dash(p.deadline));
                 for note in &p.progress {
-                    println!("  {}  {}  {}", local_time(note.at), note.kind, note.text);
+                    println!(
+                        "  {}  {}  {}  {}",
+                        local_time(note.at),
+                        words::value(note.kind.as_str(), out.lang),
+                        or_dash(note.author.map(name)),
+                        note.text
+                    );
                 }
                 if let Some(r) = &p.resolution {
                     println!(

@@ -6,7 +6,9 @@
 //! stable; the sentence for people is chosen here, in English or Chinese, so a
 //! secretary reads why and not only `rule.organizer_only`.
 
+use branchline_core::model::{Activity, Petition};
 use branchline_core::store::Rejection;
+use branchline_core::{DocId, Store};
 use serde::Serialize;
 
 use crate::failure::Result;
@@ -64,23 +66,30 @@ pub fn explain(code: &str, lang: Lang) -> Option<&'static str> {
             "此设备该类请求过多，请稍后再试",
         ),
         "request.invalid" => ("a field is missing or too long", "有字段缺失或过长"),
+        "rule.not_allied" => (
+            "an activity may be shared only with a branch allied with its own",
+            "活动只能与结对共建的支部共享",
+        ),
+        "auth.invite_invalid" => (
+            "the invite is not known to the server; check the link",
+            "服务器不认识该邀请；请核对链接",
+        ),
+        "auth.invite_expired" => (
+            "the invite has expired; ask for a new one",
+            "邀请已过期；请索取新的邀请",
+        ),
+        "auth.invite_used" => (
+            "the invite was already used; ask for a new one",
+            "邀请已被使用；请索取新的邀请",
+        ),
+        "auth.device_revoked" => ("the server revoked this device", "服务器已吊销此设备"),
+        "tls.certificate_mismatch" => (
+            "the server's certificate is not the one the invite names",
+            "服务器证书与邀请中的不一致",
+        ),
         _ => return None,
     };
     Some(lang.pick(en, zh))
-}
-
-/// The kind of record, as people call it.
-pub fn kind_name(kind: &str, lang: Lang) -> String {
-    let (en, zh) = match kind {
-        "branch_profile" => ("branch profile", "支部信息"),
-        "roster" => ("roster", "花名册"),
-        "member_file" => ("member file", "党员档案"),
-        "activity" => ("activity", "活动"),
-        "petition" => ("petition", "诉求"),
-        "feedback_box" => ("feedback box", "意见箱"),
-        other => (other, other),
-    };
-    lang.pick(en, zh).to_owned()
 }
 
 /// One refusal, for `--json`.
@@ -129,11 +138,24 @@ impl RejectionView {
     }
 }
 
-/// One sentence about a refusal, for people.
-pub fn sentence(r: &Rejection, out: Out) -> String {
-    let kind = kind_name(&r.kind, out.lang);
+/// The title of record `doc` (an activity's or a petition's), if the store
+/// holds it: how people tell records apart.
+pub fn record_title(store: &Store, doc: DocId) -> Option<String> {
+    store
+        .get::<Activity>(doc)
+        .map(|a| a.title)
+        .or_else(|_| store.get::<Petition>(doc).map(|p| p.title))
+        .ok()
+}
+
+/// One sentence about a refusal, for people; `title` names the record.
+pub fn sentence(r: &Rejection, title: Option<&str>, out: Out) -> String {
+    let kind = crate::words::kind_name(&r.kind, out.lang);
     let why = explain(&r.code, out.lang).unwrap_or(&r.message);
-    let doc = short(r.doc_id);
+    let doc = match title {
+        Some(title) => format!("{title:?} ({})", short(r.doc_id)),
+        None => short(r.doc_id),
+    };
     let later = r.dropped_changes.saturating_sub(1);
     let fate = if r.document_removed {
         out.say(
@@ -188,9 +210,13 @@ pub fn list(home: &Home, out: Out) -> Result<()> {
                     r.dropped_changes.saturating_sub(1)
                 )
             };
+            let kind = crate::words::kind_name(&r.kind, out.lang);
             table.row(vec![
                 local_time(r.at),
-                kind_name(&r.kind, out.lang),
+                match record_title(&home.store, r.doc_id) {
+                    Some(title) => format!("{kind}: {title}"),
+                    None => kind,
+                },
                 short(r.doc_id),
                 r.code.clone(),
                 v.explanation.clone(),

@@ -1,15 +1,17 @@
 //! `branchline status`, `report` and `conflicts`: what the device knows,
 //! offline.
 
-use branchline_core::model::Date;
+use branchline_core::conflict::Conflict;
+use branchline_core::model::{Activity, Date, MemberFile, Petition};
 use branchline_core::report::Period;
+use branchline_core::{DocId, MemberId};
 use serde::Serialize;
 
 use crate::cli::ConflictCommand;
 use crate::failure::{Failure, Result};
 use crate::home::Home;
 use crate::output::{Lang, Out, Table, local_time, or_dash, short};
-use crate::today;
+use crate::{today, words};
 
 /// What `status --json` prints.
 #[derive(Serialize)]
@@ -21,6 +23,11 @@ struct StatusView {
     branch_name: String,
     role: String,
     member: Option<String>,
+    member_name: Option<String>,
+    /// The server revoked this device: its records are for reading only.
+    revoked: bool,
+    /// When this device heard of its revocation.
+    revoked_at_ms: Option<i64>,
     documents: usize,
     pending_changes: usize,
     last_synced_ms: Option<i64>,
@@ -44,6 +51,9 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
         branch_name,
         role: account.role.to_string(),
         member: account.member.map(|m| m.to_string()),
+        member_name: account.member.map(|m| home.member_name(m)),
+        revoked: home.revoked.is_some(),
+        revoked_at_ms: home.revoked.map(|t| t.0),
         documents: home.store.documents()?.len(),
         pending_changes: home.store.pending_changes()?,
         last_synced_ms: last.map(|t| t.0),
@@ -51,17 +61,42 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
     };
     out.show(&view, || {
         let l = |en, zh| out.lang.pick(en, zh);
+        if let Some(at) = home.revoked {
+            println!(
+                "{}",
+                out.say(
+                    format!(
+                        "REVOKED: the server revoked this device ({}); its records can be read \
+                         but not changed or synced; ask the branch secretary for a new invite",
+                        local_time(at)
+                    ),
+                    format!(
+                        "已吊销：服务器已吊销此设备（{}）；本机记录只能查看，不能修改或同步；\
+                         请向支部书记索取新的邀请",
+                        local_time(at)
+                    ),
+                )
+            );
+        }
+        if view.branch_name.is_empty() {
+            println!("{}: {}", l("branch", "支部"), short(&view.branch));
+        } else {
+            println!(
+                "{}: {} ({})",
+                l("branch", "支部"),
+                view.branch_name,
+                short(&view.branch)
+            );
+        }
         println!(
-            "{}: {} ({})",
-            l("branch", "组织"),
-            view.branch_name,
-            short(&view.branch)
+            "{}: {}",
+            l("role", "角色"),
+            words::value(&view.role, out.lang)
         );
-        println!("{}: {}", l("role", "角色"), view.role);
         println!(
             "{}: {}",
             l("member", "成员"),
-            or_dash(view.member.as_deref().map(short))
+            or_dash(view.member_name.as_deref())
         );
         println!(
             "{}: {} ({})",
@@ -149,9 +184,10 @@ pub fn report(
             Lang::En => ["kind", "held", "expected", "attended", "rate"],
             Lang::Zh => ["类型", "次数", "应到", "实到", "出勤率"],
         });
+        let profile = home.store.profile(home.branch()).ok();
         for k in &report.attendance.kinds {
             table.row(vec![
-                k.kind.clone(),
+                words::activity_kind(&k.kind, profile.as_ref(), out.lang),
                 k.activities.to_string(),
                 k.expected.to_string(),
                 k.attended.to_string(),
@@ -182,9 +218,9 @@ pub fn report(
         for c in &report.compliance {
             let met = c.periods.iter().filter(|p| p.met).count();
             println!(
-                "  {:<20} {} {met}/{} {}",
-                c.kind,
-                c.frequency,
+                "  {} ({}): {met}/{} {}",
+                words::activity_kind(&c.kind, profile.as_ref(), out.lang),
+                words::value(c.frequency.as_str(), out.lang),
                 c.periods.len(),
                 l("periods met", "个周期达标")
             );
@@ -215,28 +251,131 @@ fn percent(rate: f64) -> String {
     format!("{:.0}%", rate * 100.0)
 }
 
+/// One concurrent value, for `conflicts list --json`.
+#[derive(Serialize)]
+struct ValueView {
+    value: String,
+    device: Option<String>,
+    /// Written on this device.
+    this_device: bool,
+    member: Option<String>,
+    /// The writer's roster name, where this device knows it.
+    member_name: Option<String>,
+    actor: String,
+    winner: bool,
+}
+
+/// A conflicting field with the record it belongs to, for `conflicts list`.
+#[derive(Serialize)]
+struct ConflictView {
+    doc: String,
+    /// The record's kind.
+    kind: String,
+    /// The record, as people name it: a member's name, an activity's or a
+    /// petition's title.
+    record: String,
+    path: String,
+    values: Vec<ValueView>,
+}
+
+/// The record a conflict is in, as people name it.
+fn record_name(home: &Home, kinds: &[(DocId, String)], c: &Conflict, out: Out) -> (String, String) {
+    let kind = kinds
+        .iter()
+        .find(|(id, _)| *id == c.doc)
+        .map_or_else(String::new, |(_, kind)| kind.clone());
+    let record = match kind.as_str() {
+        "activity" => home.store.get::<Activity>(c.doc).ok().map(|a| a.title),
+        "petition" => home.store.get::<Petition>(c.doc).ok().map(|p| p.title),
+        "member_file" => home
+            .store
+            .get::<MemberFile>(c.doc)
+            .ok()
+            .map(|f| home.member_name(f.member)),
+        // `members/<member id>/<field>`: the member's entry.
+        "roster" => c
+            .path
+            .strip_prefix("members/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|m| m.parse::<MemberId>().ok())
+            .map(|m| home.member_name(m)),
+        "branch_profile" => Some(home.branch_name(home.branch())),
+        _ => None,
+    };
+    let kind_words = words::kind_name(&kind, out.lang);
+    (kind, record.unwrap_or(kind_words))
+}
+
 /// Lists or settles conflicts.
 pub fn conflicts(home: &mut Home, command: ConflictCommand, out: Out) -> Result<()> {
     match command {
         ConflictCommand::List => {
             let conflicts = home.store.conflicts()?;
-            out.show(&conflicts, || {
-                if conflicts.is_empty() {
+            let kinds: Vec<(DocId, String)> = home
+                .store
+                .documents()?
+                .into_iter()
+                .map(|d| (d.id, d.kind))
+                .collect();
+            let names = home.names();
+            let here = home.store.device_id();
+            let views: Vec<ConflictView> = conflicts
+                .iter()
+                .map(|c| {
+                    let (kind, record) = record_name(home, &kinds, c, out);
+                    ConflictView {
+                        doc: c.doc.to_string(),
+                        kind,
+                        record,
+                        path: c.path.clone(),
+                        values: c
+                            .values
+                            .iter()
+                            .map(|v| ValueView {
+                                value: v.value.clone(),
+                                device: v.device.map(|d| d.to_string()),
+                                this_device: v.device == Some(here),
+                                member: v.member.map(|m| m.to_string()),
+                                member_name: v.member.and_then(|m| names.get(&m).cloned()),
+                                actor: v.actor.clone(),
+                                winner: v.winner,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            out.show(&views, || {
+                if views.is_empty() {
                     println!("{}", out.lang.pick("no conflicts", "没有冲突"));
                 }
-                for c in &conflicts {
-                    println!("{}  {}", short(c.doc), c.path);
+                for c in &views {
+                    println!(
+                        "{} ({} {})  {}",
+                        c.record,
+                        words::kind_name(&c.kind, out.lang),
+                        short(&c.doc),
+                        c.path
+                    );
                     for (i, v) in c.values.iter().enumerate() {
+                        let mut by: Vec<String> = Vec::new();
+                        match (&v.member_name, &v.member) {
+                            (Some(name), _) => by.push(name.clone()),
+                            (None, Some(member)) => by.push(short(member)),
+                            (None, None) => {}
+                        }
+                        if v.this_device {
+                            by.push(out.say("this device", "本机"));
+                        } else if by.is_empty() {
+                            by.push(or_dash(v.device.as_deref().map(short)));
+                        }
+                        if v.winner {
+                            by.push(out.say("shown now", "当前显示"));
+                        }
                         println!(
-                            "  {}. {}  ({}{})",
+                            "  {}. {}  ({})",
                             i + 1,
                             v.value,
-                            or_dash(v.device.map(short)),
-                            if v.winner {
-                                out.lang.pick(", shown now", "，当前显示")
-                            } else {
-                                ""
-                            }
+                            by.join(out.lang.pick(", ", "，"))
                         );
                     }
                 }
@@ -255,13 +394,15 @@ pub fn conflicts(home: &mut Home, command: ConflictCommand, out: Out) -> Result<
                 return Err(Failure::invalid(
                     "conflict.not_found",
                     format!("no conflict on {path:?} in a document matching {doc:?}"),
-                ));
+                )
+                .zh(format!("与“{doc}”相符的记录中，{path} 没有冲突")));
             };
             if keep == 0 || keep > conflict.values.len() {
                 return Err(Failure::invalid(
                     "input.invalid",
                     format!("choose a value from 1 to {}", conflict.values.len()),
-                ));
+                )
+                .zh(format!("请选择 1 到 {} 之间的值", conflict.values.len())));
             }
             home.store.settle_conflict(conflict.doc, &path, keep - 1)?;
             out.done(out.say(
