@@ -122,6 +122,19 @@ fn the_readme_walkthrough_works_as_written() {
         "{stdout}"
     );
     assert!(stdout.contains("Attendance by member"), "{stdout}");
+    // People and meetings are named, not numbered.
+    assert!(
+        stdout.contains("Wang Fang signed in to March branch meeting"),
+        "{stdout}"
+    );
+    for name in ["Wang Fang", "Li Wei"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("signed in")),
+            "{name} is not in the attendance of `activity show`:\n{stdout}"
+        );
+    }
     for file in [
         "roster.csv",
         "attendance.csv",
