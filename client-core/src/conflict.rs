@@ -15,6 +15,7 @@ use automerge::{AutoCommit, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Va
 
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, DocId, MemberId};
+use crate::model::{self, FieldPath};
 
 /// What a local change's message starts with: the member who made it follows.
 const AUTHOR_PREFIX: &str = "member:";
@@ -223,7 +224,7 @@ pub fn settle_together(
     doc: &mut AutoCommit,
     path: &str,
     keep: usize,
-    together: &[&str],
+    together: &[FieldPath],
 ) -> Result<()> {
     let (obj, prop) = field(doc, path)?;
     let values = doc.get_all(&obj, prop)?;
@@ -231,8 +232,11 @@ pub fn settle_together(
         .get(keep)
         .ok_or_else(|| Error::ConflictNotFound(path.to_owned()))?;
     let change = doc.hash_for_opid(kept);
-    for companion in together.iter().filter(|c| **c != path) {
-        let Ok((obj, prop)) = field(doc, companion) else {
+    for companion in together.iter().map(ToString::to_string) {
+        if companion == path {
+            continue;
+        }
+        let Ok((obj, prop)) = field(doc, &companion) else {
             continue;
         };
         let values = doc.get_all(&obj, prop)?;
@@ -240,10 +244,30 @@ pub fn settle_together(
             .iter()
             .position(|(_, op)| change.is_some() && doc.hash_for_opid(op) == change);
         if let (true, Some(index)) = (values.len() > 1, same) {
-            settle(doc, companion, index)?;
+            settle(doc, &companion, index)?;
         }
     }
     settle(doc, path, keep)
+}
+
+/// Settles the conflict at `path` of an activity by keeping value `keep`. The
+/// schedule is settled as one edit left it ([`settle_together`]) and written
+/// again whole, as every edit of it is ([`model::Record::WRITTEN_TOGETHER`]), so a
+/// concurrent reschedule elsewhere cannot split it either; an activity that would
+/// end before it starts is refused (`activity.end_before_start`, possible only
+/// with schedules written by older builds, one key at a time). On an error the
+/// caller rolls the document back.
+pub fn settle_activity(doc: &mut AutoCommit, path: &str, keep: usize) -> Result<()> {
+    let schedule = model::activity::paths::SCHEDULE;
+    settle_together(doc, path, keep, schedule)?;
+    if schedule.iter().any(|p| p.to_string() == path) {
+        model::write_together(doc, schedule)?;
+    }
+    let activity: model::Activity = model::hydrate(doc)?;
+    if activity.ends_at <= activity.starts_at {
+        return Err(Error::EndBeforeStart);
+    }
+    Ok(())
 }
 
 /// The object and key a `/`-separated path names.

@@ -7,6 +7,15 @@
 //! Bonus points are counters: two committee members awarding points concurrently add
 //! up. Attendance points are not stored at all; they follow from the sign-ins and the
 //! branch's rule, so they cannot drift from them.
+//!
+//! The start and end are two registers that every edit writes together, start
+//! first, in one change ([`crate::model::Record::WRITTEN_TOGETHER`]): an edit that
+//! moves only the start writes the end again too. Two people rescheduling the same
+//! activity offline therefore merge into one of their two schedules, whole (automerge
+//! keeps the same writer's value on both keys), never one's start with the other's
+//! end, so a merge cannot make an activity end before it starts. The device shows
+//! the other schedule as a conflict on both keys; settling either key keeps the
+//! other as the same edit left it.
 
 use std::collections::BTreeMap;
 
@@ -128,6 +137,12 @@ pub mod paths {
     pub const LEAVES: FieldPath = FieldPath::new(&["leaves"]);
     /// [`super::Activity::shared_with`], keyed by partner branch id.
     pub const SHARED_WITH: FieldPath = FieldPath::new(&["shared_with"]);
+    /// [`super::Activity::starts_at`].
+    pub const STARTS_AT: FieldPath = FieldPath::new(&["starts_at"]);
+    /// [`super::Activity::ends_at`].
+    pub const ENDS_AT: FieldPath = FieldPath::new(&["ends_at"]);
+    /// The schedule, start first: every edit writes both or neither.
+    pub const SCHEDULE: &[FieldPath] = &[STARTS_AT, ENDS_AT];
 }
 
 impl Record for Activity {
@@ -137,7 +152,10 @@ impl Record for Activity {
         paths::SIGN_INS,
         paths::LEAVES,
         paths::SHARED_WITH,
+        paths::STARTS_AT,
+        paths::ENDS_AT,
     ];
+    const WRITTEN_TOGETHER: &'static [FieldPath] = paths::SCHEDULE;
 
     fn meta(&self) -> &Meta {
         &self.meta
@@ -284,7 +302,11 @@ impl Activity {
 
 #[cfg(test)]
 mod tests {
+    use automerge::{ActorId, AutoCommit, ROOT, ReadDoc};
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::model;
 
     fn activity() -> Activity {
         Activity::new(
@@ -371,5 +393,128 @@ mod tests {
         a.award_points(m, 2).unwrap();
         assert_eq!(a.bonus_points_of(m), 5);
         assert_eq!(a.award_points(m, 0).unwrap_err().code(), "input.invalid");
+    }
+
+    /// One step of the concurrent-reschedule property: a device moves the activity,
+    /// or one device receives everything another holds.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Device `0` reschedules to start and end at these hours (refused, and
+        /// so writing nothing, unless the end is after the start).
+        Reschedule(usize, u32, u32),
+        /// Device `1` merges what device `0` holds.
+        Sync(usize, usize),
+        /// Device `0` settles a conflict on the start (or, if `1`, the end) by
+        /// keeping value number `2` (modulo how many there are), if there is one.
+        Settle(usize, bool, usize),
+    }
+
+    fn step(devices: usize) -> impl Strategy<Value = Step> {
+        // Few hours, overlapping ranges: many edits move only the start or only
+        // the end, the case a plain reconcile writes one key for.
+        prop_oneof![
+            3 => (0..devices, 8u32..12, 10u32..14).prop_map(|(d, s, e)| Step::Reschedule(d, s, e)),
+            1 => (0..devices, 0..devices).prop_map(|(a, b)| Step::Sync(a, b)),
+            1 => (0..devices, any::<bool>(), 0usize..3).prop_map(|(d, end, k)| Step::Settle(d, end, k)),
+        ]
+    }
+
+    fn hour(h: u32) -> LocalDateTime {
+        format!("2025-03-01T{h:02}:00").parse().unwrap()
+    }
+
+    /// The schedule in `doc` and whether the values of both keys were written
+    /// by one change.
+    fn schedule(doc: &AutoCommit) -> ((LocalDateTime, LocalDateTime), bool) {
+        let a: Activity = model::hydrate(doc).unwrap();
+        let (_, start_op) = doc.get(&ROOT, "starts_at").unwrap().unwrap();
+        let (_, end_op) = doc.get(&ROOT, "ends_at").unwrap().unwrap();
+        let one_change = doc.hash_for_opid(&start_op) == doc.hash_for_opid(&end_op);
+        ((a.starts_at, a.ends_at), one_change)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Two or three devices reschedule one activity offline, sometimes
+        /// syncing and settling conflicts in between; once everything is merged, every device shows
+        /// a schedule that one edit wrote whole, with both keys from one change,
+        /// ending after it starts.
+        #[test]
+        fn concurrent_reschedules_merge_into_one_writers_schedule(
+            (devices, steps) in (2usize..=3).prop_flat_map(|n| {
+                (Just(n), proptest::collection::vec(step(n), 1..24))
+            }),
+        ) {
+            let original = activity();
+            let mut docs: Vec<AutoCommit> = Vec::new();
+            let mut created = model::create_document(&original, ActorId::random()).unwrap();
+            created.commit();
+            for _ in 0..devices {
+                let mut doc = created.clone();
+                doc.set_actor(ActorId::random());
+                docs.push(doc);
+            }
+            let mut written = vec![(original.starts_at, original.ends_at)];
+            for step in &steps {
+                match *step {
+                    Step::Reschedule(d, s, e) => {
+                        // Committed at once, as the store does, so a copy merged
+                        // elsewhere holds the same change.
+                        if model::edit(&mut docs[d], |a: &mut Activity| a.reschedule(hour(s), hour(e))).is_ok() {
+                            docs[d].commit();
+                            written.push((hour(s), hour(e)));
+                        }
+                    }
+                    Step::Sync(from, to) if from != to => {
+                        let mut source = docs[from].clone();
+                        docs[to].merge(&mut source).unwrap();
+                    }
+                    Step::Sync(..) => {}
+                    Step::Settle(d, end, keep) => {
+                        let key = if end { "ends_at" } else { "starts_at" };
+                        let values = docs[d].get_all(&ROOT, key).unwrap().len();
+                        if values > 1 {
+                            // Keeps a schedule some edit wrote: nothing new.
+                            if crate::conflict::settle_activity(&mut docs[d], key, keep % values).is_ok() {
+                                docs[d].commit();
+                            } else {
+                                docs[d].rollback();
+                            }
+                        }
+                    }
+                }
+            }
+            let mut merged = docs[0].clone();
+            for doc in &mut docs[1..] {
+                merged.merge(doc).unwrap();
+            }
+            let ((starts, ends), one_change) = schedule(&merged);
+            prop_assert!(ends > starts, "merged into {starts} to {ends}");
+            prop_assert!(written.contains(&(starts, ends)), "{starts} to {ends} was never written by one edit");
+            prop_assert!(one_change, "start and end come from different changes");
+            for doc in &mut docs {
+                doc.merge(&mut merged.clone()).unwrap();
+                prop_assert_eq!(schedule(doc).0, (starts, ends));
+            }
+        }
+    }
+
+    #[test]
+    fn moving_only_the_start_writes_the_end_again() {
+        let mut doc = model::create_document(&activity(), ActorId::random()).unwrap();
+        let (_, end_before) = doc.get(&ROOT, "ends_at").unwrap().unwrap();
+        model::edit(&mut doc, |a: &mut Activity| {
+            a.reschedule(hour(10), hour(11))
+        })
+        .unwrap();
+        let (_, start_op) = doc.get(&ROOT, "starts_at").unwrap().unwrap();
+        let (_, end_op) = doc.get(&ROOT, "ends_at").unwrap().unwrap();
+        assert_ne!(end_op, end_before, "the unchanged end was written again");
+        assert_eq!(doc.hash_for_opid(&start_op), doc.hash_for_opid(&end_op));
+        // An edit that leaves the schedule alone writes neither key.
+        model::edit(&mut doc, |a: &mut Activity| a.set_agenda("学习")).unwrap();
+        let (_, still) = doc.get(&ROOT, "ends_at").unwrap().unwrap();
+        assert_eq!(still, end_op);
     }
 }

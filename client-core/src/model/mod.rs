@@ -22,7 +22,12 @@
 //!   automerge text, merged character by character;
 //! - bonus points are counters, so concurrent awards add up;
 //! - every other field is a register: concurrent writes keep one deterministic winner,
-//!   and [`crate::conflict`] reports the losers so a person can settle them.
+//!   and [`crate::conflict`] reports the losers so a person can settle them;
+//! - registers that only make sense together (an activity's start and end) are
+//!   written together: an edit that writes one of them writes all of them again, in
+//!   the same change and in the order the kind declares
+//!   ([`Record::WRITTEN_TOGETHER`]), so concurrent edits never merge into one
+//!   writer's start and another's end (see [`edit`] for why that holds).
 //!
 //! Every workflow is a method on the typed record that validates and then mutates it;
 //! [`edit`] hydrates the record, runs the method, and reconciles only what changed
@@ -185,6 +190,10 @@ pub trait Record: Hydrate + Reconcile + Clone + fmt::Debug {
     /// (besides the header's, [`paths::HEADER`]).
     const PATHS: &'static [FieldPath];
 
+    /// Registers that every edit writes together or not at all, in this order
+    /// (see [`edit`]); all must be scalars. Empty for most kinds.
+    const WRITTEN_TOGETHER: &'static [FieldPath] = &[];
+
     /// The record's header.
     fn meta(&self) -> &Meta;
 }
@@ -230,14 +239,84 @@ pub fn create_document<R: Record>(record: &R, actor: automerge::ActorId) -> Resu
 ///
 /// `op` validates and mutates the hydrated record; only the fields it changed are
 /// written back. If `op` fails, the document is left exactly as it was.
+///
+/// If the edit wrote any of the kind's [`Record::WRITTEN_TOGETHER`] registers, all
+/// of them are written again at the end of the change, in the declared order, each
+/// as a delete of what is there followed by a put of the value it should hold. Why
+/// that makes concurrent edits keep one writer's values: automerge numbers the
+/// operations of one change consecutively, and of several concurrent values of a
+/// key it keeps the one whose operation id (counter, then actor) is greatest. Each
+/// writer's last puts on the group's keys then sit at counters `s`, `s + 2`, `s + 4`,
+/// … of its own change, so comparing two writers' ids gives the same answer on
+/// every key of the group, and the writer that wins one key wins them all. A plain
+/// put would not do: automerge writes nothing when the value is unchanged, so an
+/// edit that moves only the start would leave the end to whoever wrote it last.
 pub fn edit<R: Record, T>(doc: &mut AutoCommit, op: impl FnOnce(&mut R) -> Result<T>) -> Result<T> {
+    let before = visible_ops(doc, R::WRITTEN_TOGETHER)?;
     let mut record: R = hydrate(doc)?;
     let out = op(&mut record)?;
-    if let Err(e) = autosurgeon::reconcile(doc, &record) {
+    let written = autosurgeon::reconcile(doc, &record)
+        .map_err(Error::from)
+        .and_then(|()| {
+            if visible_ops(doc, R::WRITTEN_TOGETHER)? != before {
+                write_together(doc, R::WRITTEN_TOGETHER)?;
+            }
+            Ok(())
+        });
+    if let Err(e) = written {
         doc.rollback();
-        return Err(e.into());
+        return Err(e);
     }
     Ok(out)
+}
+
+/// The ids of the operations holding the current values of each of `paths`; they
+/// change whenever a key is written, even with the value it had.
+fn visible_ops(doc: &AutoCommit, paths: &[FieldPath]) -> Result<Vec<Vec<ObjId>>> {
+    paths
+        .iter()
+        .map(|path| {
+            let Some(parent) = parent_map(doc, *path)? else {
+                return Ok(Vec::new());
+            };
+            Ok(doc
+                .get_all(&parent, path.key())?
+                .into_iter()
+                .map(|(_, op)| op)
+                .collect())
+        })
+        .collect()
+}
+
+/// Writes each of `paths` again with its current value, in order, as a delete and a
+/// put, so each key's value is held by a new operation of the pending change at a
+/// fixed distance from the others (see [`edit`]). Every path must hold a scalar.
+pub fn write_together(doc: &mut AutoCommit, paths: &[FieldPath]) -> Result<()> {
+    use automerge::transaction::Transactable as _;
+    for path in paths {
+        let missing = || Error::Malformed(format!("{path} is not a value"));
+        let parent = parent_map(doc, *path)?.ok_or_else(missing)?;
+        let value = match doc.get(&parent, path.key())? {
+            Some((Value::Scalar(value), _)) => value.into_owned(),
+            _ => return Err(missing()),
+        };
+        doc.delete(&parent, path.key())?;
+        doc.put(&parent, path.key(), value)?;
+    }
+    Ok(())
+}
+
+/// The map that holds `path`'s own key, if every key above it is a map.
+fn parent_map(doc: &AutoCommit, path: FieldPath) -> Result<Option<ObjId>> {
+    let (_, parents) = path.keys().split_last().expect("at least one key");
+    let mut obj = ROOT;
+    for key in parents {
+        match doc.get(&obj, *key)? {
+            Some((Value::Object(ObjType::Map), child)) => obj = child,
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(obj))
 }
 
 /// Trims `value` and fails with [`Error::EmptyField`] if nothing is left.

@@ -400,13 +400,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut loaded = load(&tx, &self.docs, id, Some(actor))?;
         if loaded.meta.kind == DocKind::Activity.as_str() {
-            // A reschedule sets both times: settle them as one writer left them.
-            conflict::settle_together(&mut loaded.doc, path, keep, &["starts_at", "ends_at"])?;
-            // And whatever is kept must still be an activity that ends after it starts.
-            let activity: model::Activity = model::hydrate(&loaded.doc)?;
-            if activity.ends_at <= activity.starts_at {
-                return Err(Error::EndBeforeStart);
-            }
+            conflict::settle_activity(&mut loaded.doc, path, keep)?;
         } else {
             conflict::settle(&mut loaded.doc, path, keep)?;
         }

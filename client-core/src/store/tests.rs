@@ -1090,42 +1090,53 @@ fn a_document_kept_parsed_never_hides_another_connections_write() {
     );
 }
 
-#[test]
-fn settling_one_time_keeps_the_other_its_writer_set() {
+/// A branch meeting (14:30 to 16:30) on two devices, `a` and `b`, both offline.
+fn meeting_on_two_devices() -> (Store, Store, DocId) {
     let (mut a, branch) = store_with_branch();
     let id = a
         .create_activity(branch, activity("branch_meeting"))
         .unwrap();
     let mut b = Store::open_in_memory().unwrap();
     b.merge(&a.export(id).unwrap()).unwrap();
-    let at = |text: &str| text.parse().unwrap();
-    // Moved offline on both devices: to the morning on one, the evening on the other.
-    a.update(id, |activity: &mut model::Activity| {
-        activity.reschedule(at("2025-03-05T09:00"), at("2025-03-05T11:00"))
-    })
-    .unwrap();
-    b.update(id, |activity: &mut model::Activity| {
-        activity.reschedule(at("2025-03-05T18:00"), at("2025-03-05T20:00"))
-    })
-    .unwrap();
-    a.merge(&b.export(id).unwrap()).unwrap();
-    let conflicts = a.conflicts().unwrap();
-    let field = |name: &str| {
-        conflicts
-            .iter()
-            .find(|c| c.path == name)
-            .unwrap_or_else(|| panic!("no conflict on {name}: {conflicts:?}"))
-    };
-    let pick = |name: &str, value: &str| {
-        field(name)
-            .values
-            .iter()
-            .position(|v| v.value.contains(value))
-            .unwrap()
-    };
-    // Keeping the evening start keeps the evening end that came with it.
-    a.settle_conflict(id, "starts_at", pick("starts_at", "18:00"))
+    (a, b, id)
+}
+
+fn at(text: &str) -> model::LocalDateTime {
+    text.parse().unwrap()
+}
+
+fn reschedule(store: &mut Store, id: DocId, starts: &str, ends: &str) {
+    store
+        .update(id, |activity: &mut model::Activity| {
+            activity.reschedule(at(starts), at(ends))
+        })
         .unwrap();
+}
+
+/// Where value `text` is in the list of values of the conflict at `path`.
+fn conflict_value(store: &Store, path: &str, text: &str) -> usize {
+    let conflicts = store.conflicts().unwrap();
+    let conflict = conflicts
+        .iter()
+        .find(|c| c.path == path)
+        .unwrap_or_else(|| panic!("no conflict on {path}: {conflicts:?}"));
+    conflict
+        .values
+        .iter()
+        .position(|v| v.value.contains(text))
+        .unwrap_or_else(|| panic!("no value {text} at {path}: {conflict:?}"))
+}
+
+#[test]
+fn settling_one_time_keeps_the_other_its_writer_set() {
+    let (mut a, mut b, id) = meeting_on_two_devices();
+    // Moved offline on both devices: to the morning on one, the evening on the other.
+    reschedule(&mut a, id, "2025-03-05T09:00", "2025-03-05T11:00");
+    reschedule(&mut b, id, "2025-03-05T18:00", "2025-03-05T20:00");
+    a.merge(&b.export(id).unwrap()).unwrap();
+    // Keeping the evening start keeps the evening end that came with it.
+    let evening = conflict_value(&a, "starts_at", "18:00");
+    a.settle_conflict(id, "starts_at", evening).unwrap();
     let settled: model::Activity = a.get(id).unwrap();
     assert_eq!(settled.starts_at, at("2025-03-05T18:00"));
     assert_eq!(settled.ends_at, at("2025-03-05T20:00"));
@@ -1133,42 +1144,58 @@ fn settling_one_time_keeps_the_other_its_writer_set() {
 }
 
 #[test]
-fn settling_a_time_cannot_end_an_activity_before_it_starts() {
-    let (mut a, branch) = store_with_branch();
-    let id = a
-        .create_activity(branch, activity("branch_meeting"))
-        .unwrap();
-    let mut b = Store::open_in_memory().unwrap();
-    b.merge(&a.export(id).unwrap()).unwrap();
-    let at = |text: &str| text.parse().unwrap();
-    // One device moves the meeting later; the other only shortens it, so its
-    // edit writes the end alone.
-    a.update(id, |activity: &mut model::Activity| {
-        activity.reschedule(at("2025-03-05T17:00"), at("2025-03-05T18:00"))
-    })
-    .unwrap();
-    b.update(id, |activity: &mut model::Activity| {
-        activity.reschedule(at("2025-03-05T14:30"), at("2025-03-05T15:00"))
-    })
-    .unwrap();
+fn an_edit_that_moves_only_the_end_keeps_its_start_in_a_merge() {
+    let (mut a, mut b, id) = meeting_on_two_devices();
+    // One device moves the meeting later; the other only shortens it. Its edit
+    // writes the unchanged start too, so the merge keeps one of the two whole.
+    reschedule(&mut a, id, "2025-03-05T17:00", "2025-03-05T18:00");
+    reschedule(&mut b, id, "2025-03-05T14:30", "2025-03-05T15:00");
     a.merge(&b.export(id).unwrap()).unwrap();
-    let conflicts = a.conflicts().unwrap();
-    let ends = conflicts
-        .iter()
-        .find(|c| c.path == "ends_at")
-        .expect("the end is in conflict");
-    let early = ends
-        .values
-        .iter()
-        .position(|v| v.value.contains("15:00"))
-        .unwrap();
+    b.merge(&a.export(id).unwrap()).unwrap();
+    let (merged, other): (model::Activity, model::Activity) =
+        (a.get(id).unwrap(), b.get(id).unwrap());
+    assert_eq!(
+        (merged.starts_at, merged.ends_at),
+        (other.starts_at, other.ends_at)
+    );
+    assert!(
+        [
+            (at("2025-03-05T17:00"), at("2025-03-05T18:00")),
+            (at("2025-03-05T14:30"), at("2025-03-05T15:00")),
+        ]
+        .contains(&(merged.starts_at, merged.ends_at)),
+        "{merged:?}"
+    );
+    // Both keys are in conflict, and the short end settles with its start.
+    let early = conflict_value(&a, "ends_at", "15:00");
+    a.settle_conflict(id, "ends_at", early).unwrap();
+    let settled: model::Activity = a.get(id).unwrap();
+    assert_eq!(
+        (settled.starts_at, settled.ends_at),
+        (at("2025-03-05T14:30"), at("2025-03-05T15:00"))
+    );
+    assert!(a.conflicts().unwrap().is_empty());
+}
+
+#[test]
+fn settling_a_time_cannot_end_an_activity_before_it_starts() {
+    let (mut a, b, id) = meeting_on_two_devices();
+    reschedule(&mut a, id, "2025-03-05T17:00", "2025-03-05T18:00");
+    // An older build wrote the end alone.
+    let mut old_build = b.load_document(id).unwrap();
+    old_build.set_actor(automerge::ActorId::random());
+    automerge::transaction::Transactable::put(
+        &mut old_build,
+        automerge::ROOT,
+        "ends_at",
+        "2025-03-05T15:00",
+    )
+    .unwrap();
+    a.merge(&old_build.save()).unwrap();
+    let early = conflict_value(&a, "ends_at", "15:00");
     let refused = a.settle_conflict(id, "ends_at", early).unwrap_err();
     assert_eq!(refused.code(), "activity.end_before_start");
-    let late = ends
-        .values
-        .iter()
-        .position(|v| v.value.contains("18:00"))
-        .unwrap();
+    let late = conflict_value(&a, "ends_at", "18:00");
     a.settle_conflict(id, "ends_at", late).unwrap();
     let settled: model::Activity = a.get(id).unwrap();
     assert_eq!(settled.ends_at, at("2025-03-05T18:00"));
