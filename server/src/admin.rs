@@ -20,13 +20,14 @@ use automerge::{ActorId, Automerge};
 use branchline_core::model::{self, BranchProfile, Level, Roster};
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{DeviceId, InviteLink, Role};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::access::DocAttributes;
 use crate::audit::{self, AuditEntry, AuditRecord, event};
 use crate::auth;
 use crate::db::{self, parse_id, parse_opt_id};
 use crate::error::{Error, Result};
+use crate::sql::{Dialect, Sql, params};
 use crate::storage::documents;
 use crate::tls;
 
@@ -89,7 +90,14 @@ pub struct BranchInfo {
 #[derive(Debug)]
 pub struct Admin {
     data_dir: PathBuf,
-    conn: Mutex<Option<Connection>>,
+    conn: Mutex<Option<AdminDb>>,
+}
+
+/// The database an [`Admin`] works on.
+#[derive(Debug)]
+enum AdminDb {
+    Sqlite(Connection),
+    Postgres(crate::postgres::PgDb),
 }
 
 impl Admin {
@@ -109,23 +117,42 @@ impl Admin {
         }
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the database the data directory names, opened (and
+    /// migrated) on first use.
+    fn with_database<T>(&self, f: impl FnOnce(&mut AdminDb) -> Result<T>) -> Result<T> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            *guard = Some(db::open(&self.data_dir.join(db::FILE_NAME))?);
+            *guard = Some(match db::Location::of(&self.data_dir)? {
+                db::Location::Sqlite(path) => AdminDb::Sqlite(db::open(&path)?),
+                db::Location::Postgres(url) => {
+                    AdminDb::Postgres(crate::postgres::PgDb::open(&url)?.0)
+                }
+            });
         }
         match guard.as_mut() {
-            Some(conn) => f(conn),
+            Some(database) => f(database),
             None => Err(Error::Internal("database not open".into())),
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+    /// Runs `f` in a read transaction.
+    fn with_conn<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T>) -> Result<T> {
+        self.with_database(|database| match database {
+            AdminDb::Sqlite(conn) => f(conn),
+            AdminDb::Postgres(pg) => pg.transaction(true, f),
+        })
+    }
+
+    /// Runs `f` in a write transaction and commits it.
+    fn write<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T>) -> Result<T> {
+        self.with_database(|database| match database {
+            AdminDb::Sqlite(conn) => {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            }
+            AdminDb::Postgres(pg) => pg.transaction(false, f),
         })
     }
 
@@ -159,10 +186,10 @@ impl Admin {
                 "INSERT INTO branches (branch_id, name, level, parent_id, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
-                    branch.to_string(),
+                    &branch.to_string(),
                     name,
                     level.as_str(),
-                    parent.map(|p| p.to_string()),
+                    &parent.map(|p| p.to_string()),
                     db::now_ms()
                 ],
             )?;
@@ -238,10 +265,10 @@ impl Admin {
                         "INSERT INTO branches (branch_id, name, level, parent_id, created_at_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![
-                            attrs.branch.to_string(),
-                            profile.name,
+                            &attrs.branch.to_string(),
+                            &profile.name,
                             profile.level.as_str(),
-                            profile.parent.map(|p| p.to_string()),
+                            &profile.parent.map(|p| p.to_string()),
                             db::now_ms()
                         ],
                     )?;
@@ -269,24 +296,17 @@ impl Admin {
     /// Every branch.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare(
+            conn.query(
                 "SELECT branch_id, name, level, parent_id FROM branches ORDER BY created_at_ms, name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })?;
-            rows.map(|row| {
-                let (branch, name, level, parent) = row?;
+                params![],
+            )?
+            .iter()
+            .map(|row| {
                 Ok(BranchInfo {
-                    branch: parse_id(&branch)?,
-                    name,
-                    level,
-                    parent: parse_opt_id(parent)?,
+                    branch: parse_id(&row.text(0)?)?,
+                    name: row.text(1)?,
+                    level: row.text(2)?,
+                    parent: parse_opt_id(row.opt_text(3)?)?,
                 })
             })
             .collect()
@@ -392,13 +412,13 @@ impl Admin {
             }
             tx.execute(
                 "INSERT INTO alliances (alliance_id, name, created_at_ms) VALUES (?1, ?2, ?3)",
-                params![id.to_string(), name, db::now_ms()],
+                params![&id.to_string(), name, db::now_ms()],
             )?;
             for (position, branch) in partners.iter().enumerate() {
                 tx.execute(
                     "INSERT INTO alliance_branches (alliance_id, branch_id, position)
                      VALUES (?1, ?2, ?3)",
-                    params![id.to_string(), branch.to_string(), position as i64],
+                    params![&id.to_string(), &branch.to_string(), position as i64],
                 )?;
             }
             let mut record = AuditRecord::new(ALLIANCE_ADDED);
@@ -412,26 +432,28 @@ impl Admin {
     /// Every alliance, oldest first; with `branch`, only those it belongs to.
     pub fn alliances(&self, branch: Option<BranchId>) -> Result<Vec<AllianceInfo>> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT a.alliance_id, a.name, a.created_at_ms, m.branch_id
-                 FROM alliances a JOIN alliance_branches m ON m.alliance_id = a.alliance_id
-                 WHERE ?1 IS NULL OR a.alliance_id IN
-                     (SELECT alliance_id FROM alliance_branches WHERE branch_id = ?1)
-                 ORDER BY a.created_at_ms, a.rowid, m.position",
+            // Alliances recorded in the same millisecond keep the order they
+            // were stored in where the engine tells it (SQLite's rowid).
+            let tie = match conn.dialect() {
+                Dialect::Sqlite => "a.rowid",
+                Dialect::Postgres => "a.alliance_id",
+            };
+            let rows = conn.query(
+                &format!(
+                    "SELECT a.alliance_id, a.name, a.created_at_ms, m.branch_id
+                     FROM alliances a JOIN alliance_branches m ON m.alliance_id = a.alliance_id
+                     WHERE ?1 IS NULL OR a.alliance_id IN
+                         (SELECT alliance_id FROM alliance_branches WHERE branch_id = ?1)
+                     ORDER BY a.created_at_ms, {tie}, m.position"
+                ),
+                params![&branch.map(|b| b.to_string())],
             )?;
-            let rows = stmt.query_map([branch.map(|b| b.to_string())], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?;
             let mut alliances: Vec<AllianceInfo> = Vec::new();
             for row in rows {
-                let (id, name, created_at_ms, member) = row?;
-                let id: uuid::Uuid = parse_id(&id)?;
-                let member: BranchId = parse_id(&member)?;
+                let id: uuid::Uuid = parse_id(&row.text(0)?)?;
+                let name = row.text(1)?;
+                let created_at_ms = row.int(2)?;
+                let member: BranchId = parse_id(&row.text(3)?)?;
                 match alliances.last_mut() {
                     Some(last) if last.id == id => last.branches.push(member),
                     _ => alliances.push(AllianceInfo {
@@ -522,14 +544,14 @@ impl Admin {
             if !db::branch_known(conn, &branch)? {
                 return Err(Error::UnknownBranch(branch.to_string()));
             }
-            let id: Option<String> = conn
-                .query_row(
+            let id = conn
+                .query_opt(
                     "SELECT doc_id FROM documents WHERE branch_id = ?1 AND kind = ?2
                      ORDER BY doc_id LIMIT 1",
-                    params![branch.to_string(), kind.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
+                    params![&branch.to_string(), kind.as_str()],
+                )?
+                .map(|row| row.text(0))
+                .transpose()?;
             parse_opt_id(id)
         })
     }
@@ -553,19 +575,25 @@ impl Admin {
             if !db::branch_known(conn, &branch)? {
                 return Err(Error::UnknownBranch(branch.to_string()));
             }
-            let mut stmt = conn.prepare(
-                "SELECT doc_id, kind FROM documents
-                 WHERE branch_id = ?1
-                    OR EXISTS (SELECT 1 FROM json_each(documents.shared_with) WHERE value = ?1)
-                 ORDER BY doc_id",
-            )?;
-            let rows = stmt.query_map([branch.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            rows.map(|row| {
-                let (doc, kind) = row?;
-                Ok((parse_id(&doc)?, kind))
-            })
+            let partners = match conn.dialect() {
+                Dialect::Sqlite => {
+                    "SELECT 1 FROM json_each(documents.shared_with) WHERE value = ?1"
+                }
+                Dialect::Postgres => {
+                    "SELECT 1 FROM jsonb_array_elements_text(documents.shared_with::jsonb) AS p
+                     WHERE p = ?1"
+                }
+            };
+            conn.query(
+                &format!(
+                    "SELECT doc_id, kind FROM documents
+                     WHERE branch_id = ?1 OR EXISTS ({partners})
+                     ORDER BY doc_id"
+                ),
+                params![&branch.to_string()],
+            )?
+            .iter()
+            .map(|row| Ok((parse_id(&row.text(0)?)?, row.text(1)?)))
             .collect()
         })
     }
@@ -579,35 +607,25 @@ impl Admin {
     /// Enrolled devices, of one branch or of all.
     pub fn devices(&self, branch: Option<BranchId>) -> Result<Vec<DeviceInfo>> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare(
+            conn.query(
                 "SELECT device_id, name, branch_id, role, member_id, enrolled_at_ms, last_seen_ms,
                         revoked_at_ms
                  FROM devices WHERE ?1 IS NULL OR branch_id = ?1 ORDER BY enrolled_at_ms",
-            )?;
-            let rows = stmt.query_map([branch.map(|b| b.to_string())], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                ))
-            })?;
-            rows.map(|row| {
-                let (device, name, branch, role, member, enrolled, seen, revoked) = row?;
+                params![&branch.map(|b| b.to_string())],
+            )?
+            .iter()
+            .map(|row| {
+                let role = row.text(3)?;
                 Ok(DeviceInfo {
-                    device_id: parse_id(&device)?,
-                    name,
-                    branch: parse_id(&branch)?,
+                    device_id: parse_id(&row.text(0)?)?,
+                    name: row.text(1)?,
+                    branch: parse_id(&row.text(2)?)?,
                     role: auth::parse_role(&role)
                         .ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
-                    member: parse_opt_id(member)?,
-                    enrolled_at_ms: enrolled,
-                    last_seen_ms: seen,
-                    revoked_at_ms: revoked,
+                    member: parse_opt_id(row.opt_text(4)?)?,
+                    enrolled_at_ms: row.int(5)?,
+                    last_seen_ms: row.opt_int(6)?,
+                    revoked_at_ms: row.opt_int(7)?,
                 })
             })
             .collect()
@@ -623,7 +641,7 @@ impl Admin {
     /// server has no such document.
     pub fn document_bytes(&self, doc: DocId) -> Result<Option<Vec<u8>>> {
         let doc = branchline_protocol::DocId::from(doc);
-        let Some(bytes) = self.with_conn(|conn| documents::load_bytes(conn, doc))? else {
+        let Some(bytes) = self.with_conn(|conn| documents::read_bytes(conn, doc))? else {
             return Ok(None);
         };
         let loaded = Automerge::load(&bytes).map_err(|e| Error::CorruptDocument {
@@ -641,7 +659,7 @@ impl Admin {
 }
 
 /// The address a server last recorded as its public one, for links.
-fn stored_public_addr(conn: &Connection) -> Result<String> {
+fn stored_public_addr(conn: &dyn Sql) -> Result<String> {
     Ok(db::get_info(conn, "public_addr")?
         .and_then(|addr| String::from_utf8(addr).ok())
         .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.to_owned()))

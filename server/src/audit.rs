@@ -7,7 +7,6 @@
 //! unknown is recorded with the delivering device.
 
 use branchline_protocol::{BranchId, DeviceId, DocId, MemberId};
-use rusqlite::{Connection, params};
 
 /// The domain's ids, which the audit log reports in.
 mod domain {
@@ -16,6 +15,7 @@ mod domain {
 
 use crate::db::{self, parse_opt_id};
 use crate::error::Result;
+use crate::sql::{Sql, params};
 
 /// Stable names of audit events.
 pub mod event {
@@ -112,64 +112,50 @@ impl AuditRecord {
     }
 
     /// Writes the record, stamped now.
-    pub(crate) fn insert(&self, conn: &Connection) -> Result<()> {
-        conn.prepare_cached(
+    pub(crate) fn insert(&self, conn: &dyn Sql) -> Result<()> {
+        conn.execute(
             "INSERT INTO audit (at_ms, event, device_id, member_id, branch_id, doc_id, code,
                                 change_hash, actor_id, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            self.at_ms.unwrap_or_else(db::now_ms),
-            self.event,
-            self.device.map(|d| d.to_string()),
-            self.member.map(|m| m.to_string()),
-            self.branch.map(|b| b.to_string()),
-            self.doc.map(|d| d.to_string()),
-            self.code,
-            self.change_hash.as_ref().map(|h| h.as_slice()),
-            self.actor,
-            self.detail,
-        ])?;
+            params![
+                self.at_ms.unwrap_or_else(db::now_ms),
+                self.event,
+                &self.device.map(|d| d.to_string()),
+                &self.member.map(|m| m.to_string()),
+                &self.branch.map(|b| b.to_string()),
+                &self.doc.map(|d| d.to_string()),
+                &self.code,
+                self.change_hash.as_ref().map(|h| h.as_slice()),
+                self.actor.as_deref(),
+                &self.detail,
+            ],
+        )?;
         Ok(())
     }
 }
 
 /// The newest `limit` entries, newest first.
-pub(crate) fn recent(conn: &Connection, limit: usize) -> Result<Vec<AuditEntry>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn recent(conn: &dyn Sql, limit: usize) -> Result<Vec<AuditEntry>> {
+    conn.query(
         "SELECT id, at_ms, event, device_id, member_id, branch_id, doc_id, code, change_hash,
                 actor_id, detail
          FROM audit ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, Option<String>>(7)?,
-            r.get::<_, Option<Vec<u8>>>(8)?,
-            r.get::<_, Option<Vec<u8>>>(9)?,
-            r.get::<_, String>(10)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (id, at_ms, event, device, member, branch, doc, code, hash, actor, detail) = row?;
+        params![limit.min(i64::MAX as usize) as i64],
+    )?
+    .iter()
+    .map(|row| {
         Ok(AuditEntry {
-            id,
-            at_ms,
-            event,
-            device: parse_opt_id(device)?,
-            member: parse_opt_id(member)?,
-            branch: parse_opt_id(branch)?,
-            doc: parse_opt_id(doc)?,
-            code,
-            change_hash: hash.and_then(|h| h.try_into().ok()),
-            actor,
-            detail,
+            id: row.int(0)?,
+            at_ms: row.int(1)?,
+            event: row.text(2)?,
+            device: parse_opt_id(row.opt_text(3)?)?,
+            member: parse_opt_id(row.opt_text(4)?)?,
+            branch: parse_opt_id(row.opt_text(5)?)?,
+            doc: parse_opt_id(row.opt_text(6)?)?,
+            code: row.opt_text(7)?,
+            change_hash: row.opt_blob(8)?.and_then(|h| h.try_into().ok()),
+            actor: row.opt_blob(9)?,
+            detail: row.text(10)?,
         })
     })
     .collect()

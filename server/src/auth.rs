@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use branchline_protocol::{BranchId, DeviceId, DeviceSecret, ErrorCode, MemberId, Role};
 use rand::Rng as _;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{AuditRecord, event};
 use crate::config::limits;
 use crate::db::{self, parse_id, parse_opt_id};
 use crate::error::{Error, Result};
+use crate::sql::{Dialect, Sql, params};
 
 /// Letters and digits that cannot be mistaken for one another when read
 /// aloud or typed from a screen (no 0/O, 1/I/L).
@@ -167,7 +167,7 @@ pub struct NewInvite {
 /// Stores a new invite into `branch`; `created_by` is the inviting device,
 /// or `None` for the admin CLI.
 pub(crate) fn create_invite(
-    conn: &Connection,
+    conn: &dyn Sql,
     now: i64,
     branch: BranchId,
     role: Role,
@@ -192,10 +192,10 @@ pub(crate) fn create_invite(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             hash_code(&code).as_slice(),
-            branch.to_string(),
+            &branch.to_string(),
             role.as_str(),
-            member.map(|m| m.to_string()),
-            created_by.map_or_else(|| "admin".to_owned(), |d| d.to_string()),
+            &member.map(|m| m.to_string()),
+            &created_by.map_or_else(|| "admin".to_owned(), |d| d.to_string()),
             now,
             expires_at_ms,
         ],
@@ -215,27 +215,25 @@ pub(crate) fn create_invite(
 /// A branch's public submission code, created on first use; `rotate`
 /// replaces it with a new one (the old one stops registering residents at
 /// once). Fails for an unknown branch.
-pub(crate) fn submission_code(conn: &Connection, branch: BranchId, rotate: bool) -> Result<String> {
+pub(crate) fn submission_code(conn: &dyn Sql, branch: BranchId, rotate: bool) -> Result<String> {
+    let key = branch.to_string();
     if !rotate
-        && let Some(code) = conn
-            .query_row(
-                "SELECT code FROM submission_codes WHERE branch_id = ?1",
-                [branch.to_string()],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?
+        && let Some(row) = conn.query_opt(
+            "SELECT code FROM submission_codes WHERE branch_id = ?1",
+            params![&key],
+        )?
     {
-        return Ok(code);
+        return row.text(0);
     }
     if !db::branch_known(conn, &branch)? {
-        return Err(Error::UnknownBranch(branch.to_string()));
+        return Err(Error::UnknownBranch(key));
     }
     let code = new_submission_code();
     conn.execute(
         "INSERT INTO submission_codes (branch_id, code, created_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (branch_id) DO UPDATE
              SET code = excluded.code, created_at_ms = excluded.created_at_ms",
-        params![branch.to_string(), code, db::now_ms()],
+        params![&key, &code, db::now_ms()],
     )?;
     let mut audit = AuditRecord::new(event::SUBMISSION_CODE_CREATED);
     audit.branch = Some(branch);
@@ -246,19 +244,17 @@ pub(crate) fn submission_code(conn: &Connection, branch: BranchId, rotate: bool)
 
 /// Residents registered with `branch`'s submission code since `since_ms`.
 pub(crate) fn residents_registered_since(
-    conn: &Connection,
+    conn: &dyn Sql,
     branch: BranchId,
     since_ms: i64,
 ) -> Result<u64> {
-    let count: i64 = conn
-        .prepare_cached(
+    let count = conn
+        .query_one(
             "SELECT count(*) FROM audit
              WHERE event = ?1 AND at_ms >= ?2 AND branch_id = ?3",
+            params![event::RESIDENT_REGISTERED, since_ms, &branch.to_string()],
         )?
-        .query_row(
-            params![event::RESIDENT_REGISTERED, since_ms, branch.to_string()],
-            |r| r.get(0),
-        )?;
+        .int(0)?;
     Ok(count.max(0) as u64)
 }
 
@@ -269,30 +265,28 @@ pub(crate) fn residents_registered_since(
 /// registers a resident of that branch instead, unless the code already
 /// registered `residents_per_hour` devices within the last hour
 /// ([`AuthFailure::RateLimited`]).
+///
+/// On PostgreSQL the invite row is locked until the transaction ends, so
+/// two nodes enrolling with one invite at once cannot both use it.
 pub(crate) fn enroll(
-    conn: &Connection,
+    conn: &dyn Sql,
     now: i64,
     invite_code: &str,
     device_name: &str,
     actor_id: &[u8],
     residents_per_hour: u32,
 ) -> Result<std::result::Result<(DeviceRecord, DeviceSecret), AuthFailure>> {
-    let invite = conn
-        .query_row(
+    let lock = match conn.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    };
+    let invite = conn.query_opt(
+        &format!(
             "SELECT branch_id, role, member_id, expires_at_ms, used_at_ms
-             FROM invites WHERE code_hash = ?1",
-            [hash_code(invite_code).as_slice()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
-            },
-        )
-        .optional()?;
+             FROM invites WHERE code_hash = ?1{lock}"
+        ),
+        params![hash_code(invite_code).as_slice()],
+    )?;
     let refuse = |failure: AuthFailure, branch: Option<BranchId>| -> Result<_> {
         let mut audit = AuditRecord::new(event::AUTH_REFUSED);
         audit.code = Some(failure.code().as_str().to_owned());
@@ -301,18 +295,16 @@ pub(crate) fn enroll(
         audit.insert(conn)?;
         Ok(Err(failure))
     };
-    let Some((branch, role, member, expires_at_ms, used_at_ms)) = invite else {
-        let submission = conn
-            .query_row(
-                "SELECT branch_id, created_at_ms FROM submission_codes WHERE code = ?1",
-                [normalize_code(invite_code)],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()?;
-        let Some((branch, code_created_at_ms)) = submission else {
+    let Some(invite) = invite else {
+        let submission = conn.query_opt(
+            &format!("SELECT branch_id, created_at_ms FROM submission_codes WHERE code = ?1{lock}"),
+            params![&normalize_code(invite_code)],
+        )?;
+        let Some(submission) = submission else {
             return refuse(AuthFailure::InviteInvalid, None);
         };
-        let branch: BranchId = parse_id(&branch)?;
+        let branch: BranchId = parse_id(&submission.text(0)?)?;
+        let code_created_at_ms = submission.int(1)?;
         // Registrations under an earlier code do not count against this one.
         let window_start = now.saturating_sub(3_600_000).max(code_created_at_ms);
         let recent = residents_registered_since(conn, branch, window_start)?;
@@ -330,15 +322,16 @@ pub(crate) fn enroll(
         audit.insert(conn)?;
         return Ok(Ok((record, secret)));
     };
-    let branch: BranchId = parse_id(&branch)?;
-    if used_at_ms.is_some() {
+    let branch: BranchId = parse_id(&invite.text(0)?)?;
+    if invite.opt_int(4)?.is_some() {
         return refuse(AuthFailure::InviteUsed, Some(branch));
     }
-    if now >= expires_at_ms {
+    if now >= invite.int(3)? {
         return refuse(AuthFailure::InviteExpired, Some(branch));
     }
+    let role = invite.text(1)?;
     let role = parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?;
-    let member: Option<MemberId> = parse_opt_id(member)?;
+    let member: Option<MemberId> = parse_opt_id(invite.opt_text(2)?)?;
 
     let (record, secret) = insert_device(conn, branch, role, member, device_name, actor_id)?;
     conn.execute(
@@ -346,7 +339,7 @@ pub(crate) fn enroll(
         params![
             hash_code(invite_code).as_slice(),
             now,
-            record.device_id.to_string()
+            &record.device_id.to_string()
         ],
     )?;
     let mut audit = AuditRecord::new(event::DEVICE_ENROLLED);
@@ -362,7 +355,7 @@ pub(crate) fn enroll(
 /// Stores a new device with a fresh id and secret, and registers its
 /// automerge actor.
 fn insert_device(
-    conn: &Connection,
+    conn: &dyn Sql,
     branch: BranchId,
     role: Role,
     member: Option<MemberId>,
@@ -388,16 +381,17 @@ fn insert_device(
         .filter(|c| !c.is_control())
         .take(limits::MAX_DEVICE_NAME)
         .collect();
+    let key = device_id.to_string();
     conn.execute(
         "INSERT INTO devices (device_id, branch_id, role, member_id, name, secret_hash, actor_id,
                               enrolled_at_ms, last_seen_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         params![
-            device_id.to_string(),
-            branch.to_string(),
+            &key,
+            &branch.to_string(),
             role.as_str(),
-            member.map(|m| m.to_string()),
-            name,
+            &member.map(|m| m.to_string()),
+            &name,
             hash_secret(&secret).as_slice(),
             actor_id,
             now,
@@ -408,7 +402,7 @@ fn insert_device(
     conn.execute(
         "INSERT INTO actors (actor_id, device_id) VALUES (?1, ?2)
          ON CONFLICT (actor_id) DO UPDATE SET device_id = excluded.device_id",
-        params![actor_id, device_id.to_string()],
+        params![actor_id, &key],
     )?;
     let record = DeviceRecord {
         device_id,
@@ -422,48 +416,37 @@ fn insert_device(
 }
 
 /// Reads a device as stored.
-pub(crate) fn device(conn: &Connection, device_id: DeviceId) -> Result<Option<DeviceRecord>> {
+pub(crate) fn device(conn: &dyn Sql, device_id: DeviceId) -> Result<Option<DeviceRecord>> {
     Ok(device_with_hash(conn, device_id)?.map(|(record, _)| record))
 }
 
 fn device_with_hash(
-    conn: &Connection,
+    conn: &dyn Sql,
     device_id: DeviceId,
 ) -> Result<Option<(DeviceRecord, Vec<u8>)>> {
-    let row = conn
-        .query_row(
-            "SELECT branch_id, role, member_id, name, revoked_at_ms, secret_hash
-             FROM devices WHERE device_id = ?1",
-            [device_id.to_string()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((branch, role, member, name, revoked_at, hash)) = row else {
+    let Some(row) = conn.query_opt(
+        "SELECT branch_id, role, member_id, name, revoked_at_ms, secret_hash
+         FROM devices WHERE device_id = ?1",
+        params![&device_id.to_string()],
+    )?
+    else {
         return Ok(None);
     };
+    let role = row.text(1)?;
     let record = DeviceRecord {
         device_id,
-        branch: parse_id(&branch)?,
+        branch: parse_id(&row.text(0)?)?,
         role: parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
-        member: parse_opt_id(member)?,
-        name,
-        revoked: revoked_at.is_some(),
+        member: parse_opt_id(row.opt_text(2)?)?,
+        name: row.text(3)?,
+        revoked: row.opt_int(4)?.is_some(),
     };
-    Ok(Some((record, hash)))
+    Ok(Some((record, row.blob(5)?)))
 }
 
 /// Checks a returning device's credentials.
 pub(crate) fn check_device(
-    conn: &Connection,
+    conn: &dyn Sql,
     device_id: DeviceId,
     secret: &DeviceSecret,
 ) -> Result<std::result::Result<DeviceRecord, AuthFailure>> {
@@ -483,27 +466,37 @@ pub(crate) fn check_device(
 }
 
 /// Notes that a device connected.
-pub(crate) fn touch(conn: &Connection, device_id: DeviceId, now: i64) -> Result<()> {
+pub(crate) fn touch(conn: &dyn Sql, device_id: DeviceId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
-        params![device_id.to_string(), now],
+        params![&device_id.to_string(), now],
     )?;
     Ok(())
 }
 
 /// Revokes a device (idempotent); `by` is the revoking device or `None` for
 /// the admin CLI. Fails for an unknown device.
-pub(crate) fn revoke(conn: &Connection, device_id: DeviceId, by: Option<DeviceId>) -> Result<()> {
+///
+/// The revocation gets the next position in revocation order, by which
+/// other processes find it ([`revoked_since`]); on PostgreSQL that
+/// position comes from a sequence, with the writing transaction's id so a
+/// reader never passes over one that commits late.
+pub(crate) fn revoke(conn: &dyn Sql, device_id: DeviceId, by: Option<DeviceId>) -> Result<()> {
     let record = device(conn, device_id)?.ok_or(Error::UnknownDevice(device_id))?;
     if record.revoked {
         return Ok(());
     }
+    let next = match conn.dialect() {
+        Dialect::Sqlite => "revoked_seq = (SELECT coalesce(max(revoked_seq), 0) + 1 FROM devices)",
+        Dialect::Postgres => {
+            "revoked_seq = nextval('revocation_seq'), revoked_xid = pg_current_xact_id()"
+        }
+    };
     conn.execute(
-        "UPDATE devices SET revoked_at_ms = ?2,
-             revoked_seq = (SELECT coalesce(max(revoked_seq), 0) + 1 FROM devices)
-         WHERE device_id = ?1",
-        params![device_id.to_string(), db::now_ms()],
+        &format!("UPDATE devices SET revoked_at_ms = ?2, {next} WHERE device_id = ?1"),
+        params![&device_id.to_string(), db::now_ms()],
     )?;
+    crate::postgres::announce(conn)?;
     let mut audit = AuditRecord::new(event::DEVICE_REVOKED);
     audit.device = Some(device_id);
     audit.member = record.member;
@@ -518,43 +511,38 @@ pub(crate) fn revoke(conn: &Connection, device_id: DeviceId, by: Option<DeviceId
 
 /// Devices revoked after position `after` in revocation order, with the
 /// newest position.
-pub(crate) fn revoked_since(conn: &Connection, after: i64) -> Result<(Vec<DeviceId>, i64)> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn revoked_since(conn: &dyn Sql, after: i64) -> Result<(Vec<DeviceId>, i64)> {
+    let rows = conn.query(
         "SELECT device_id, revoked_seq FROM devices WHERE revoked_seq > ?1 ORDER BY revoked_seq",
+        params![after],
     )?;
     let mut newest = after;
-    let mut devices = Vec::new();
-    let rows = stmt.query_map([after], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
+    let mut devices = Vec::with_capacity(rows.len());
     for row in rows {
-        let (device, seq) = row?;
-        devices.push(parse_id(&device)?);
-        newest = newest.max(seq);
+        devices.push(parse_id(&row.text(0)?)?);
+        newest = newest.max(row.int(1)?);
     }
     Ok((devices, newest))
 }
 
 /// The device an automerge actor id was registered by, with its member.
 pub(crate) fn device_of_actor(
-    conn: &Connection,
+    conn: &dyn Sql,
     actor: &[u8],
 ) -> Result<Option<(DeviceId, Option<MemberId>)>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT d.device_id, d.member_id FROM actors a JOIN devices d USING (device_id)
-             WHERE a.actor_id = ?1",
-        )?
-        .query_row([actor], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })
-        .optional()?;
-    row.map(|(device, member)| Ok((parse_id(&device)?, parse_opt_id(member)?)))
-        .transpose()
+    conn.query_opt(
+        "SELECT d.device_id, d.member_id FROM actors a JOIN devices d USING (device_id)
+         WHERE a.actor_id = ?1",
+        params![actor],
+    )?
+    .map(|row| Ok((parse_id(&row.text(0)?)?, parse_opt_id(row.opt_text(1)?)?)))
+    .transpose()
 }
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     fn database() -> (tempfile::TempDir, Connection, BranchId) {

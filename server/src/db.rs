@@ -13,9 +13,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::sql::Sql;
 
 /// `PRAGMA application_id` of a Branchline server database ("BRLS").
 pub(crate) const APPLICATION_ID: i64 = 0x4252_4C53;
@@ -147,6 +148,46 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// Where a data directory's database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// The embedded SQLite file (the default).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL server, by URL.
+    Postgres(String),
+}
+
+/// The file in the data directory that names a PostgreSQL database; absent,
+/// the data directory holds its own SQLite database.
+pub(crate) const DATABASE_URL_FILE: &str = "database.url";
+
+impl Location {
+    /// The database `data_dir` uses.
+    pub(crate) fn of(data_dir: &Path) -> Result<Location> {
+        let named = data_dir.join(DATABASE_URL_FILE);
+        match std::fs::read_to_string(&named) {
+            Ok(text) => {
+                let url = text.trim();
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(Error::Invalid {
+                        what: "database",
+                        reason: format!(
+                            "{} must hold a postgres:// URL, not {:?}",
+                            named.display(),
+                            url.chars().take(40).collect::<String>()
+                        ),
+                    });
+                }
+                Ok(Location::Postgres(url.to_owned()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Location::Sqlite(data_dir.join(FILE_NAME)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -217,20 +258,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 /// A value from `server_info`.
-pub(crate) fn get_info(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .query_row("SELECT value FROM server_info WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?)
+pub(crate) fn get_info(conn: &dyn Sql, key: &str) -> Result<Option<Vec<u8>>> {
+    conn.query_opt(
+        "SELECT value FROM server_info WHERE key = ?1",
+        crate::sql::params![key],
+    )?
+    .map(|row| row.blob(0))
+    .transpose()
 }
 
 /// Sets a value in `server_info`.
-pub(crate) fn set_info(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+pub(crate) fn set_info(conn: &dyn Sql, key: &str, value: &[u8]) -> Result<()> {
     conn.execute(
         "INSERT INTO server_info (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
+        crate::sql::params![key, value],
     )?;
     Ok(())
 }
@@ -238,31 +280,28 @@ pub(crate) fn set_info(conn: &Connection, key: &str, value: &[u8]) -> Result<()>
 /// Milliseconds since the Unix epoch, now.
 /// Whether the server knows the branch `branch` (any id type that prints as
 /// the stored text).
-pub(crate) fn branch_known(conn: &Connection, branch: &impl std::fmt::Display) -> Result<bool> {
+pub(crate) fn branch_known(conn: &dyn Sql, branch: &impl std::fmt::Display) -> Result<bool> {
     Ok(conn
-        .query_row(
+        .query_opt(
             "SELECT 1 FROM branches WHERE branch_id = ?1",
-            [branch.to_string()],
-            |_| Ok(()),
-        )
-        .optional()?
+            crate::sql::params![&branch.to_string()],
+        )?
         .is_some())
 }
 
 /// Whether branches `a` and `b` belong to one alliance (partner branches
 /// that share joint activities).
 pub(crate) fn allied(
-    conn: &Connection,
+    conn: &dyn Sql,
     a: branchline_protocol::BranchId,
     b: branchline_protocol::BranchId,
 ) -> Result<bool> {
     Ok(conn
-        .prepare_cached(
+        .query_opt(
             "SELECT 1 FROM alliance_branches x JOIN alliance_branches y USING (alliance_id)
              WHERE x.branch_id = ?1 AND y.branch_id = ?2 LIMIT 1",
+            crate::sql::params![&a.to_string(), &b.to_string()],
         )?
-        .query_row([a.to_string(), b.to_string()], |_| Ok(()))
-        .optional()?
         .is_some())
 }
 

@@ -62,13 +62,13 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         tls::prepare_data_dir(&config.data_dir)?;
         let identity = tls::load_or_create(&config.data_dir)?;
-        let db_path = config.data_dir.join(db::FILE_NAME);
+        let location = db::Location::of(&config.data_dir)?;
         let options = CacheOptions {
             idle_unload: config.idle_unload,
             max_loaded: config.max_loaded_docs.max(1),
             validate_changes: config.validate_changes,
         };
-        let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path, options))
+        let storage = tokio::task::spawn_blocking(move || Opened::open(location, options))
             .await
             .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
 
@@ -90,11 +90,12 @@ impl Server {
             .clone()
             .unwrap_or_else(|| default_public_addr(local_addr));
         let stored_addr = public_addr.clone();
-        storage
-            .writer()
-            .submit(move |conn| db::set_info(conn, "public_addr", stored_addr.as_bytes()))?
-            .await
-            .map_err(|_| Error::WriterStopped)??;
+        let storage = tokio::task::spawn_blocking(move || {
+            storage.write_public_addr(stored_addr)?;
+            Ok::<_, Error>(storage)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
 
         let settings = CoreSettings {
             public_addr,
@@ -103,7 +104,7 @@ impl Server {
             submissions_per_device_per_day: config.submissions_per_device_per_day,
         };
         let state = Arc::new(ServerState {
-            core: ServerCore::new(Box::new(storage), settings),
+            core: ServerCore::new(storage.into_backend(), settings),
             hub: Hub::default(),
             shutdown: CancellationToken::new(),
         });
@@ -122,6 +123,39 @@ impl Server {
             accept: Some(accept),
             poller: Some(poller),
         })
+    }
+}
+
+/// Storage opened over the database the data directory names.
+enum Opened {
+    Sqlite(Storage),
+    Postgres(Storage<crate::postgres::PgDb>),
+}
+
+impl Opened {
+    /// Opens it (blocking).
+    fn open(location: db::Location, options: CacheOptions) -> Result<Opened> {
+        Ok(match location {
+            db::Location::Sqlite(path) => Opened::Sqlite(Storage::open(&path, options)?),
+            db::Location::Postgres(url) => Opened::Postgres(Storage::open_postgres(&url, options)?),
+        })
+    }
+
+    /// Records the address invite links carry (blocking).
+    fn write_public_addr(&self, addr: String) -> Result<()> {
+        let work =
+            move |conn: &dyn crate::sql::Sql| db::set_info(conn, "public_addr", addr.as_bytes());
+        match self {
+            Opened::Sqlite(storage) => storage.write(work),
+            Opened::Postgres(storage) => storage.write(work),
+        }
+    }
+
+    fn into_backend(self) -> Box<dyn crate::store::Backend> {
+        match self {
+            Opened::Sqlite(storage) => Box::new(storage),
+            Opened::Postgres(storage) => Box::new(storage),
+        }
     }
 }
 
@@ -220,10 +254,18 @@ async fn accept_loop(state: Arc<ServerState>, endpoint: quinn::Endpoint, max_con
 async fn poll_loop(state: Arc<ServerState>) {
     let mut tick = tokio::time::interval(limits::POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let woken = state.core.backend().woken();
+    let notified = || async {
+        match &woken {
+            Some(woken) => woken.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
         tokio::select! {
             () = state.shutdown.cancelled() => break,
             _ = tick.tick() => {}
+            () = notified() => {}
         }
         catch_up(&state).await;
         let loaded = state.core.backend().unload_idle();

@@ -106,6 +106,11 @@ enum Command {
         /// invites); default: the listen address, with localhost for 0.0.0.0.
         #[arg(long)]
         public_addr: Option<String>,
+        /// Keep the server's data in this PostgreSQL database
+        /// (postgres://user@host:port/db) instead of the embedded SQLite
+        /// file; several servers (nodes) can share one database.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Run the server until SIGINT or SIGTERM.
     ///
@@ -447,7 +452,8 @@ fn run(cli: Cli, lang: Lang) -> anyhow::Result<()> {
         Command::Init {
             listen,
             public_addr,
-        } => init(&data_dir, lang, listen, public_addr),
+            database,
+        } => init(&data_dir, lang, listen, public_addr, database),
         Command::Serve {
             config,
             listen,
@@ -742,10 +748,19 @@ fn open_admin(data_dir: &Path, lang: Lang) -> anyhow::Result<Admin> {
     Ok(Admin::open(data_dir)?)
 }
 
-/// The server's database in a data directory.
+/// The server's database in a data directory: the SQLite file, or the file
+/// naming its PostgreSQL database when there is one.
 fn database_of(data_dir: &Path) -> PathBuf {
-    data_dir.join("server.sqlite3")
+    let named = data_dir.join(DATABASE_URL_FILE);
+    if named.exists() {
+        named
+    } else {
+        data_dir.join("server.sqlite3")
+    }
 }
+
+/// The file `init --database` writes, naming the PostgreSQL database.
+const DATABASE_URL_FILE: &str = "database.url";
 
 /// Refuses a data directory without a server database
 /// (`admin.not_initialized`): opening it would create an empty database,
@@ -870,10 +885,24 @@ fn init(
     lang: Lang,
     listen: SocketAddr,
     public_addr: Option<String>,
+    database: Option<String>,
 ) -> anyhow::Result<()> {
     let public_addr = public_addr
         .map(|addr| settings::check_public_addr(&addr))
         .transpose()?;
+    if let Some(url) = &database
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err(Failure::new(
+            "init.bad_database",
+            say(
+                lang,
+                &format!("--database takes a postgres:// URL, not {url:?}"),
+                &format!("--database 需要 postgres:// 形式的地址，而不是 {url:?}"),
+            ),
+        )
+        .into());
+    }
     let config_path = data_dir.join(settings::FILE_NAME);
     let found = [
         config_path.clone(),
@@ -911,7 +940,17 @@ fn init(
         .tempfile_in(data_dir)?;
     staged.write_all(settings::template(listen, public_addr.as_deref()).as_bytes())?;
     staged.as_file().sync_all()?;
-    let admin = Admin::open(data_dir)?;
+    if let Some(url) = &database {
+        write_private(&data_dir.join(DATABASE_URL_FILE), url)?;
+    }
+    let admin = match Admin::open(data_dir) {
+        Ok(admin) => admin,
+        Err(e) => {
+            // Nothing is set up: leave no file that says otherwise.
+            let _ = std::fs::remove_file(data_dir.join(DATABASE_URL_FILE));
+            return Err(e.into());
+        }
+    };
     let fingerprint = admin.certificate_fingerprint()?;
     let public = public_addr.unwrap_or_else(|| settings::derived_public_addr(listen));
     admin.set_public_addr(&public)?;
@@ -935,6 +974,21 @@ fn init(
             "已就绪：用 `serve` 启动服务器，再用 `branch add` 和 `invite`（使用同一个 --data-dir）",
         )
     );
+    Ok(())
+}
+
+/// Writes `text` to a new file only its owner can read (a database URL may
+/// hold a password).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{text}")?;
+    file.sync_all()?;
     Ok(())
 }
 

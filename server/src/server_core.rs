@@ -238,6 +238,18 @@ impl ServerCore {
         Ok(ServerCore::new(Box::new(storage), settings))
     }
 
+    /// A core over the PostgreSQL database at `url` (migrated if needed),
+    /// with the default cache settings.
+    pub fn open_postgres(url: &str, settings: CoreSettings) -> crate::Result<Self> {
+        let options = crate::storage::CacheOptions {
+            idle_unload: Duration::from_secs(300),
+            max_loaded: 1_000,
+            validate_changes: true,
+        };
+        let storage = crate::storage::Storage::open_postgres(url, options)?;
+        Ok(ServerCore::new(Box::new(storage), settings))
+    }
+
     /// The backend.
     pub(crate) fn backend(&self) -> &dyn Backend {
         &*self.backend

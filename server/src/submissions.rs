@@ -24,10 +24,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use branchline_protocol::DeviceId;
-use rusqlite::{Connection, params};
 
 use crate::audit::event;
 use crate::error::Result;
+use crate::sql::{Sql, params};
 
 /// The window both per-device limits count in.
 pub(crate) const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -137,18 +137,16 @@ pub(crate) fn validate_suggestion(text: &str) -> Result<String, Invalid> {
 /// Petitions the server wrote for `device` since `since_ms` (from the
 /// audit log).
 pub(crate) fn petitions_submitted_since(
-    conn: &Connection,
+    conn: &dyn Sql,
     device: DeviceId,
     since_ms: i64,
 ) -> Result<u64> {
-    let count: i64 = conn
-        .prepare_cached(
+    let count = conn
+        .query_one(
             "SELECT count(*) FROM audit WHERE event = ?1 AND at_ms >= ?2 AND device_id = ?3",
+            params![event::PETITION_SUBMITTED, since_ms, &device.to_string()],
         )?
-        .query_row(
-            params![event::PETITION_SUBMITTED, since_ms, device.to_string()],
-            |r| r.get(0),
-        )?;
+        .int(0)?;
     Ok(count.max(0) as u64)
 }
 
@@ -313,12 +311,13 @@ mod tests {
             record.insert(&conn).unwrap();
         }
         // An older submission, outside the window.
-        conn.execute(
+        Sql::execute(
+            &conn,
             "INSERT INTO audit (at_ms, event, device_id) VALUES (?1, ?2, ?3)",
             params![
                 now - 25 * 3600 * 1000,
                 event::PETITION_SUBMITTED,
-                a.to_string()
+                &a.to_string()
             ],
         )
         .unwrap();

@@ -1,9 +1,9 @@
-//! The SQLite backend: [`Storage`] behind the traits the server core speaks.
+//! [`Storage`], over either database, behind the traits the server core
+//! speaks.
 //!
-//! Reads use the pooled read connections; every write goes through the one
-//! writer thread and is waited for, so it has committed (fsync) when the
-//! call returns. The two queued writes (audit rows, a device's last-seen
-//! time) are only submitted.
+//! Every write is waited for, so it has committed (fsync) when the call
+//! returns. The two queued writes (audit rows, a device's last-seen time)
+//! are only submitted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use automerge::{ActorId, AutoCommit, sync};
 use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{BranchId, DeviceId, DeviceSecret, DocId, Heads, MemberId, Role};
 
-use super::Storage;
+use super::{Database, Storage};
 use crate::access::{Access, DocAttributes, Principal};
 use crate::audit::AuditRecord;
 use crate::auth::{self, AuthFailure, DeviceRecord, NewInvite};
@@ -22,7 +22,7 @@ use crate::store::{
     Millis, Notices, PollOutcome, RateLimits, StepContext, StepError, StepOutcome,
 };
 
-impl DocumentStore for Storage {
+impl<D: Database> DocumentStore for Storage<D> {
     fn sync_step(
         &self,
         cx: &StepContext,
@@ -85,7 +85,7 @@ impl DocumentStore for Storage {
     }
 }
 
-impl CredentialStore for Storage {
+impl<D: Database> CredentialStore for Storage<D> {
     fn enroll(
         &self,
         now: Millis,
@@ -115,9 +115,8 @@ impl CredentialStore for Storage {
     }
 
     fn touch(&self, device: DeviceId, now: Millis) {
-        let _ = self
-            .writer()
-            .submit(move |conn| auth::touch(conn, device, now));
+        self.database()
+            .queue(move |conn| auth::touch(conn, device, now));
     }
 
     fn create_invite(
@@ -143,19 +142,19 @@ impl CredentialStore for Storage {
     }
 }
 
-impl AuditLog for Storage {
+impl<D: Database> AuditLog for Storage<D> {
     fn record(&self, record: AuditRecord) {
-        let _ = self.writer().submit(move |conn| record.insert(conn));
+        self.database().queue(move |conn| record.insert(conn));
     }
 }
 
-impl RateLimits for Storage {
+impl<D: Database> RateLimits for Storage<D> {
     fn take_suggestion(&self, device: DeviceId, limit: u32, now: Millis) -> bool {
         self.suggestions.try_take(device, limit, now)
     }
 }
 
-impl ChangeFeed for Storage {
+impl<D: Database> ChangeFeed for Storage<D> {
     fn subscribe(&self) -> Notices {
         Storage::subscribe(self)
     }
@@ -171,9 +170,13 @@ impl ChangeFeed for Storage {
     fn poll(&self) -> Result<PollOutcome> {
         Storage::poll(self)
     }
+
+    fn woken(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.database().woken()
+    }
 }
 
-impl Backend for Storage {
+impl<D: Database> Backend for Storage<D> {
     fn unload_idle(&self) -> usize {
         Storage::unload_idle(self)
     }

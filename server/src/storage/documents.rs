@@ -13,12 +13,13 @@ use std::collections::HashSet;
 use automerge::{Automerge, ChangeHash, ObjType, ReadDoc, Value};
 use branchline_core::model::{FieldPath, activity, member_file, petition};
 use branchline_protocol::{BranchId, DeviceId, DocId, Heads, MemberId};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use super::writer::CompactOutcome;
 use crate::access::{DocAttributes, DocClass};
 use crate::db::{self, parse_id, parse_opt_id};
 use crate::error::{Error, Result};
+use crate::sql::{Dialect, Row, Sql};
 
 /// A document's row without its content.
 #[derive(Debug, Clone)]
@@ -49,11 +50,27 @@ pub(crate) fn to_heads(heads: &[ChangeHash]) -> Heads {
     heads.iter().map(|h| h.0).collect()
 }
 
-/// The next position in the order of document writes.
-fn next_seq(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT coalesce(max(change_seq), 0) + 1 FROM documents")?
-        .query_row([], |r| r.get(0))?)
+/// How a write sets a document's position in the order of document writes.
+///
+/// SQLite has one writer, so the next position is one more than the
+/// highest. PostgreSQL takes it from a sequence and records the writing
+/// transaction's id beside it: transactions may commit in another order
+/// than they drew positions, and a reader uses the id to know which
+/// positions may still appear below the highest it saw (docs/sync-design.md).
+fn next_seq(conn: &dyn Sql) -> &'static str {
+    match conn.dialect() {
+        Dialect::Sqlite => "(SELECT coalesce(max(change_seq), 0) + 1 FROM documents)",
+        Dialect::Postgres => "nextval('change_seq')",
+    }
+}
+
+/// What else a write stamps on the document row (PostgreSQL: the writing
+/// transaction).
+fn write_stamp(conn: &dyn Sql) -> &'static str {
+    match conn.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => ", change_xid = pg_current_xact_id()",
+    }
 }
 
 fn shared_with_json(attrs: &DocAttributes) -> String {
@@ -64,40 +81,48 @@ fn shared_with_json(attrs: &DocAttributes) -> String {
 /// Stores a document new to the server as a snapshot; returns its write
 /// position.
 pub(crate) fn insert(
-    conn: &Connection,
+    conn: &dyn Sql,
     doc_id: DocId,
     attrs: &DocAttributes,
     snapshot: &[u8],
     heads: &[ChangeHash],
 ) -> Result<i64> {
-    let seq = next_seq(conn)?;
     let now = db::now_ms();
     if row(conn, doc_id)?.is_some() {
         // Another process stored it first.
         return Err(Error::Stale(doc_id));
     }
-    conn.prepare_cached(
-        "INSERT INTO documents (doc_id, kind, branch_id, shared_with, owner_member,
-             submitter_member, subject_member, creator_device, heads, snapshot, snapshot_len,
-             change_seq, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-    )?
-    .execute(params![
-        doc_id.to_string(),
-        attrs.kind,
-        attrs.branch.to_string(),
-        shared_with_json(attrs),
-        attrs.owner.map(|m| m.to_string()),
-        attrs.submitter.map(|m| m.to_string()),
-        attrs.subject.map(|m| m.to_string()),
-        attrs.creator.map(|d| d.to_string()),
-        encode_heads(heads),
-        snapshot,
-        snapshot.len() as i64,
-        seq,
-        now,
-    ])?;
-    Ok(seq)
+    let inserted = conn.query_opt(
+        &format!(
+            "INSERT INTO documents (doc_id, kind, branch_id, shared_with, owner_member,
+                 submitter_member, subject_member, creator_device, heads, snapshot, snapshot_len,
+                 change_seq, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {}, ?12, ?12)
+             ON CONFLICT (doc_id) DO NOTHING
+             RETURNING change_seq",
+            next_seq(conn)
+        ),
+        crate::sql::params![
+            &doc_id.to_string(),
+            attrs.kind.as_str(),
+            &attrs.branch.to_string(),
+            &shared_with_json(attrs),
+            &attrs.owner.map(|m| m.to_string()),
+            &attrs.submitter.map(|m| m.to_string()),
+            &attrs.subject.map(|m| m.to_string()),
+            &attrs.creator.map(|d| d.to_string()),
+            &encode_heads(heads),
+            snapshot,
+            snapshot.len() as i64,
+            now,
+        ],
+    )?;
+    let Some(inserted) = inserted else {
+        // Another node stored it between the check and the insert.
+        return Err(Error::Stale(doc_id));
+    };
+    crate::postgres::announce(conn)?;
+    inserted.int(0)
 }
 
 /// Appends a chunk of changes made on top of `base` (the heads the writer
@@ -106,7 +131,7 @@ pub(crate) fn insert(
 /// heads are no longer `base` (another process wrote meanwhile), so a
 /// writer holding an old copy can never overwrite newer heads.
 pub(crate) fn append(
-    conn: &Connection,
+    conn: &dyn Sql,
     doc_id: DocId,
     attrs: &DocAttributes,
     chunk: &[u8],
@@ -114,82 +139,86 @@ pub(crate) fn append(
     heads: &[ChangeHash],
 ) -> Result<i64> {
     let key = doc_id.to_string();
-    let (next_chunk, stored): (i64, Vec<u8>) = conn
-        .prepare_cached("SELECT next_chunk, heads FROM documents WHERE doc_id = ?1")?
-        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if stored != encode_heads(base) {
+    // On PostgreSQL the row stays locked until the transaction ends, so two
+    // nodes cannot both append on the same heads.
+    let lock = match conn.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    };
+    let stored = conn.query_one(
+        &format!("SELECT next_chunk, heads FROM documents WHERE doc_id = ?1{lock}"),
+        crate::sql::params![&key],
+    )?;
+    let next_chunk = stored.int(0)?;
+    if stored.blob(1)? != encode_heads(base) {
         return Err(Error::Stale(doc_id));
     }
-    conn.prepare_cached("INSERT INTO doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)")?
-        .execute(params![key, next_chunk, chunk])?;
-    let seq = next_seq(conn)?;
-    conn.prepare_cached(
-        "UPDATE documents SET chunks_len = chunks_len + ?2, next_chunk = ?3, heads = ?4,
-             shared_with = ?5, owner_member = ?6, submitter_member = ?7, subject_member = ?8,
-             change_seq = ?9, updated_at_ms = ?10
-         WHERE doc_id = ?1",
+    conn.execute(
+        "INSERT INTO doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
+        crate::sql::params![&key, next_chunk, chunk],
+    )?;
+    crate::postgres::announce(conn)?;
+    conn.query_one(
+        &format!(
+            "UPDATE documents SET chunks_len = chunks_len + ?2, next_chunk = ?3, heads = ?4,
+                 shared_with = ?5, owner_member = ?6, submitter_member = ?7, subject_member = ?8,
+                 change_seq = {}, updated_at_ms = ?9{}
+             WHERE doc_id = ?1
+             RETURNING change_seq",
+            next_seq(conn),
+            write_stamp(conn)
+        ),
+        crate::sql::params![
+            &key,
+            chunk.len() as i64,
+            next_chunk + 1,
+            &encode_heads(heads),
+            &shared_with_json(attrs),
+            &attrs.owner.map(|m| m.to_string()),
+            &attrs.submitter.map(|m| m.to_string()),
+            &attrs.subject.map(|m| m.to_string()),
+            db::now_ms(),
+        ],
     )?
-    .execute(params![
-        key,
-        chunk.len() as i64,
-        next_chunk + 1,
-        encode_heads(heads),
-        shared_with_json(attrs),
-        attrs.owner.map(|m| m.to_string()),
-        attrs.submitter.map(|m| m.to_string()),
-        attrs.subject.map(|m| m.to_string()),
-        seq,
-        db::now_ms(),
-    ])?;
-    Ok(seq)
+    .int(0)
 }
 
 /// The stored bytes of a document (snapshot then chunks, which
-/// `Automerge::load` reads as one), read in one transaction so compaction
+/// `Automerge::load` reads as one). Run inside a transaction, so compaction
 /// cannot interleave.
-pub(crate) fn load_bytes(conn: &mut Connection, doc_id: DocId) -> Result<Option<Vec<u8>>> {
-    let tx = conn.transaction()?;
-    let bytes = read_bytes(&tx, doc_id)?;
-    tx.finish()?;
-    Ok(bytes)
-}
-
-/// [`load_bytes`] inside a transaction the caller holds.
-pub(crate) fn read_bytes(conn: &Connection, doc_id: DocId) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_bytes(conn: &dyn Sql, doc_id: DocId) -> Result<Option<Vec<u8>>> {
     let key = doc_id.to_string();
-    let row = conn
-        .prepare_cached("SELECT snapshot, chunks_len FROM documents WHERE doc_id = ?1")?
-        .query_row([&key], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-        })
-        .optional()?;
-    let Some((mut bytes, chunks_len)) = row else {
+    let Some(mut row) = conn.query_opt(
+        "SELECT snapshot, chunks_len FROM documents WHERE doc_id = ?1",
+        crate::sql::params![&key],
+    )?
+    else {
         return Ok(None);
     };
+    let chunks_len = row.int(1)?;
+    let mut bytes = row.take_blob(0)?;
     if chunks_len > 0 {
         bytes.reserve(chunks_len as usize);
-        let mut stmt =
-            conn.prepare_cached("SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
-        let mut rows = stmt.query([&key])?;
-        while let Some(row) = rows.next()? {
-            bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
+        for mut chunk in conn.query(
+            "SELECT data FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq",
+            crate::sql::params![&key],
+        )? {
+            bytes.extend_from_slice(&chunk.take_blob(0)?);
         }
     }
     Ok(Some(bytes))
 }
 
 /// Loads a stored document with its attributes, or `None` if the server has
-/// no such document.
-pub(crate) fn load(conn: &mut Connection, doc_id: DocId) -> Result<Option<(Automerge, DocRow)>> {
-    let tx = conn.transaction()?;
-    let Some(bytes) = read_bytes(&tx, doc_id)? else {
+/// no such document. Run inside a transaction.
+pub(crate) fn load(conn: &dyn Sql, doc_id: DocId) -> Result<Option<(Automerge, DocRow)>> {
+    let Some(bytes) = read_bytes(conn, doc_id)? else {
         return Ok(None);
     };
-    let row = row(&tx, doc_id)?.ok_or_else(|| Error::CorruptDocument {
+    let row = row(conn, doc_id)?.ok_or_else(|| Error::CorruptDocument {
         doc: doc_id,
         reason: "row vanished".into(),
     })?;
-    tx.finish()?;
     let doc = parsed(doc_id, "load", || Automerge::load(&bytes))?;
     Ok(Some((doc, row)))
 }
@@ -210,79 +239,75 @@ fn parsed<T>(
 const ROW_COLUMNS: &str = "doc_id, kind, branch_id, shared_with, owner_member, submitter_member,
     subject_member, creator_device, heads, change_seq";
 
-type RawRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Vec<u8>,
-    i64,
-);
-
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
-fn parse_row(raw: RawRow) -> Result<DocRow> {
-    let (doc_id, kind, branch, shared, owner, submitter, subject, creator, heads, seq) = raw;
-    let shared: Vec<String> = serde_json::from_str(&shared)
+fn parse_row(raw: &Row) -> Result<DocRow> {
+    let doc_id = raw.text(0)?;
+    let shared: Vec<String> = serde_json::from_str(&raw.text(3)?)
         .map_err(|e| Error::Corrupt(format!("shared_with of {doc_id}: {e}")))?;
     Ok(DocRow {
         doc_id: parse_id(&doc_id)?,
         attrs: DocAttributes {
-            kind,
-            branch: parse_id(&branch)?,
+            kind: raw.text(1)?,
+            branch: parse_id(&raw.text(2)?)?,
             shared_with: shared.iter().map(|b| parse_id(b)).collect::<Result<_>>()?,
-            owner: parse_opt_id(owner)?,
-            submitter: parse_opt_id(submitter)?,
-            subject: parse_opt_id(subject)?,
-            creator: parse_opt_id(creator)?,
+            owner: parse_opt_id(raw.opt_text(4)?)?,
+            submitter: parse_opt_id(raw.opt_text(5)?)?,
+            subject: parse_opt_id(raw.opt_text(6)?)?,
+            creator: parse_opt_id(raw.opt_text(7)?)?,
         },
-        heads: decode_heads(&heads)?,
-        seq,
+        heads: decode_heads(&raw.blob(8)?)?,
+        seq: raw.int(9)?,
     })
 }
 
 /// One document's row.
-pub(crate) fn row(conn: &Connection, doc_id: DocId) -> Result<Option<DocRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM documents WHERE doc_id = ?1"
-    ))?
-    .query_row([doc_id.to_string()], raw_row)
-    .optional()?
+pub(crate) fn row(conn: &dyn Sql, doc_id: DocId) -> Result<Option<DocRow>> {
+    conn.query_opt(
+        &format!("SELECT {ROW_COLUMNS} FROM documents WHERE doc_id = ?1"),
+        crate::sql::params![&doc_id.to_string()],
+    )?
+    .as_ref()
     .map(parse_row)
     .transpose()
 }
 
 /// Every document written at a position after `after`, in write order.
-pub(crate) fn rows_since(conn: &Connection, after: i64) -> Result<Vec<DocRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM documents WHERE change_seq > ?1 ORDER BY change_seq"
-    ))?;
-    let rows = stmt.query_map([after], raw_row)?;
-    rows.map(|raw| parse_row(raw?)).collect()
+pub(crate) fn rows_since(conn: &dyn Sql, after: i64) -> Result<Vec<DocRow>> {
+    conn.query(
+        &format!("SELECT {ROW_COLUMNS} FROM documents WHERE change_seq > ?1 ORDER BY change_seq"),
+        crate::sql::params![after],
+    )?
+    .iter()
+    .map(parse_row)
+    .collect()
+}
+
+/// Every document written at a position after `after`, or by a
+/// transaction whose id is at least `horizon` (one that may still have
+/// been running when the reader last looked), in write order. PostgreSQL
+/// only: see [`next_seq`].
+pub(crate) fn rows_since_horizon(conn: &dyn Sql, after: i64, horizon: i64) -> Result<Vec<DocRow>> {
+    conn.query(
+        &format!(
+            "SELECT {ROW_COLUMNS} FROM documents
+             WHERE change_seq > ?1 OR change_xid >= ?2::text::xid8
+             ORDER BY change_seq"
+        ),
+        crate::sql::params![after, &horizon.to_string()],
+    )?
+    .iter()
+    .map(parse_row)
+    .collect()
 }
 
 /// Every document id, in ascending order.
-pub(crate) fn ids(conn: &Connection) -> Result<Vec<DocId>> {
-    let mut stmt = conn.prepare("SELECT doc_id FROM documents ORDER BY doc_id")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    rows.map(|id| parse_id(&id?)).collect()
+pub(crate) fn ids(conn: &dyn Sql) -> Result<Vec<DocId>> {
+    conn.query(
+        "SELECT doc_id FROM documents ORDER BY doc_id",
+        crate::sql::params![],
+    )?
+    .iter()
+    .map(|row| parse_id(&row.text(0)?))
+    .collect()
 }
 
 /// Rewrites the snapshot of one document whose chunks outgrew it (skipping
@@ -324,11 +349,16 @@ fn try_compact_one(
     let snapshot =
         parsed(doc_id, "compaction", || Ok(Automerge::load(&bytes)?.save())).map_err(fail)?;
     (|| -> Result<()> {
-        tx.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [&key])?;
-        tx.execute(
+        Sql::execute(
+            &tx,
+            "DELETE FROM doc_chunks WHERE doc_id = ?1",
+            crate::sql::params![&key],
+        )?;
+        Sql::execute(
+            &tx,
             "UPDATE documents SET snapshot = ?2, snapshot_len = ?3, chunks_len = 0
              WHERE doc_id = ?1",
-            params![key, snapshot, snapshot.len() as i64],
+            crate::sql::params![&key, &snapshot, snapshot.len() as i64],
         )?;
         Ok(())
     })()
@@ -340,35 +370,28 @@ fn try_compact_one(
 
 /// Saves the sync state of `(device, doc)`.
 pub(crate) fn save_sync_state(
-    conn: &Connection,
+    conn: &dyn Sql,
     device: DeviceId,
     doc: DocId,
     state: &[u8],
 ) -> Result<()> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO sync_states (device_id, doc_id, state, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (device_id, doc_id) DO UPDATE SET state = excluded.state,
              updated_at_ms = excluded.updated_at_ms",
-    )?
-    .execute(params![
-        device.to_string(),
-        doc.to_string(),
-        state,
-        db::now_ms()
-    ])?;
+        crate::sql::params![&device.to_string(), &doc.to_string(), state, db::now_ms()],
+    )?;
     Ok(())
 }
 
 /// The saved sync state of `(device, doc)`.
-pub(crate) fn sync_state(
-    conn: &Connection,
-    device: DeviceId,
-    doc: DocId,
-) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2")?
-        .query_row(params![device.to_string(), doc.to_string()], |r| r.get(0))
-        .optional()?)
+pub(crate) fn sync_state(conn: &dyn Sql, device: DeviceId, doc: DocId) -> Result<Option<Vec<u8>>> {
+    conn.query_opt(
+        "SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2",
+        crate::sql::params![&device.to_string(), &doc.to_string()],
+    )?
+    .map(|mut row| row.take_blob(0))
+    .transpose()
 }
 
 // --- attributes from content ------------------------------------------------------
@@ -437,22 +460,18 @@ pub(crate) fn attributes_of(
 
 /// The lowest-id document of `kind` in `branch` other than `except`.
 pub(crate) fn first_of_kind(
-    conn: &Connection,
+    conn: &dyn Sql,
     branch: BranchId,
     kind: &str,
     except: DocId,
 ) -> Result<Option<DocId>> {
-    let found: Option<String> = conn
-        .prepare_cached(
-            "SELECT doc_id FROM documents WHERE branch_id = ?1 AND kind = ?2 AND doc_id != ?3
-             ORDER BY doc_id LIMIT 1",
-        )?
-        .query_row(
-            rusqlite::params![branch.to_string(), kind, except.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    found.map(|id| parse_id(&id)).transpose()
+    conn.query_opt(
+        "SELECT doc_id FROM documents WHERE branch_id = ?1 AND kind = ?2 AND doc_id != ?3
+         ORDER BY doc_id LIMIT 1",
+        crate::sql::params![&branch.to_string(), kind, &except.to_string()],
+    )?
+    .map(|row| parse_id(&row.text(0)?))
+    .transpose()
 }
 
 #[cfg(test)]

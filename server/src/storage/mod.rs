@@ -20,12 +20,13 @@
 //! in-memory document away, so memory never holds what the disk does not.
 
 mod backend;
+pub(crate) mod database;
 pub(crate) mod documents;
 pub(crate) mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,6 @@ use branchline_protocol::manifest::Manifest;
 use branchline_protocol::{
     BranchId, ChangeRejection, DeviceId, DocId, ErrorCode, Heads, ManifestEntry,
 };
-use rusqlite::Connection;
 use tokio::sync::broadcast;
 
 use crate::access::{self, Access, DocAttributes, Principal};
@@ -45,51 +45,68 @@ use crate::auth;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::rules;
+use crate::sql::Sql;
 use crate::store::{
     ChangeNotice, CreateGuard, Notices, PollOutcome, StepContext, StepError, StepOutcome,
 };
+pub(crate) use database::{Database, SqliteDb};
 use documents::DocRow;
-use writer::Writer;
 
 /// One document as the catalog knows it.
 #[derive(Debug, Clone)]
 struct CatalogEntry {
     attrs: Arc<DocAttributes>,
     heads: Heads,
+    /// Its write position in the database.
     seq: i64,
+    /// Its position in this process's feed ([`ChangeNotice::seq`]).
+    position: i64,
 }
 
 /// Every stored document's attributes and heads.
+///
+/// The catalog numbers the writes it learns of in the order it learns
+/// them: that is the order of the change feed, which subscribers catch up
+/// by. With one SQLite writer it is the database's order too; with several
+/// nodes on one PostgreSQL, writes of other nodes arrive after this node's
+/// later ones, and a feed ordered by database position would let a
+/// subscriber that catches up pass over them.
 #[derive(Debug, Default)]
 struct Catalog {
     docs: HashMap<DocId, CatalogEntry>,
-    /// Write position → document, so "what changed since" is a range query.
-    by_seq: BTreeMap<i64, DocId>,
+    /// Feed position → document, so "what changed since" is a range query.
+    by_position: BTreeMap<i64, DocId>,
+    /// The newest write position applied.
+    newest_seq: i64,
 }
 
 impl Catalog {
-    /// Records a write; returns false if the catalog already knew it.
+    /// Records a write; returns false if the catalog already knew it (or a
+    /// newer write of the document).
     fn apply(&mut self, row: &DocRow) -> bool {
         if let Some(old) = self.docs.get(&row.doc_id) {
             if old.seq >= row.seq {
                 return false;
             }
-            self.by_seq.remove(&old.seq);
+            self.by_position.remove(&old.position);
         }
-        self.by_seq.insert(row.seq, row.doc_id);
+        let position = self.last_position() + 1;
+        self.by_position.insert(position, row.doc_id);
+        self.newest_seq = self.newest_seq.max(row.seq);
         self.docs.insert(
             row.doc_id,
             CatalogEntry {
                 attrs: Arc::new(row.attrs.clone()),
                 heads: row.heads.clone(),
                 seq: row.seq,
+                position,
             },
         );
         true
     }
 
-    fn last_seq(&self) -> i64 {
-        self.by_seq.keys().next_back().copied().unwrap_or(0)
+    fn last_position(&self) -> i64 {
+        self.by_position.keys().next_back().copied().unwrap_or(0)
     }
 }
 
@@ -147,11 +164,12 @@ impl Shared {
         let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
         for row in rows {
             if catalog.apply(row) {
+                let entry = &catalog.docs[&row.doc_id];
                 let notice = ChangeNotice {
                     doc_id: row.doc_id,
                     heads: row.heads.clone(),
-                    attrs: catalog.docs[&row.doc_id].attrs.clone(),
-                    seq: row.seq,
+                    attrs: entry.attrs.clone(),
+                    seq: entry.position,
                     origin,
                 };
                 // No receivers (no connections) is fine.
@@ -191,16 +209,26 @@ struct Judgement {
     blocked: usize,
 }
 
+/// Where polls for other processes' writes have looked up to.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PollMarks {
+    /// The newest document write position seen.
+    pub(crate) docs: i64,
+    /// The newest revocation position seen.
+    pub(crate) revoked: i64,
+    /// PostgreSQL: the oldest transaction that was still running when the
+    /// last poll looked; its writes (and younger ones) are read again.
+    pub(crate) horizon: Option<i64>,
+}
+
 /// The server's storage: database, catalog, cache.
-pub(crate) struct Storage {
+pub(crate) struct Storage<D: Database = SqliteDb> {
     shared: Arc<Shared>,
-    writer: Writer,
-    readers: Mutex<Vec<Connection>>,
-    path: PathBuf,
+    db: D,
     cache: Mutex<HashMap<DocId, Arc<DocSlot>>>,
     options: CacheOptions,
-    /// Positions up to which polls have looked (documents, revocations).
-    poll_marks: Arc<Mutex<(i64, i64)>>,
+    /// Where polls have looked up to.
+    poll_marks: Arc<Mutex<PollMarks>>,
     /// The automerge actor the server writes its own changes as: the one in
     /// `server_info`, made when the database was created, plus a suffix of
     /// this process's own.
@@ -210,43 +238,93 @@ pub(crate) struct Storage {
     suggestions: crate::submissions::RateWindow,
 }
 
-impl Storage {
-    /// Opens the database at `path` and starts the writer thread.
+impl Storage<SqliteDb> {
+    /// Opens the SQLite database at `path` and starts the writer thread.
     pub(crate) fn open(path: &Path, options: CacheOptions) -> Result<Storage> {
-        let conn = db::open(path)?;
-        let rows = documents::rows_since(&conn, 0)?;
+        let (database, conn) = SqliteDb::open(path)?;
+        let first = FirstRead::of(&conn, None)?;
+        drop(conn);
+        Ok(Storage::start(database, first, options))
+    }
+
+    /// The writer thread.
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> &writer::Writer {
+        self.db.writer()
+    }
+}
+
+impl Storage<crate::postgres::PgDb> {
+    /// Opens the PostgreSQL database at `url` (migrating it if needed).
+    pub(crate) fn open_postgres(url: &str, options: CacheOptions) -> Result<Self> {
+        let (database, first) = crate::postgres::PgDb::open(url)?;
+        Ok(Storage::start(database, first, options))
+    }
+}
+
+/// What storage reads from its database before it serves.
+pub(crate) struct FirstRead {
+    rows: Vec<DocRow>,
+    server_actor: Vec<u8>,
+    revoked_mark: i64,
+    hierarchy: HashMap<BranchId, Option<BranchId>>,
+    horizon: Option<i64>,
+}
+
+impl FirstRead {
+    /// Reads it in one transaction; `horizon` is the PostgreSQL snapshot's
+    /// oldest running transaction, read in the same transaction.
+    pub(crate) fn of(conn: &dyn Sql, horizon: Option<i64>) -> Result<FirstRead> {
+        Ok(FirstRead {
+            rows: documents::rows_since(conn, 0)?,
+            server_actor: db::get_info(conn, "actor_id")?
+                .ok_or_else(|| Error::Corrupt("no server actor id".into()))?,
+            revoked_mark: auth::revoked_since(conn, 0)?.1,
+            hierarchy: branch_parents(conn)?,
+            horizon,
+        })
+    }
+}
+
+impl<D: Database> Storage<D> {
+    /// Storage over `database`, whose content `first` read.
+    pub(crate) fn start(database: D, first: FirstRead, options: CacheOptions) -> Storage<D> {
         let mut catalog = Catalog::default();
-        for row in &rows {
+        for row in &first.rows {
             catalog.apply(row);
         }
-        let mut server_actor = db::get_info(&conn, "actor_id")?
-            .ok_or_else(|| Error::Corrupt("no server actor id".into()))?;
+        let mut server_actor = first.server_actor;
         // Each process that opens the store writes under an actor of its own:
         // two server processes editing one document as one actor would give
         // two different changes the same sequence number, which automerge
         // refuses.
         server_actor.extend_from_slice(&rand::random::<[u8; 8]>());
         let server_actor = ActorId::from(server_actor);
-        let (_, revoked_mark) = auth::revoked_since(&conn, 0)?;
-        let doc_mark = catalog.last_seq();
+        let marks = PollMarks {
+            docs: catalog.newest_seq,
+            revoked: first.revoked_mark,
+            horizon: first.horizon,
+        };
         let (changes, _) = broadcast::channel(crate::config::limits::BROADCAST_CAPACITY);
         let shared = Arc::new(Shared {
             catalog: RwLock::new(catalog),
-            hierarchy: RwLock::new(branch_parents(&conn)?),
+            hierarchy: RwLock::new(first.hierarchy),
             changes,
         });
-        let writer = Writer::start(conn, documents::compact_one)?;
-        Ok(Storage {
+        Storage {
             shared,
-            writer,
-            readers: Mutex::new(Vec::new()),
-            path: path.to_owned(),
+            db: database,
             cache: Mutex::new(HashMap::new()),
             options,
-            poll_marks: Arc::new(Mutex::new((doc_mark, revoked_mark))),
+            poll_marks: Arc::new(Mutex::new(marks)),
             server_actor,
             suggestions: crate::submissions::RateWindow::new(crate::submissions::DAY),
-        })
+        }
+    }
+
+    /// The database.
+    pub(crate) fn database(&self) -> &D {
+        &self.db
     }
 
     /// The automerge actor of the server's own changes.
@@ -384,7 +462,7 @@ impl Storage {
         loaded: &mut LoadedDoc,
         attrs: DocAttributes,
         origin: Option<u64>,
-        audit: impl Fn(&rusqlite::Savepoint<'_>) -> Result<()> + Send + Sync + 'static,
+        audit: impl Fn(&dyn Sql) -> Result<()> + Send + Sync + 'static,
     ) -> Result<Heads> {
         let audit = Arc::new(audit);
         let mut attrs = attrs;
@@ -415,7 +493,7 @@ impl Storage {
         loaded: &mut LoadedDoc,
         attrs: DocAttributes,
         origin: Option<u64>,
-        audit: impl FnOnce(&rusqlite::Savepoint<'_>) -> Result<()> + Send + 'static,
+        audit: impl FnOnce(&dyn Sql) -> Result<()> + Send + 'static,
     ) -> Result<Heads> {
         let is_new = loaded.attrs.is_none();
         let base = loaded.stored_heads.clone();
@@ -431,7 +509,7 @@ impl Storage {
         let row_attrs = attrs.clone();
         let row_heads = heads.clone();
         let shared = self.shared.clone();
-        let receiver = self.writer.submit_with(
+        let row = self.db.write_with(
             move |conn| {
                 let seq = if is_new {
                     documents::insert(conn, doc_id, &row_attrs, &bytes, &row_heads)?
@@ -448,9 +526,6 @@ impl Storage {
             },
             move |row| shared.publish(std::slice::from_ref(row), origin),
         )?;
-        let row = receiver
-            .blocking_recv()
-            .map_err(|_| Error::WriterStopped)??;
         loaded.stored_heads = heads;
         loaded.attrs = Some(attrs);
         Ok(row.heads)
@@ -490,6 +565,7 @@ impl Storage {
             match &guard {
                 CreateGuard::Always => {}
                 CreateGuard::OnlyOneOfKind => {
+                    crate::postgres::lock(conn, &format!("one {kind} in {branch}"))?;
                     if let Some(existing) = documents::first_of_kind(conn, branch, &kind, doc_id)? {
                         return Err(Error::AlreadyExists(existing));
                     }
@@ -499,6 +575,7 @@ impl Storage {
                     since,
                     limit,
                 } => {
+                    crate::postgres::lock(conn, &format!("petitions of {device}"))?;
                     let sent =
                         crate::submissions::petitions_submitted_since(conn, *device, *since)?;
                     if sent >= u64::from(*limit) {
@@ -515,23 +592,9 @@ impl Storage {
         })
     }
 
-    /// Runs `f` on a pooled read connection (blocking).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => db::open_reader(&self.path)?,
-        };
-        let result = f(&mut conn);
-        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        if readers.len() < 16 {
-            readers.push(conn);
-        }
-        result
+    /// Runs `f` in a read transaction (blocking).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T>) -> Result<T> {
+        self.db.read(f)
     }
 
     /// The next bundle of whole documents for `who`: the stored bytes of `doc_ids`
@@ -548,8 +611,7 @@ impl Storage {
         doc_ids: &[DocId],
         from: usize,
     ) -> Result<Option<(Vec<u8>, usize)>> {
-        self.read(|conn| {
-            let tx = conn.transaction()?;
+        self.read(|tx| {
             let mut docs = Vec::new();
             let mut unpacked = 0;
             let mut next = doc_ids.len();
@@ -557,7 +619,7 @@ impl Storage {
                 if !self.access(who, id).is_some_and(|a| a.read) {
                     continue;
                 }
-                let Some(bytes) = documents::read_bytes(&tx, id)? else {
+                let Some(bytes) = documents::read_bytes(tx, id)? else {
                     continue;
                 };
                 if !docs.is_empty() && unpacked + bytes.len() > bundle::TARGET_UNPACKED_LEN {
@@ -568,7 +630,6 @@ impl Storage {
                 unpacked += bytes.len();
                 docs.push((id, bytes));
             }
-            tx.finish()?;
             if docs.is_empty() {
                 return Ok(None);
             }
@@ -581,11 +642,6 @@ impl Storage {
             }
             Ok(Some((packed, next)))
         })
-    }
-
-    /// The writer thread.
-    pub(crate) fn writer(&self) -> &Writer {
-        &self.writer
     }
 
     /// Subscribes to document changes.
@@ -637,7 +693,7 @@ impl Storage {
             .catalog
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .last_seq()
+            .last_position()
     }
 
     /// Documents written after position `after`, as notices (for a
@@ -649,7 +705,7 @@ impl Storage {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         catalog
-            .by_seq
+            .by_position
             .range(after + 1..)
             .filter_map(|(seq, doc_id)| {
                 let entry = catalog.docs.get(doc_id)?;
@@ -670,26 +726,34 @@ impl Storage {
     pub(crate) fn poll(&self) -> Result<PollOutcome> {
         let shared = self.shared.clone();
         let marks = self.poll_marks.clone();
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        self.writer.between(move |conn| {
-            let result = (|| -> Result<PollOutcome> {
-                let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
-                let rows = documents::rows_since(conn, marks.0)?;
-                if let Some(last) = rows.last() {
-                    marks.0 = last.seq;
-                }
-                *shared
-                    .hierarchy
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = branch_parents(conn)?;
-                shared.publish(&rows, None);
-                let (revoked, mark) = auth::revoked_since(conn, marks.1)?;
-                marks.1 = mark;
-                Ok(PollOutcome { revoked })
-            })();
-            let _ = reply.send(result);
-        })?;
-        outcome.blocking_recv().map_err(|_| Error::WriterStopped)?
+        self.db.between(move |conn| {
+            let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+            let horizon = marks.horizon;
+            if horizon.is_some() {
+                // Read in the same snapshot as the rows, so every write it
+                // does not show belongs to a transaction at or past the new
+                // horizon, which the next poll reads again.
+                marks.horizon = Some(crate::postgres::snapshot_horizon(conn)?);
+            }
+            let rows = match horizon {
+                None => documents::rows_since(conn, marks.docs)?,
+                Some(horizon) => documents::rows_since_horizon(conn, marks.docs, horizon)?,
+            };
+            if let Some(newest) = rows.iter().map(|row| row.seq).max() {
+                marks.docs = marks.docs.max(newest);
+            }
+            *shared
+                .hierarchy
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = branch_parents(conn)?;
+            shared.publish(&rows, None);
+            let (revoked, mark) = match horizon {
+                None => auth::revoked_since(conn, marks.revoked)?,
+                Some(horizon) => crate::postgres::revoked_since(conn, marks.revoked, horizon)?,
+            };
+            marks.revoked = mark;
+            Ok(PollOutcome { revoked })
+        })
     }
 
     /// Unloads documents idle longer than the configured time (never one in
@@ -764,15 +828,13 @@ impl Storage {
         self.write(move |conn| documents::save_sync_state(conn, device, doc_id, &bytes))
     }
 
-    /// Runs `work` on the writer thread and waits for its commit (blocking).
+    /// Runs `work` in a write transaction and waits for its commit
+    /// (blocking).
     pub(crate) fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&rusqlite::Savepoint<'_>) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&dyn Sql) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.writer
-            .submit(work)?
-            .blocking_recv()
-            .map_err(|_| Error::WriterStopped)?
+        self.db.write(work)
     }
 
     /// Records a refused change in the audit log (queued; not waited for).
@@ -790,7 +852,7 @@ impl Storage {
         record.doc = doc;
         record.code = Some(code.as_str().to_owned());
         record.detail = detail;
-        let _ = self.writer.submit(move |conn| record.insert(conn));
+        self.db.queue(move |conn| record.insert(conn));
     }
 
     /// One step of a document sync: applies the client's `payload` (an
@@ -1118,7 +1180,7 @@ impl Storage {
         let doc_id = cx.doc_id;
         let delivered_by = who.clone();
         let branch = attrs.branch;
-        let audit = move |conn: &rusqlite::Savepoint<'_>| {
+        let audit = move |conn: &dyn Sql| {
             for (hash, actor) in &changes {
                 let (device, member) = match auth::device_of_actor(conn, actor)? {
                     Some(known) => known,
@@ -1150,7 +1212,7 @@ impl Storage {
 
     /// Finishes queued writes and stops the writer thread (blocking).
     pub(crate) fn shutdown(&self) {
-        self.writer.stop();
+        self.db.stop();
     }
 }
 
@@ -1190,14 +1252,17 @@ impl DocSlot {
 }
 
 /// Every branch and its parent.
-fn branch_parents(conn: &Connection) -> Result<HashMap<BranchId, Option<BranchId>>> {
-    let mut stmt = conn.prepare_cached("SELECT branch_id, parent_id FROM branches")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-    })?;
-    rows.map(|row| {
-        let (branch, parent) = row?;
-        Ok((db::parse_id(&branch)?, db::parse_opt_id(parent)?))
+fn branch_parents(conn: &dyn Sql) -> Result<HashMap<BranchId, Option<BranchId>>> {
+    conn.query(
+        "SELECT branch_id, parent_id FROM branches",
+        crate::sql::params![],
+    )?
+    .iter()
+    .map(|row| {
+        Ok((
+            db::parse_id(&row.text(0)?)?,
+            db::parse_opt_id(row.opt_text(1)?)?,
+        ))
     })
     .collect()
 }

@@ -55,12 +55,11 @@ fn fixture() -> Fixture {
 fn kind_of(storage: &Storage, kind: &str) -> DocId {
     storage
         .read(|conn| {
-            let id: String = conn.query_row(
+            let row = conn.query_one(
                 "SELECT doc_id FROM documents WHERE kind = ?1",
-                [kind],
-                |r| r.get(0),
+                crate::sql::params![kind],
             )?;
-            db::parse_id(&id)
+            db::parse_id(&row.text(0)?)
         })
         .unwrap()
 }
@@ -129,7 +128,7 @@ fn client_copy(storage: &Storage, doc_id: DocId, actor: &[u8]) -> AutoCommit {
     let mut client = AutoCommit::new().with_actor(ActorId::from(actor));
     // Read it straight from disk: access is not what this helper tests.
     let bytes = storage
-        .read(|conn| documents::load_bytes(conn, doc_id))
+        .read(|conn| documents::read_bytes(conn, doc_id))
         .unwrap()
         .unwrap();
     client.load_incremental(&bytes).unwrap();
@@ -318,7 +317,10 @@ fn concurrent_writes_share_one_commit_and_failures_stay_isolated() {
                 .submit(move |conn| {
                     if i == 7 {
                         // One failing job must not take the others down.
-                        conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                        conn.execute(
+                            "INSERT INTO no_such_table VALUES (1)",
+                            crate::sql::params![],
+                        )?;
                     }
                     let mut record = AuditRecord::new(event::BRANCH_ADDED);
                     record.detail = format!("job {i}");
@@ -349,11 +351,11 @@ fn concurrent_writes_share_one_commit_and_failures_stay_isolated() {
     let rows: i64 = f
         .storage
         .read(|conn| {
-            Ok(conn.query_row(
+            conn.query_one(
                 "SELECT count(*) FROM audit WHERE detail LIKE 'job %'",
-                [],
-                |r| r.get(0),
-            )?)
+                crate::sql::params![],
+            )?
+            .int(0)
         })
         .unwrap();
     assert_eq!(rows, 49);
@@ -375,12 +377,12 @@ fn chunks_are_compacted_off_the_ack_path() {
     let sizes = || {
         f.storage
             .read(|conn| {
-                Ok(conn.query_row(
+                let row = conn.query_one(
                     "SELECT snapshot_len, chunks_len, (SELECT count(*) FROM doc_chunks WHERE doc_id = ?1)
                      FROM documents WHERE doc_id = ?1",
-                    [f.roster.to_string()],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
-                )?)
+                    crate::sql::params![&f.roster.to_string()],
+                )?;
+                Ok((row.int(0)?, row.int(1)?, row.int(2)?))
             })
             .unwrap()
     };

@@ -206,9 +206,16 @@ pub trait ChangeFeed: Send + Sync {
     /// Every document written after position `after`, newest state each.
     fn changed_since(&self, after: i64) -> Vec<Arc<ChangeNotice>>;
 
-    /// Picks up what other processes wrote (the admin CLI): documents are
-    /// announced to subscribers, revocations returned.
+    /// Picks up what other processes wrote (the admin CLI, other nodes):
+    /// documents are announced to subscribers, revocations returned.
     fn poll(&self) -> Result<PollOutcome>;
+
+    /// Fires when other processes may have written, so the server polls at
+    /// once instead of at its next interval (PostgreSQL: another node's
+    /// notice). `None` for a backend that only the interval tells.
+    fn woken(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Everything the server core needs: one value a backend implements.
