@@ -33,6 +33,7 @@ mod db;
 pub mod endpoint;
 mod error;
 mod hub;
+pub mod pg_cluster;
 mod postgres;
 pub mod rules;
 pub mod server_core;

@@ -25,6 +25,8 @@
 //!   docs/sync-design.md, "Several nodes".
 
 mod migrations;
+#[cfg(test)]
+mod tests;
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -243,7 +245,9 @@ pub(crate) fn announce(conn: &dyn Sql) -> Result<()> {
 /// has one writer, which needs none).
 pub(crate) fn lock(conn: &dyn Sql, key: &str) -> Result<()> {
     if conn.dialect() == Dialect::Postgres {
-        conn.query(
+        // The lock function returns void, which no getter reads: the
+        // statement's rows are not looked at.
+        conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
             params![key],
         )?;

@@ -327,6 +327,17 @@ impl<D: Database> Storage<D> {
         &self.db
     }
 
+    /// Whether the catalog knows the document.
+    #[cfg(test)]
+    pub(crate) fn knows(&self, doc_id: DocId) -> bool {
+        self.shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .docs
+            .contains_key(&doc_id)
+    }
+
     /// The automerge actor of the server's own changes.
     pub(crate) fn server_actor(&self) -> &ActorId {
         &self.server_actor
