@@ -7,6 +7,7 @@
 //! - [`store`]: the SQLite store: documents persisted incrementally, an index for
 //!   queries that never parses documents, and acknowledgement tracking.
 //! - [`report`]: the branch's reports, computed on the device from the index.
+//! - [`refusal`]: why the server refused, in English and Chinese words.
 //! - [`sync`]: the sync engine, sans I/O: one session per connection to the branch
 //!   server, driven by the transport.
 //! - [`workload`]: a seeded generator of realistic branches for tests and benchmarks.
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod model;
 pub mod net;
 pub mod qr;
+pub mod refusal;
 pub mod report;
 pub mod store;
 pub mod sync;

@@ -30,6 +30,7 @@ use branchline_core::model::{
     NewPetition, Petition, Roster, SignInMode, Submitter,
 };
 use branchline_core::net::{ClientConfig, Status, SyncClient};
+use branchline_core::refusal;
 use branchline_core::store::Rejection;
 use branchline_core::{BranchId, DeviceId, DocId, MemberId, Store};
 use branchline_protocol::Role;
@@ -139,34 +140,11 @@ impl Script {
         Failure::new(code, self.say(en, zh)).into()
     }
 
-    /// Why the server refuses, for the codes its rules refuse with, as the
-    /// desktop client words them (`branchline rejections`). `None` for a
-    /// code this build does not know: the server's own message is shown.
+    /// Why the server refuses, in the words every client uses
+    /// ([`branchline_core::refusal`]). `None` for a code this build does not
+    /// know: the server's own message is shown.
     fn explain(&self, code: &str) -> Option<String> {
-        let (en, zh) = match code {
-            "rule.committee_only" => (
-                "only the branch committee may change this",
-                "只有支部委员会可以修改此项",
-            ),
-            "rule.not_own_entry" => (
-                "a member may sign in or ask for leave only for themselves",
-                "党员只能为自己签到或请假",
-            ),
-            "rule.organizer_only" => (
-                "only the activity's organizer or the committee may change it",
-                "只有活动组织者或支部委员会可以修改该活动",
-            ),
-            "rule.owner_only" => (
-                "only the petition's owner or the committee may record progress or resolve it",
-                "只有诉求负责人或支部委员会可以记录进展或办结",
-            ),
-            "access.read_only" => (
-                "this device may only read this record",
-                "此设备对该记录只有查看权限",
-            ),
-            _ => return None,
-        };
-        Some(self.say(en, zh))
+        refusal::explain(code).map(|words| self.say(words.english, words.chinese))
     }
 }
 

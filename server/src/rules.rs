@@ -1301,4 +1301,46 @@ mod tests {
         }
         assert!(named >= 8, "the tables name fields ({named})");
     }
+
+    /// The codes named in `source` as `ErrorCode::Name`, as codes.
+    fn codes_named_in(source: &str) -> Vec<ErrorCode> {
+        source
+            .split("ErrorCode::")
+            .skip(1)
+            .filter_map(|rest| {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                ErrorCode::KNOWN
+                    .iter()
+                    .find(|code| format!("{code:?}") == name)
+                    .cloned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_refusal_code_has_words_in_both_languages() {
+        // Read from the source, so a code the rules start using is covered
+        // at once; write access refuses with the two access codes.
+        let mut codes = codes_named_in(include_str!("rules.rs"));
+        codes.extend(codes_named_in(include_str!("access.rs")));
+        codes.extend([ErrorCode::ReadOnly, ErrorCode::AccessDenied]);
+        codes.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        codes.dedup();
+        assert!(codes.len() >= 12, "found only {codes:?}");
+        for code in codes {
+            let words = branchline_core::refusal::explain(code.as_str())
+                .unwrap_or_else(|| panic!("{code} has no words for people"));
+            assert!(!words.english.trim().is_empty(), "{code}");
+            assert!(
+                words
+                    .chinese
+                    .chars()
+                    .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{code} has no Chinese words"
+            );
+        }
+    }
 }

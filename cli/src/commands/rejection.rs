@@ -3,10 +3,11 @@
 //! The server refuses a change a device's role may not make (a member renaming
 //! someone else's meeting…); the device then drops it, replays the honest
 //! edits made after it as new changes, and records the refusal. The code is
-//! stable; the sentence for people is chosen here, in English or Chinese, so a
-//! secretary reads why and not only `rule.organizer_only`.
+//! stable; the sentence for people comes from client-core's table, in English
+//! or Chinese, so a secretary reads why and not only `rule.organizer_only`.
 
 use branchline_core::model::{Activity, Petition};
+use branchline_core::refusal;
 use branchline_core::store::Rejection;
 use branchline_core::{DocId, Store};
 use serde::Serialize;
@@ -15,81 +16,11 @@ use crate::failure::Result;
 use crate::home::Home;
 use crate::output::{Lang, Out, Table, local_time, short};
 
-/// Why the server refuses, in words, for the codes it refuses with. `None`
-/// for a code this build does not know (a newer server's): the server's own
-/// message is shown then.
+/// Why the server refuses, in words ([`branchline_core::refusal`], the table
+/// every client shares). `None` for a code this build does not know (a newer
+/// server's): the server's own message is shown then.
 pub fn explain(code: &str, lang: Lang) -> Option<&'static str> {
-    let (en, zh) = match code {
-        "rule.committee_only" => (
-            "only the branch committee may change this",
-            "只有支部委员会可以修改此项",
-        ),
-        "rule.not_own_entry" => (
-            "a member may sign in or ask for leave only for themselves",
-            "党员只能为自己签到或请假",
-        ),
-        "rule.organizer_only" => (
-            "only the activity's organizer or the committee may change it",
-            "只有活动组织者或支部委员会可以修改该活动",
-        ),
-        "rule.owner_only" => (
-            "only the petition's owner or the committee may record progress or resolve it",
-            "只有诉求负责人或支部委员会可以记录进展或办结",
-        ),
-        "rule.submitter_only" => (
-            "only the person who submitted the petition may rate it",
-            "只有诉求提交人可以评价",
-        ),
-        "rule.not_resolved" => (
-            "a petition can be rated only once it is resolved",
-            "诉求办结后才能评价",
-        ),
-        "rule.foreign_actor" => (
-            "the change was written in another device's name",
-            "该修改以其他设备的名义写入",
-        ),
-        "rule.not_a_new_submission" => (
-            "a new petition from a member or resident must be open, unassigned and in their own name",
-            "党员或群众提交的新诉求必须未分派、未办结，并以本人名义提交",
-        ),
-        "access.read_only" => (
-            "this device may only read this record",
-            "此设备对该记录只有查看权限",
-        ),
-        "access.denied" => ("this device has no access to it", "此设备无权访问"),
-        "sync.invalid_document" => (
-            "the change altered the record's header, or made a record this device may not create",
-            "该修改改动了记录的头部信息，或创建了此设备无权创建的记录",
-        ),
-        "request.rate_limited" => (
-            "too many requests of this kind from this device; try again later",
-            "此设备该类请求过多，请稍后再试",
-        ),
-        "request.invalid" => ("a field is missing or too long", "有字段缺失或过长"),
-        "rule.not_allied" => (
-            "an activity may be shared only with a branch allied with its own",
-            "活动只能与结对共建的支部共享",
-        ),
-        "auth.invite_invalid" => (
-            "the invite is not known to the server; check the link",
-            "服务器不认识该邀请；请核对链接",
-        ),
-        "auth.invite_expired" => (
-            "the invite has expired; ask for a new one",
-            "邀请已过期；请索取新的邀请",
-        ),
-        "auth.invite_used" => (
-            "the invite was already used; ask for a new one",
-            "邀请已被使用；请索取新的邀请",
-        ),
-        "auth.device_revoked" => ("the server revoked this device", "服务器已吊销此设备"),
-        "tls.certificate_mismatch" => (
-            "the server's certificate is not the one the invite names",
-            "服务器证书与邀请中的不一致",
-        ),
-        _ => return None,
-    };
-    Some(lang.pick(en, zh))
+    refusal::explain(code).map(|words| lang.pick(words.english, words.chinese))
 }
 
 /// One refusal, for `--json`.
