@@ -138,6 +138,11 @@ pub enum Error {
     /// SQLite failed.
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The server revoked this device: its records can be read, not changed
+    /// (see [`crate::Store::revocation`]). The same code the server refuses
+    /// a revoked device's sync with.
+    #[error("the server revoked this device: it can still read its records, but not change them")]
+    DeviceRevoked,
 }
 
 impl Error {
@@ -175,6 +180,7 @@ impl Error {
             Error::StoreTooNew { .. } => "store.too_new",
             Error::NotAStore(_) => "store.not_a_store",
             Error::Sqlite(_) => "store.sqlite",
+            Error::DeviceRevoked => "auth.device_revoked",
         }
     }
 

@@ -75,8 +75,10 @@ pub const ALPN: &[u8] = b"branchline/1";
 /// Version 2 added [`Message::Rejected`] and the submission requests
 /// (resident petitions, the feedback box). Version 3 added
 /// [`Message::GetDocuments`] and [`Message::Documents`]: whole documents,
-/// compressed together, for a device's first sync.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// compressed together, for a device's first sync. Version 4 added the
+/// branch's name to [`Message::Welcome`], so a device can show which branch
+/// it joined.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks.
 ///

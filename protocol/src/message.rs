@@ -39,6 +39,11 @@
 //! first rejection's code as an `Error`), and a client sends the requests
 //! only once version 2 was agreed. Tags `0x24` and `0x25` are protocol version 3:
 //! a client asks for whole documents only once version 3 was agreed.
+//! Protocol version 4 adds the branch's name at the end of
+//! [`Message::Welcome`]: the Welcome's first field is the version it was
+//! chosen for, so a decoder knows from that field whether the name follows
+//! (a version-1 to -3 Welcome, from an older server or to an older client,
+//! ends after the device secret, byte for byte as before).
 //!
 //! The tags are written out here rather than taken from postcard's enum
 //! numbering so that reordering the Rust enum cannot change the wire, and
@@ -184,6 +189,11 @@ pub enum Message {
         /// The device must store it; the server keeps only a hash of it
         /// and cannot send it again.
         device_secret: Option<DeviceSecret>,
+        /// The branch's name, so the device can show which branch it joined.
+        /// On the wire from protocol version 4 on: a Welcome whose `version`
+        /// is older is sent without it (a name given is not written) and
+        /// always decodes as `None`.
+        branch_name: Option<String>,
     },
     /// Either side: a summary of every document in scope, so the peer can
     /// tell at once whether the two sides agree.
@@ -742,8 +752,9 @@ impl Message {
                 branch_id,
                 role,
                 device_secret,
-            } => postcard::to_io(
-                &(
+                branch_name,
+            } => {
+                let fields = (
                     version,
                     server_time_ms,
                     device_id,
@@ -751,9 +762,13 @@ impl Message {
                     branch_id,
                     role,
                     device_secret,
-                ),
-                out,
-            ),
+                );
+                if *version >= WELCOME_NAMES_BRANCH {
+                    postcard::to_io(&(fields, branch_name), out)
+                } else {
+                    postcard::to_io(&fields, out)
+                }
+            }
             Message::Error {
                 code,
                 message,
@@ -827,8 +842,19 @@ impl Message {
                 }
             }
             tag::WELCOME => {
-                let (version, server_time_ms, device_id, member_id, branch_id, role, device_secret) =
-                    read_exactly(tag, body)?;
+                let (
+                    (version, server_time_ms, device_id, member_id, branch_id, role, device_secret),
+                    rest,
+                ) = postcard::take_from_bytes::<(u16, i64, _, _, _, _, _)>(body)
+                    .map_err(|source| DecodeError::Malformed { tag, source })?;
+                // The version the Welcome was chosen for says whether the
+                // branch's name follows; see the tag table.
+                let branch_name = if version >= WELCOME_NAMES_BRANCH {
+                    read_exactly(tag, rest)?
+                } else {
+                    read_exactly::<()>(tag, rest)?;
+                    None
+                };
                 Message::Welcome {
                     version,
                     server_time_ms,
@@ -837,6 +863,7 @@ impl Message {
                     branch_id,
                     role,
                     device_secret,
+                    branch_name,
                 }
             }
             tag::ERROR => {
@@ -944,6 +971,9 @@ impl Message {
     }
 }
 
+/// The first protocol version whose [`Message::Welcome`] carries the branch's name.
+const WELCOME_NAMES_BRANCH: u16 = 4;
+
 /// Decodes one `T` that must use up all of `body`.
 fn read_exactly<T: DeserializeOwned>(tag: u8, body: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) =
@@ -978,6 +1008,7 @@ impl fmt::Debug for Message {
                 branch_id,
                 role,
                 device_secret,
+                branch_name,
             } => f
                 .debug_struct("Welcome")
                 .field("version", version)
@@ -987,6 +1018,7 @@ impl fmt::Debug for Message {
                 .field("branch_id", branch_id)
                 .field("role", role)
                 .field("device_secret", device_secret)
+                .field("branch_name", branch_name)
                 .finish(),
             Message::Error {
                 code,
@@ -1273,9 +1305,10 @@ pub(crate) mod strategy {
                 any::<[u8; 16]>(),
                 role(),
                 prop::option::of(any::<[u8; 32]>()),
+                prop::option::of(any::<String>()),
             )
                 .prop_map(
-                    |(version, server_time_ms, device, member, branch, role, secret)| {
+                    |(version, server_time_ms, device, member, branch, role, secret, name)| {
                         Message::Welcome {
                             version,
                             server_time_ms,
@@ -1284,6 +1317,8 @@ pub(crate) mod strategy {
                             branch_id: BranchId::from_bytes(branch),
                             role,
                             device_secret: secret.map(DeviceSecret::from_bytes),
+                            // Only a version-4 Welcome carries the name.
+                            branch_name: name.filter(|_| version >= WELCOME_NAMES_BRANCH),
                         }
                     }
                 ),
@@ -1562,6 +1597,64 @@ mod tests {
             ..bounded
         };
         assert!(open.contains(DocId::MAX));
+    }
+
+    fn welcome(version: u16, branch_name: Option<&str>) -> Message {
+        Message::Welcome {
+            version,
+            server_time_ms: 7,
+            device_id: DeviceId::from_bytes([1; 16]),
+            member_id: None,
+            branch_id: BranchId::from_bytes([2; 16]),
+            role: Role::Resident,
+            device_secret: None,
+            branch_name: branch_name.map(str::to_owned),
+        }
+    }
+
+    fn body(message: &Message) -> Vec<u8> {
+        let mut body = Vec::new();
+        message.write_body(&mut body);
+        body
+    }
+
+    #[test]
+    fn welcome_names_the_branch_from_version_4_on() {
+        let named = welcome(4, Some("幸福里支部"));
+        let unnamed = body(&welcome(4, None));
+        let with_name = body(&named);
+        // The same fields, then the name as an `Option<String>`.
+        assert_eq!(with_name[..unnamed.len() - 1], unnamed[..unnamed.len() - 1]);
+        assert_eq!(unnamed.last(), Some(&0));
+        assert_eq!(with_name[unnamed.len() - 1], 1);
+        assert!(with_name.ends_with("幸福里支部".as_bytes()));
+        assert_eq!(Message::read_body(tag::WELCOME, &with_name).unwrap(), named);
+    }
+
+    #[test]
+    fn an_older_welcome_keeps_its_bytes_and_has_no_name() {
+        // What a version-3 server sends, and what a version-3 client can read:
+        // a name given to an older Welcome is not written.
+        let old = body(&welcome(3, None));
+        assert_eq!(body(&welcome(3, Some("幸福里支部"))), old);
+        assert_eq!(
+            Message::read_body(tag::WELCOME, &old).unwrap(),
+            welcome(3, None)
+        );
+        // A name after an older Welcome is not part of it.
+        let mut padded = old.clone();
+        padded.push(0);
+        assert!(matches!(
+            Message::read_body(tag::WELCOME, &padded),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        ));
+        // A version-4 Welcome without its name field is cut short.
+        let mut cut = body(&welcome(4, None));
+        cut.pop();
+        assert!(matches!(
+            Message::read_body(tag::WELCOME, &cut),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -76,7 +76,18 @@ fn seeds() -> Vec<Message> {
             member_id: Some(member),
             branch_id: branch,
             role: Role::Member,
+            device_secret: Some(secret.clone()),
+            branch_name: None,
+        },
+        Message::Welcome {
+            version: 4,
+            server_time_ms: 1_767_225_600_000,
+            device_id: device,
+            member_id: None,
+            branch_id: branch,
+            role: Role::Resident,
             device_secret: Some(secret),
+            branch_name: Some("幸福里支部".into()),
         },
         Message::Error {
             code: ErrorCode::AccessDenied,

@@ -105,6 +105,24 @@ fn examples() -> Vec<(&'static str, Message)> {
                     .unwrap(),
                 role: Role::Secretary,
                 device_secret: Some(secret()),
+                // Before version 4 a Welcome has no name: these bytes are
+                // the same as they always were.
+                branch_name: None,
+            },
+        ),
+        (
+            "welcome_named",
+            Message::Welcome {
+                version: 4,
+                server_time_ms: 1_767_225_600_000,
+                device_id: device(),
+                member_id: None,
+                branch_id: "b0b1b2b3-b4b5-46b7-88b9-babbbcbdbebf"
+                    .parse::<BranchId>()
+                    .unwrap(),
+                role: Role::Resident,
+                device_secret: Some(secret()),
+                branch_name: Some("和平社区第一支部".to_owned()),
             },
         ),
         (
@@ -119,6 +137,7 @@ fn examples() -> Vec<(&'static str, Message)> {
                     .unwrap(),
                 role: Role::Resident,
                 device_secret: None,
+                branch_name: None,
             },
         ),
         (

@@ -114,6 +114,8 @@ pub struct DeviceRecord {
     pub device_id: DeviceId,
     /// Its branch.
     pub branch: BranchId,
+    /// Its branch's name, which the Welcome tells the device.
+    pub branch_name: String,
     /// Its role there.
     pub role: Role,
     /// The member it belongs to (none for residents and shared devices).
@@ -404,9 +406,16 @@ fn insert_device(
          ON CONFLICT (actor_id) DO UPDATE SET device_id = excluded.device_id",
         params![actor_id, &key],
     )?;
+    let branch_name = conn
+        .query_one(
+            "SELECT name FROM branches WHERE branch_id = ?1",
+            params![&branch.to_string()],
+        )?
+        .text(0)?;
     let record = DeviceRecord {
         device_id,
         branch,
+        branch_name,
         role,
         member,
         name,
@@ -425,8 +434,9 @@ fn device_with_hash(
     device_id: DeviceId,
 ) -> Result<Option<(DeviceRecord, Vec<u8>)>> {
     let Some(row) = conn.query_opt(
-        "SELECT branch_id, role, member_id, name, revoked_at_ms, secret_hash
-         FROM devices WHERE device_id = ?1",
+        "SELECT d.branch_id, d.role, d.member_id, d.name, d.revoked_at_ms, d.secret_hash, b.name
+         FROM devices d JOIN branches b ON b.branch_id = d.branch_id
+         WHERE d.device_id = ?1",
         params![&device_id.to_string()],
     )?
     else {
@@ -436,6 +446,7 @@ fn device_with_hash(
     let record = DeviceRecord {
         device_id,
         branch: parse_id(&row.text(0)?)?,
+        branch_name: row.text(6)?,
         role: parse_role(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
         member: parse_opt_id(row.opt_text(2)?)?,
         name: row.text(3)?,

@@ -349,6 +349,7 @@ impl ServerCore {
             branch_id: record.branch,
             role: record.role,
             device_secret: secret,
+            branch_name: Some(record.branch_name),
         };
         let peer = Peer {
             principal,

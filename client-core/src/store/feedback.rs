@@ -204,6 +204,7 @@ mod tests {
                 member: Some(member),
                 role: Role::Secretary,
                 device_name: "书记的手机".into(),
+                branch_name: None,
             })
             .unwrap();
     }

@@ -39,8 +39,8 @@ use crate::model::{
     NewActivity, NewMember, NewPetition, Petition, Record, Roster, SignInMode, Timestamp,
 };
 
-pub use account::Account;
 pub(crate) use account::hex;
+pub use account::{Account, Revocation};
 pub use reject::{RejectedChange, Rejection};
 pub use remote::Applied;
 pub(crate) use remote::{change_hashes, wire_heads};

@@ -199,6 +199,22 @@ const MIGRATIONS: &[Migration] = &[
         ",
         rebuilds_index: false,
     },
+    // 5: the branch's name from the Welcome, so the device can show which branch it
+    // joined; and who a revoked device was, so it still reads its records (only
+    // reads) and says it was revoked after the account is forgotten.
+    Migration {
+        sql: "
+        ALTER TABLE account ADD COLUMN branch_name TEXT;
+        CREATE TABLE revocation (
+            singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+            device_id     TEXT NOT NULL,
+            branch_id     TEXT NOT NULL,
+            branch_name   TEXT,
+            revoked_at_ms INTEGER NOT NULL
+        );
+        ",
+        rebuilds_index: false,
+    },
 ];
 
 /// The store schema version this build creates.

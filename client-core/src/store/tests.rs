@@ -441,6 +441,7 @@ fn concurrent_edits_are_reported_and_can_be_settled() {
             member: Some(member),
             role: branchline_protocol::Role::Committee,
             device_name: "phone".into(),
+            branch_name: None,
         };
         store.save_account(&account).unwrap();
     }
@@ -992,6 +993,7 @@ fn the_account_is_kept_and_forgotten_and_never_shows_its_secret() {
         member: Some(MemberId::random()),
         role: Role::Committee,
         device_name: "王秀英的手机".into(),
+        branch_name: Some("幸福里第一党支部".into()),
     };
     store.save_account(&account).unwrap();
     assert_eq!(store.account().unwrap(), Some(account.clone()));
@@ -1008,6 +1010,48 @@ fn the_account_is_kept_and_forgotten_and_never_shows_its_secret() {
     assert!(shown.contains("<redacted>"));
     store.forget_account().unwrap();
     assert_eq!(store.account().unwrap(), None);
+}
+
+#[test]
+fn a_revoked_device_remembers_who_it_was_and_refuses_writes_until_it_enrolls_again() {
+    use branchline_protocol::{DeviceSecret, Role};
+    let (mut store, branch) = store_with_branch();
+    store.set_clock(Box::new(|| Timestamp(1_741_132_800_000)));
+    let wang = store.add_member(branch, member("王秀英")).unwrap();
+    assert_eq!(store.revocation().unwrap(), None);
+    store.require_writable().unwrap();
+    let account = Account {
+        server: "branch.example.org:4433".into(),
+        cert_sha256: [0xab; 32],
+        device_id: store.device_id().into(),
+        secret: DeviceSecret::from_bytes([0x5e; 32]),
+        branch,
+        member: None,
+        role: Role::Secretary,
+        device_name: "书记的电脑".into(),
+        branch_name: Some("幸福里第一党支部".into()),
+    };
+    store.save_account(&account).unwrap();
+
+    store.forget_account().unwrap();
+    assert_eq!(store.account().unwrap(), None);
+    let revoked = store.revocation().unwrap().expect("the revocation is kept");
+    assert_eq!(revoked.device_id, account.device_id);
+    assert_eq!(revoked.branch, branch);
+    assert_eq!(revoked.branch_name.as_deref(), Some("幸福里第一党支部"));
+    assert_eq!(revoked.revoked_at, Timestamp(1_741_132_800_000));
+    let refused = store.require_writable().unwrap_err();
+    assert_eq!(refused.code(), "auth.device_revoked");
+    // The records are still there to read.
+    let members = store
+        .list_members(branch, &MemberFilter::default())
+        .unwrap();
+    assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), [wang]);
+
+    // Enrolling again ends it.
+    store.save_account(&account).unwrap();
+    assert_eq!(store.revocation().unwrap(), None);
+    store.require_writable().unwrap();
 }
 
 #[test]

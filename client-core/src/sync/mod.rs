@@ -467,6 +467,7 @@ impl Session {
                 branch_id,
                 role,
                 device_secret,
+                branch_name,
             } if self.phase == Phase::Hello => {
                 let welcome = Welcome {
                     version,
@@ -476,6 +477,7 @@ impl Session {
                     branch: branch_id.into(),
                     role,
                     device_secret,
+                    branch_name,
                 };
                 self.welcomed(store, welcome)?;
                 Ok(Vec::new())
@@ -548,6 +550,7 @@ impl Session {
                     member: welcome.member,
                     role: welcome.role,
                     device_name: device_name.clone(),
+                    branch_name: welcome.branch_name.clone(),
                 };
                 store.save_account(&account)?;
                 self.events.push(SyncEvent::Enrolled(account.clone()));
@@ -569,6 +572,12 @@ impl Session {
                     branch: welcome.branch,
                     member: welcome.member,
                     role: welcome.role,
+                    // An older server does not name the branch: keep the name known.
+                    branch_name: welcome.branch_name.clone().or_else(|| {
+                        (account.branch == welcome.branch)
+                            .then(|| account.branch_name.clone())
+                            .flatten()
+                    }),
                     ..account.clone()
                 };
                 if updated != *account {
@@ -1070,6 +1079,7 @@ struct Welcome {
     branch: BranchId,
     role: Role,
     device_secret: Option<branchline_protocol::DeviceSecret>,
+    branch_name: Option<String>,
 }
 
 /// Documents with local changes no server has acknowledged.

@@ -184,6 +184,7 @@ impl Responder {
                 branch_id: self.branch,
                 role: Role::Secretary,
                 device_secret: secret,
+                branch_name: Some("幸福里".into()),
             },
             self.manifest().digest_message(),
         ]
@@ -561,6 +562,11 @@ fn first_sync_fills_an_empty_store_with_the_generated_branch() {
         .unwrap()
         .expect("enrollment saved the account");
     assert_eq!(account.branch, generated.branch);
+    assert_eq!(
+        account.branch_name.as_deref(),
+        Some("幸福里"),
+        "the Welcome's branch name is kept"
+    );
     assert_eq!(account.cert_sha256, CERT);
     assert_eq!(trace.events[0], SyncEvent::Enrolled(account.clone()));
     assert!(matches!(
@@ -1175,6 +1181,7 @@ fn messages_out_of_place_are_protocol_errors() {
         branch_id: branch.into(),
         role: Role::Member,
         device_secret: None,
+        branch_name: None,
     };
     let out = session.handle(&mut store, digest).unwrap();
     assert_eq!(out.len(), 1, "our summaries of the 16 ranges");
