@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! branchline://<host>:<port>/<code>?cert=<SHA-256 of the server certificate, 64 hex digits>
+//! branchline://<host>:<port>,<host>:<port>/<code>?cert=…
 //! ```
+//!
+//! A deployment of several nodes on one database lists them all, separated
+//! by commas (or gives one name that resolves to several addresses): a
+//! device tries them in turn and moves on when the one it uses dies. Every
+//! node shares the certificate the fingerprint pins.
 //!
 //! The link carries everything a device needs to join without any other
 //! setup: where the server is, the one-time code that enrolls it, and the
@@ -18,7 +24,9 @@ pub const SCHEME: &str = "branchline://";
 /// A parsed invite link; see the [module docs](self).
 #[derive(Clone, PartialEq, Eq)]
 pub struct InviteLink {
-    /// The server's address as `host:port`.
+    /// The server's address as `host:port`, or the addresses of several
+    /// nodes serving the same branches, separated by commas; see
+    /// [`InviteLink::addresses`].
     pub server: String,
     /// The one-time code that enrolls the device.
     pub code: String,
@@ -32,7 +40,7 @@ pub enum InviteParseError {
     /// The text does not start with `branchline://`.
     #[error("an invite link starts with {SCHEME}")]
     Scheme,
-    /// The server address is missing or has no port.
+    /// The server address is missing or one of them has no port.
     #[error("the invite link has no server address with a port")]
     Server,
     /// The invite code is missing or holds characters other than letters, digits and `-`.
@@ -52,6 +60,30 @@ impl InviteParseError {
             InviteParseError::Code => "invite.code",
             InviteParseError::Fingerprint => "invite.fingerprint",
         }
+    }
+}
+
+/// The most node addresses a link or an account may list.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// The `host:port` entries of a server field, in order; `None` if one is
+/// empty, lacks a port, or there are more than [`MAX_ADDRESSES`].
+pub fn split_addresses(server: &str) -> Option<Vec<&str>> {
+    let addresses: Vec<&str> = server.split(',').collect();
+    let valid = addresses.len() <= MAX_ADDRESSES
+        && addresses.iter().all(|address| {
+            address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        });
+    valid.then_some(addresses)
+}
+
+impl InviteLink {
+    /// The `host:port` of every node the link names, in the order a device
+    /// tries them.
+    pub fn addresses(&self) -> Vec<&str> {
+        split_addresses(&self.server).unwrap_or_else(|| vec![self.server.as_str()])
     }
 }
 
@@ -83,10 +115,7 @@ impl FromStr for InviteLink {
             .strip_prefix(SCHEME)
             .ok_or(InviteParseError::Scheme)?;
         let (server, rest) = rest.split_once('/').ok_or(InviteParseError::Server)?;
-        let has_port = server
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !has_port {
+        if split_addresses(server).is_none() {
             return Err(InviteParseError::Server);
         }
         let (code, query) = rest.split_once('?').ok_or(InviteParseError::Fingerprint)?;
@@ -151,6 +180,12 @@ mod tests {
             ("branchline://x/C?cert=00", InviteParseError::Server),
             ("branchline://x:99999/C?cert=00", InviteParseError::Server),
             ("branchline://:1/C?cert=00", InviteParseError::Server),
+            ("branchline://x:1,/C?cert=00", InviteParseError::Server),
+            ("branchline://x:1,y/C?cert=00", InviteParseError::Server),
+            (
+                &*format!("branchline://{}/C?cert=00", vec!["x:1"; 17].join(",")),
+                InviteParseError::Server,
+            ),
             (
                 &*format!("branchline://x:1/?cert={cert}"),
                 InviteParseError::Code,
@@ -170,6 +205,28 @@ mod tests {
             assert_eq!(text.parse::<InviteLink>(), Err(expected.clone()), "{text}");
             assert!(expected.code().starts_with("invite."));
         }
+    }
+
+    #[test]
+    fn a_link_names_several_nodes_in_order() {
+        let text = format!(
+            "branchline://node1.example.org:4433,10.0.0.2:4433/K7QX?cert={}",
+            "00".repeat(32)
+        );
+        let link: InviteLink = text.parse().unwrap();
+        assert_eq!(
+            link.addresses(),
+            ["node1.example.org:4433", "10.0.0.2:4433"]
+        );
+        assert_eq!(link.to_string(), text);
+        assert_eq!(
+            InviteLink {
+                server: "x:1".into(),
+                ..link
+            }
+            .addresses(),
+            ["x:1"]
+        );
     }
 
     #[test]

@@ -89,10 +89,9 @@ impl Server {
             .public_addr
             .clone()
             .unwrap_or_else(|| default_public_addr(local_addr));
-        let stored_addr = public_addr.clone();
-        let storage = tokio::task::spawn_blocking(move || {
-            storage.write_public_addr(stored_addr)?;
-            Ok::<_, Error>(storage)
+        let (storage, public_addr) = tokio::task::spawn_blocking(move || {
+            let addr = storage.write_public_addr(public_addr)?;
+            Ok::<_, Error>((storage, addr))
         })
         .await
         .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
@@ -141,13 +140,26 @@ impl Opened {
         })
     }
 
-    /// Records the address invite links carry (blocking).
-    fn write_public_addr(&self, addr: String) -> Result<()> {
-        let work =
-            move |conn: &dyn crate::sql::Sql| db::set_info(conn, "public_addr", addr.as_bytes());
+    /// Records the address invite links carry and returns what they carry
+    /// (blocking). One SQLite file has one node: its address replaces the
+    /// last. Nodes sharing a PostgreSQL database add theirs to the list the
+    /// others wrote, so a link names every node (the newest
+    /// [`MAX_ADDRESSES`](branchline_protocol::invite::MAX_ADDRESSES)).
+    fn write_public_addr(&self, addr: String) -> Result<String> {
         match self {
-            Opened::Sqlite(storage) => storage.write(work),
-            Opened::Postgres(storage) => storage.write(work),
+            Opened::Sqlite(storage) => storage.write(move |conn: &dyn crate::sql::Sql| {
+                db::set_info(conn, "public_addr", addr.as_bytes())?;
+                Ok(addr)
+            }),
+            Opened::Postgres(storage) => storage.write(move |conn: &dyn crate::sql::Sql| {
+                crate::postgres::lock(conn, "public_addr")?;
+                let known = db::get_info(conn, "public_addr")?
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .unwrap_or_default();
+                let merged = merge_addresses(&known, &addr);
+                db::set_info(conn, "public_addr", merged.as_bytes())?;
+                Ok(merged)
+            }),
         }
     }
 
@@ -157,6 +169,28 @@ impl Opened {
             Opened::Postgres(storage) => Box::new(storage),
         }
     }
+}
+
+/// `known` with the entries of `own` moved to its end, keeping the newest
+/// [`MAX_ADDRESSES`](branchline_protocol::invite::MAX_ADDRESSES); entries
+/// that are not `host:port` are dropped.
+fn merge_addresses(known: &str, own: &str) -> String {
+    use branchline_protocol::invite::{MAX_ADDRESSES, split_addresses};
+    let entries = |list: &str| -> Vec<String> {
+        list.split(',')
+            .filter(|entry| split_addresses(entry).is_some())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mine = entries(own);
+    let mut merged: Vec<String> = entries(known)
+        .into_iter()
+        .filter(|entry| !mine.contains(entry))
+        .collect();
+    merged.extend(mine);
+    let excess = merged.len().saturating_sub(MAX_ADDRESSES);
+    merged.drain(..excess);
+    merged.join(",")
 }
 
 /// The address written into invite links when none is configured.
@@ -390,5 +424,24 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         // Without an explicit shutdown the tasks still wind down.
         self.state.shutdown.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_addresses;
+
+    #[test]
+    fn nodes_add_their_address_to_the_list_once_and_newest_last() {
+        assert_eq!(merge_addresses("", "a:1"), "a:1");
+        assert_eq!(merge_addresses("a:1", "b:2"), "a:1,b:2");
+        assert_eq!(merge_addresses("a:1,b:2", "a:1"), "b:2,a:1");
+        assert_eq!(merge_addresses("a:1,junk", "c:3,b:2"), "a:1,c:3,b:2");
+        let many: Vec<String> = (0..20).map(|port| format!("n:{port}")).collect();
+        let merged = merge_addresses(&many.join(","), "me:1");
+        let kept: Vec<&str> = merged.split(',').collect();
+        assert_eq!(kept.len(), 16);
+        assert_eq!(kept.last(), Some(&"me:1"));
+        assert_eq!(kept.first(), Some(&"n:5"));
     }
 }

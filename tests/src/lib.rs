@@ -41,12 +41,24 @@ pub fn client_config() -> ClientConfig {
     }
 }
 
+/// The database a test server stores in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one SQLite file in the data directory.
+    Sqlite,
+    /// A private PostgreSQL cluster.
+    Postgres,
+}
+
 /// A server running in this process on an ephemeral port.
 pub struct TestServer {
     /// The running server.
     pub server: Option<RunningServer>,
     /// Its data directory (kept until the test ends).
     pub dir: TempDir,
+    /// The private PostgreSQL cluster it stores in, for a server started
+    /// with [`TestServer::start_postgres`].
+    pub cluster: Option<branchline_server::pg_cluster::TempCluster>,
 }
 
 impl TestServer {
@@ -66,7 +78,34 @@ impl TestServer {
         Ok(Self {
             server: Some(server),
             dir,
+            cluster: None,
         })
+    }
+
+    /// Starts a server whose database is a private PostgreSQL cluster of
+    /// its own (as `branchline-server init --database postgres://…` sets
+    /// one up), instead of the embedded SQLite file.
+    pub async fn start_postgres() -> Result<Self> {
+        init_tracing();
+        let cluster =
+            tokio::task::spawn_blocking(branchline_server::pg_cluster::TempCluster::start)
+                .await??;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("database.url"), cluster.url())?;
+        let server = Server::start(Self::config(dir.path().to_path_buf())).await?;
+        Ok(Self {
+            server: Some(server),
+            dir,
+            cluster: Some(cluster),
+        })
+    }
+
+    /// [`TestServer::start`] or [`TestServer::start_postgres`].
+    pub async fn on(backend: Backend) -> Result<Self> {
+        match backend {
+            Backend::Sqlite => Self::start().await,
+            Backend::Postgres => Self::start_postgres().await,
+        }
     }
 
     fn config(data_dir: PathBuf) -> ServerConfig {
@@ -558,4 +597,24 @@ pub fn small_branch(
         ..branchline_core::workload::WorkloadSpec::default()
     };
     Ok(branchline_core::workload::generate(&spec)?)
+}
+
+/// Runs the test body `$name(backend: Backend) -> Result<()>` once on each
+/// backend, as `$name::sqlite` and `$name::postgres`, so the same checks
+/// hold for a node on PostgreSQL as for the embedded default.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$name($crate::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    )+};
 }

@@ -15,7 +15,7 @@ use branchline_core::net::{ClientEvent, Status};
 use branchline_core::sync::SyncEvent;
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{ErrorCode, Role};
-use branchline_tests::{Device, PATIENCE, TestServer};
+use branchline_tests::{Backend, Device, PATIENCE, TestServer};
 
 fn meeting(title: &str) -> NewActivity {
     NewActivity {
@@ -106,9 +106,8 @@ fn edit(device: &Device, who: Editor, kind: &str, doc: DocId, owner: MemberId) -
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_role_sees_and_changes_exactly_what_it_should() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn every_role_sees_and_changes_exactly_what_it_should(backend: Backend) -> Result<()> {
+    let server = TestServer::on(backend).await?;
     let town = server.root("Town committee", Level::Committee)?;
     let general = server.child_branch("East general branch", Level::GeneralBranch, town)?;
     let a = server.child_branch("Riverside", Level::Branch, general)?;
@@ -347,9 +346,8 @@ async fn wait_for_refusal(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_device_is_disconnected_and_refused() -> Result<()> {
-    let server = TestServer::start().await?;
+async fn a_revoked_device_is_disconnected_and_refused(backend: Backend) -> Result<()> {
+    let server = TestServer::on(backend).await?;
     let branch = server.branch("Riverside")?;
     let secretary = server
         .device("secretary", branch, Role::Secretary, None)
@@ -413,3 +411,8 @@ async fn a_revoked_device_is_disconnected_and_refused() -> Result<()> {
     let _: BranchId = branch;
     Ok(())
 }
+
+branchline_tests::on_both_backends!(
+    every_role_sees_and_changes_exactly_what_it_should,
+    a_revoked_device_is_disconnected_and_refused
+);

@@ -12,7 +12,7 @@ use branchline_core::model::{
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{ErrorCode, Message, Role};
 use branchline_tests::raw::Raw;
-use branchline_tests::{TestServer, init_tracing};
+use branchline_tests::{Backend, TestServer, init_tracing};
 
 /// A client that follows the protocol but not the rules.
 struct Hostile {
@@ -88,10 +88,11 @@ fn on_server(server: &TestServer, doc: DocId, change: ChangeHash) -> Result<bool
         .is_some())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody() -> Result<()> {
+async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody(
+    backend: Backend,
+) -> Result<()> {
     init_tracing();
-    let server = TestServer::start().await?;
+    let server = TestServer::on(backend).await?;
     let branch: BranchId = server.branch("幸福里支部")?;
     let elsewhere: BranchId = server.branch("光明路支部")?;
     let secretary = server
@@ -396,3 +397,7 @@ async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody() -> R
         .await?;
     Ok(())
 }
+
+branchline_tests::on_both_backends!(
+    every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody
+);

@@ -300,6 +300,7 @@ impl SyncClient {
             report: report_tx,
             network: true,
             connections: 0,
+            node: 0,
             waiting_for_sync: Vec::new(),
         };
         let task = tokio::spawn(supervise(runner.run(), status_tx, failure_tx));
@@ -627,6 +628,10 @@ struct Runner {
     report: watch::Sender<SessionReport>,
     network: bool,
     connections: u32,
+    /// Which of the server's addresses the next connection dials: the
+    /// invite may name several nodes, and a lost connection moves on to the
+    /// next, so a device whose node died resumes on another.
+    node: usize,
     waiting_for_sync: Vec<oneshot::Sender<()>>,
 }
 
@@ -659,6 +664,7 @@ impl Runner {
                 }
                 Ended::Lost { reason, synced } => {
                     debug!(%reason, "connection lost");
+                    self.node = self.node.wrapping_add(1);
                     let _ = self.events.send(ClientEvent::Disconnected { reason });
                     failures = if synced {
                         1
@@ -786,6 +792,25 @@ impl Runner {
         Arc::new(transport)
     }
 
+    /// The address the next connection dials: every address of every node
+    /// the server field names (a name may resolve to several), taken in
+    /// turn by [`Runner::node`].
+    async fn resolve(&self, server: &str) -> Result<SocketAddr, String> {
+        let names = protocol::invite::split_addresses(server).unwrap_or_else(|| vec![server]);
+        let mut addrs = Vec::new();
+        let mut unresolved = None;
+        for name in names {
+            match tokio::net::lookup_host(name).await {
+                Ok(found) => addrs.extend(found),
+                Err(e) => unresolved = Some(format!("cannot resolve {name}: {e}")),
+            }
+        }
+        if addrs.is_empty() {
+            return Err(unresolved.unwrap_or_else(|| format!("{server} has no address")));
+        }
+        Ok(addrs[self.node % addrs.len()])
+    }
+
     /// One connection, from dialling to its end.
     async fn connect_and_sync(&mut self) -> Ended {
         let started = Instant::now();
@@ -793,12 +818,9 @@ impl Runner {
             Join::Enroll { invite, .. } => (invite.server.clone(), invite.cert_sha256),
             Join::Resume(account) => (account.server.clone(), account.cert_sha256),
         };
-        let addr = match tokio::net::lookup_host(&server).await {
-            Ok(mut addrs) => match addrs.next() {
-                Some(addr) => addr,
-                None => return lost(format!("{server} has no address")),
-            },
-            Err(e) => return lost(format!("cannot resolve {server}: {e}")),
+        let addr = match self.resolve(&server).await {
+            Ok(addr) => addr,
+            Err(reason) => return lost(reason),
         };
         let endpoint = match self.endpoint_for(addr) {
             Ok(endpoint) => endpoint,

@@ -279,6 +279,10 @@ impl PgDb {
     /// if needed (several nodes starting at once take turns), and starts
     /// listening for other nodes' changes. Blocking.
     pub(crate) fn open(url: &str) -> Result<(PgDb, FirstRead)> {
+        off_worker(|| Self::open_here(url))
+    }
+
+    fn open_here(url: &str) -> Result<(PgDb, FirstRead)> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Database(format!("database URL: {e}")))?;
@@ -369,6 +373,14 @@ impl PgDb {
     /// Runs `work` in one transaction (read-only: a repeatable-read
     /// snapshot) and commits it.
     pub(crate) fn transaction<T>(
+        &self,
+        read_only: bool,
+        work: impl FnOnce(&dyn Sql) -> Result<T>,
+    ) -> Result<T> {
+        off_worker(|| self.transaction_here(read_only, work))
+    }
+
+    fn transaction_here<T>(
         &self,
         read_only: bool,
         work: impl FnOnce(&dyn Sql) -> Result<T>,
@@ -466,6 +478,21 @@ impl Drop for PgDb {
         {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Runs `work`, which blocks on the database runtime, where blocking is
+/// allowed. The server calls storage on blocking threads; a caller on a
+/// worker of a multi-threaded runtime (an async test using the admin API)
+/// hands that worker's other tasks to the rest of its runtime meanwhile.
+/// (A current-thread runtime cannot: call storage from `spawn_blocking`
+/// there.)
+fn off_worker<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

@@ -1,0 +1,198 @@
+//! Two server nodes on one PostgreSQL database: devices on different nodes
+//! converge, a live edit crosses from one node to the other through the
+//! database's change notices, a device whose node is SIGKILLed mid-sync
+//! finishes on the other with nothing acknowledged lost, and the restarted
+//! node serves again.
+//!
+//! The database is a private cluster this test starts (initdb and pg_ctl
+//! of Debian's `postgresql` package, `scripts/install-postgres.sh`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use branchline_core::model::{Activity, Level, NewActivity};
+use branchline_core::net::ClientConfig;
+use branchline_core::{BranchId, DocId};
+use branchline_protocol::{InviteLink, Role};
+use branchline_server::Admin;
+use branchline_server::pg_cluster::TempCluster;
+use branchline_tests::{Device, ServerProcess, acknowledged, free_udp_addr};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_branchline-test-server");
+
+fn meeting(title: &str) -> NewActivity {
+    NewActivity {
+        kind: "branch_meeting".to_owned(),
+        title: title.to_owned(),
+        starts_at: "2026-11-20T19:00".parse().ok(),
+        ends_at: "2026-11-20T21:00".parse().ok(),
+        ..NewActivity::default()
+    }
+}
+
+/// Quick to notice a dead node: the keep-alive and idle timeout of a phone
+/// app are longer, which only makes it slower to move on.
+fn config() -> ClientConfig {
+    ClientConfig {
+        keep_alive: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(2),
+        ..branchline_tests::client_config()
+    }
+}
+
+/// A node's data directory: the database URL and the TLS identity every
+/// node of the deployment shares (the pinned certificate).
+fn node_dir(first: &Path) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(first.join("database.url"), dir.path().join("database.url"))?;
+    let tls = dir.path().join("tls");
+    std::fs::create_dir(&tls)?;
+    for entry in std::fs::read_dir(first.join("tls"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), tls.join(entry.file_name()))?;
+    }
+    Ok(dir)
+}
+
+/// The invite naming the nodes, in the order the device tries them.
+fn at(mut invite: InviteLink, nodes: &[&str]) -> InviteLink {
+    invite.server = nodes.join(",");
+    invite
+}
+
+/// Both devices hold the same documents with the same heads.
+async fn converged(a: &Device, b: &Device) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + branchline_tests::PATIENCE;
+    loop {
+        a.wait_in_sync().await?;
+        b.wait_in_sync().await?;
+        let (left, right) = (a.heads()?, b.heads()?);
+        if left == right {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} and {} did not converge: {} vs {} documents",
+            a.name,
+            b.name,
+            left.len(),
+            right.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn title(device: &Device, id: DocId) -> Option<String> {
+    device.store().get::<Activity>(id).ok().map(|a| a.title)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_converge_and_survive_a_node_kill() -> Result<()> {
+    branchline_tests::init_tracing();
+    let cluster = TempCluster::start()?;
+    let first = tempfile::tempdir()?;
+    std::fs::write(first.path().join("database.url"), cluster.url())?;
+    let admin = Admin::open(first.path())?;
+    let branch: BranchId = admin.add_branch("Riverside", Level::Branch, None)?;
+    let invite = |role| admin.create_invite(branch, role, None, Duration::from_secs(3600));
+    let (invite_a, invite_b, invite_c) = (
+        invite(Role::Secretary)?,
+        invite(Role::Committee)?,
+        invite(Role::Committee)?,
+    );
+    drop(admin);
+    let second = node_dir(first.path())?;
+    let (listen_1, listen_2) = (free_udp_addr()?, free_udp_addr()?);
+    let node_1 = ServerProcess::start(SERVER, first.path(), &listen_1)?;
+    let node_2 = ServerProcess::start(SERVER, second.path(), &listen_2)?;
+
+    // A prefers node 1, B uses node 2 only.
+    let a = Device::start("A", at(invite_a, &[&listen_1, &listen_2]), config())?;
+    let b = Device::start("B", at(invite_b, &[&listen_2]), config())?;
+    a.wait_in_sync().await?;
+    b.wait_in_sync().await?;
+
+    // Offline on both sides, then back: one history.
+    a.go_offline().await?;
+    b.go_offline().await?;
+    let shared = a
+        .store()
+        .create_activity(branch, meeting("March meeting"))?;
+    let from_b = b.store().create_activity(branch, meeting("Cleanup day"))?;
+    b.store().write_minutes(from_b, "Twelve volunteers came.")?;
+    a.go_online().await?;
+    b.go_online().await?;
+    converged(&a, &b).await.context("after the offline edits")?;
+
+    // Live: A's edit on node 1 reaches B on node 2 while B only listens.
+    let connections = b.client().report().connections;
+    a.store().update(shared, |activity: &mut Activity| {
+        activity.title = "March branch meeting".to_owned();
+        Ok(())
+    })?;
+    b.eventually("A's live rename", |store| {
+        store
+            .get::<Activity>(shared)
+            .is_ok_and(|a| a.title == "March branch meeting")
+    })
+    .await?;
+    assert_eq!(
+        b.client().report().connections,
+        connections,
+        "B got the edit on the connection it had, not by reconnecting"
+    );
+
+    // Node 1 dies under A's pushes; A finishes on node 2.
+    let mut written = Vec::new();
+    for n in 0..40 {
+        let id = a
+            .store()
+            .create_activity(branch, meeting(&format!("Visit {n}")))?;
+        a.store()
+            .write_minutes(id, &format!("Minutes of visit {n}"))?;
+        written.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let acked_before_kill = acknowledged(&a)?;
+    node_1.kill()?;
+    println!(
+        "node 1 killed with {} of A's {} documents acknowledged",
+        acked_before_kill.len(),
+        a.store().documents()?.len()
+    );
+    converged(&a, &b).await.context("after node 1 died")?;
+    let on_b = b.heads()?;
+    for (doc, heads) in &acked_before_kill {
+        let kept = on_b.iter().find(|(id, _)| id == doc);
+        assert!(
+            kept.is_some_and(|(_, now)| heads.iter().all(|h| now.contains(h))),
+            "{doc}, acknowledged before the kill, is missing changes on node 2"
+        );
+    }
+    assert!(written.iter().all(|id| title(&b, *id).is_some()));
+
+    // Node 1 comes back while A writes on node 2.
+    let node_1 = ServerProcess::start(SERVER, first.path(), &listen_1)?;
+    for n in 0..20 {
+        a.store()
+            .create_activity(branch, meeting(&format!("Training {n}")))?;
+    }
+    converged(&a, &b).await.context("after node 1 came back")?;
+
+    // Both nodes serve again: C joins through node 1 only and gets it all,
+    // and its edit reaches B on node 2 live.
+    let c = Device::start("C", at(invite_c, &[&listen_1]), config())?;
+    c.wait_in_sync().await?;
+    converged(&a, &c).await.context("C through node 1")?;
+    let from_c = c
+        .store()
+        .create_activity(branch, meeting("Reading group"))?;
+    b.eventually("C's activity through node 1", |store| {
+        store.get::<Activity>(from_c).is_ok()
+    })
+    .await?;
+    drop(node_1);
+    drop(node_2);
+    Ok(())
+}
