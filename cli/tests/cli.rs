@@ -1420,8 +1420,14 @@ fn a_resident_is_told_which_branch_they_joined() {
     assert!(said.contains("as resident"), "{said}");
     let (said, _) = ok_zh(&resident, &["status"]);
     assert!(said.contains("群众"), "{said}");
+    // The server's Welcome named the branch: status says its name, not only
+    // the id, though the device holds none of its records.
+    assert!(said.contains("支部: Riverside ("), "{said}");
+    let text = ok(&resident, &["status"]);
+    assert!(text.contains("branch: Riverside ("), "{text}");
     let value = json(&resident, &["status"]);
     assert_eq!(value["branch"], branch.to_string().as_str(), "{value}");
+    assert_eq!(value["branch_name"], "Riverside", "{value}");
 }
 
 #[test]

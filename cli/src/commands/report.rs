@@ -37,10 +37,20 @@ struct StatusView {
 /// Prints who this device is and what waits to sync.
 pub fn status(home: &Home, out: Out) -> Result<()> {
     let account = &home.account;
+    // The branch's profile names it; a device without the profile (a resident's)
+    // has the name the server gave at Welcome, kept in the account (or, once
+    // revoked, in the store's revocation).
+    let welcomed_as = match home.store.account()? {
+        Some(enrolled) => enrolled.branch_name,
+        None => home.store.revocation()?.and_then(|r| r.branch_name),
+    };
     let branch_name = home
         .store
         .profile(account.branch)
+        .ok()
         .map(|p| p.name)
+        .filter(|name| !name.is_empty())
+        .or(welcomed_as)
         .unwrap_or_default();
     let last = home.store.last_synced()?;
     let view = StatusView {
