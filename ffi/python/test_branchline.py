@@ -356,6 +356,7 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         account = await c.account()
         self.assertEqual(account.role, bl.Role.SECRETARY)
         self.assertEqual(account.branch_id, BRANCH)
+        self.assertEqual(account.branch_name, "和平社区第一支部", "the server named the branch")
         self.assertEqual(account.device_name, "书记的手机")
         await c.wait_in_sync(int(PATIENCE * 1000))
         await self.assertRefused(BranchlineError.Refused, "auth.invite_used", S.mem.enroll(SECRETARY_INVITE, "phone"))
@@ -732,6 +733,44 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         status.cancel()
         del S.res
 
+    async def test_11a_a_revoked_phone_still_reads_its_records_but_cannot_change_them(self):
+        directory = os.path.join(S.dir, "committee-revoked")
+        invite = await S.sec.create_invite(bl.Role.COMMITTEE, None, 600)
+        phone = await BranchlineClient.open(directory)
+        sync = await phone.enroll(invite.link, "委员的手机")
+        await phone.wait_in_sync(int(PATIENCE * 1000))
+        self.assertIsNone(phone.status().revoked_at_ms)
+        members = await phone.list_members(BRANCH, bl.MemberFilter())
+        self.assertIn(S.alice, [m.id for m in members])
+        await phone.add_group(BRANCH, "撤销前的小组")  # writes work while enrolled
+
+        await S.sec.revoke_device((await phone.account()).device_id)
+        await eventually(lambda: phone.status().revoked_at_ms is not None, "the status says revoked")
+        self.assertEqual(phone.status().state.code, "auth.device_revoked")
+        self.assertFalse(sync.is_active(), "the handle knows its sync is over")
+
+        # Reads still work, with the records it held.
+        self.assertEqual(await phone.list_members(BRANCH, bl.MemberFilter()), members)
+        self.assertIn("撤销前的小组", (await phone.profile(BRANCH)).groups)
+        # Every write is refused with the revoked code, and changes nothing.
+        pending = phone.status().pending_changes
+        await self.assertRefused(BranchlineError.Refused, "auth.device_revoked", phone.add_group(BRANCH, "撤销后的小组"))
+        await self.assertRefused(BranchlineError.Refused, "auth.device_revoked", phone.add_member(
+            BRANCH, bl.NewMember(name="赵六")))
+        self.assertNotIn("撤销后的小组", (await phone.profile(BRANCH)).groups)
+        self.assertEqual(phone.status().pending_changes, pending)
+
+        # After a restart the phone still knows it was revoked, and still reads.
+        revoked_at = phone.status().revoked_at_ms
+        del sync, phone
+        gc.collect()
+        again = await BranchlineClient.open(directory)
+        self.assertEqual(again.status().revoked_at_ms, revoked_at)
+        self.assertIn(S.alice, [m.id for m in await again.list_members(BRANCH, bl.MemberFilter())])
+        await self.assertRefused(BranchlineError.Refused, "auth.device_revoked", again.add_group(BRANCH, "重启后的小组"))
+        del again
+        gc.collect()
+
     # --- sync handles and observer handles --------------------------------------------
 
     async def test_12_handles_stop_and_restart_sync(self):
@@ -799,6 +838,8 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await res.enroll(link, "居民的手机")
         account = await res.account()
         self.assertEqual((account.role, account.member_id, account.branch_id), (bl.Role.RESIDENT, None, BRANCH))
+        # A resident holds none of the branch's records, yet sees which branch it joined.
+        self.assertEqual(account.branch_name, "和平社区第一支部")
         self.assertEqual(await res.list_documents(), [], "a resident sees nothing of the branch")
         await self.assertRefused(BranchlineError.Refused, "access.denied", res.submission_link())
 
@@ -919,6 +960,9 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
                          (p, "petition", "rule.submitter_only", False))
         self.assertGreaterEqual(told.dropped_changes, 1)
         self.assertTrue(told.message and told.change)
+        # The people's words for the refusal, from the table the desktop uses too.
+        self.assertEqual((told.reason_english, told.reason_chinese),
+                         ("only the person who submitted the petition may rate it", "只有诉求提交人可以评价"))
         await eventually(lambda: "rule.submitter_only" in observer.error_codes(), "the error observer told")
         refusal = [e for e in observer.errors if e.code == "rule.submitter_only"][0]
         self.assertIsInstance(refusal, BranchlineError.Refused)

@@ -185,12 +185,18 @@ impl BranchlineClient {
     }
 
     /// Writes to the store off the caller's thread, then refreshes the status line
-    /// (pending changes).
+    /// (pending changes). A device the server revoked keeps its records to read:
+    /// every write fails with `auth.device_revoked` (client-core's
+    /// `Store::require_writable`, checked under the same lock as the write).
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Store) -> branchline_core::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let out = with_store(&self.handle, &self.shared.store, work).await;
+        let out = with_store(&self.handle, &self.shared.store, |store| {
+            store.require_writable()?;
+            work(store)
+        })
+        .await;
         self.shared.hub.refresh.notify_one();
         out
     }
@@ -249,16 +255,21 @@ async fn refresh_status(shared: Arc<Shared>, handle: Handle) {
     let mut told = None;
     loop {
         shared.hub.refresh.notified().await;
-        let pending = with_store(&handle, &shared.store, |store| {
-            Ok(store
+        let counted = with_store(&handle, &shared.store, |store| {
+            let pending = store
                 .documents()?
                 .iter()
                 .map(|d| d.unacked_changes as u64)
-                .sum::<u64>())
+                .sum::<u64>();
+            let revoked = store.revocation()?.map(|r| r.revoked_at.0);
+            Ok((pending, revoked))
         })
         .await;
-        match pending {
-            Ok(pending) => shared.hub.publish_status(Some(pending), &mut told),
+        match counted {
+            Ok((pending, revoked)) => {
+                shared.hub.set_revoked(revoked);
+                shared.hub.publish_status(Some(pending), &mut told);
+            }
             Err(e) => {
                 shared.hub.error(e);
                 shared.hub.publish_status(None, &mut told);
@@ -439,15 +450,16 @@ impl BranchlineClient {
         let handle = runtime.handle().clone();
         let dir = PathBuf::from(data_dir);
         let opened = handle
-            .spawn_blocking(move || -> Result<(Store, u64, Option<i64>)> {
+            .spawn_blocking(move || -> Result<(Store, u64, Option<i64>, Option<i64>)> {
                 std::fs::create_dir_all(&dir).map_err(BranchlineError::io)?;
                 let store = Store::open(dir.join(STORE_FILE))?;
                 let pending = store.pending_changes()? as u64;
                 let last_sync = store.last_synced()?.map(|t| t.0);
-                Ok((store, pending, last_sync))
+                let revoked = store.revocation()?.map(|r| r.revoked_at.0);
+                Ok((store, pending, last_sync, revoked))
             })
             .await;
-        let (store, pending, last_sync) = match opened {
+        let (store, pending, last_sync, revoked) = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(shut_down(runtime, e)),
             Err(e) => return Err(shut_down(runtime, BranchlineError::task(e))),
@@ -458,7 +470,7 @@ impl BranchlineClient {
             sync: Mutex::default(),
             network: AtomicBool::new(true),
             generations: AtomicU64::new(1),
-            hub: Arc::new(Hub::new(pending, last_sync)),
+            hub: Arc::new(Hub::new(pending, last_sync, revoked)),
         });
         handle.spawn(refresh_status(Arc::clone(&shared), handle.clone()));
         Ok(Arc::new(BranchlineClient {

@@ -63,7 +63,9 @@ pub enum BranchlineError {
     },
     /// The server refused; a person must act (`auth.invite_used`,
     /// `auth.device_revoked`, `access.denied`, `request.rate_limited`, and the
-    /// `rule.*` codes of changes it refused, …).
+    /// `rule.*` codes of changes it refused, …). Every edit on a device the
+    /// server revoked fails with `auth.device_revoked` too: its records stay
+    /// readable until it enrolls again.
     #[error("{code}: {reason}")]
     Refused {
         /// Stable identifier of the error.
@@ -214,6 +216,9 @@ impl From<branchline_core::Error> for BranchlineError {
             | E::StoreTooNew { .. }
             | E::NotAStore(_)
             | E::Sqlite(_) => Kind::Storage,
+            // An edit on a device the server revoked: a person must act (a new
+            // invite), as when the server refuses the device's sync.
+            E::DeviceRevoked => Kind::Refused,
             // A variant added to client-core later: its code is still stable.
             _ => Kind::Internal,
         };

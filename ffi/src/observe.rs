@@ -170,9 +170,14 @@ fn call_each<T: ?Sized>(observers: &[Arc<T>], call: impl Fn(&T)) {
 }
 
 impl Hub {
-    /// A hub for a client whose store holds `pending_changes` and was last in
-    /// sync at `last_sync_ms` (kept in the store across restarts).
-    pub(crate) fn new(pending_changes: u64, last_sync_ms: Option<i64>) -> Self {
+    /// A hub for a client whose store holds `pending_changes`, was last in sync at
+    /// `last_sync_ms` and was revoked at `revoked_at_ms`, if it was (all kept in the
+    /// store across restarts).
+    pub(crate) fn new(
+        pending_changes: u64,
+        last_sync_ms: Option<i64>,
+        revoked_at_ms: Option<i64>,
+    ) -> Self {
         Hub {
             next_id: AtomicU64::new(1),
             status_observers: Mutex::default(),
@@ -184,6 +189,7 @@ impl Hub {
                 state: SyncState::Stopped { failure: None },
                 pending_changes,
                 last_sync_ms,
+                revoked_at_ms,
             }),
             last_conflicts: Mutex::default(),
             refresh: Notify::new(),
@@ -339,6 +345,12 @@ impl Hub {
     /// The status line as last computed.
     pub(crate) fn status(&self) -> SyncStatus {
         guard(&self.status).clone()
+    }
+
+    /// Records when the server revoked this device (none: it was not, or it
+    /// enrolled again); observers hear of it at the next publish.
+    pub(crate) fn set_revoked(&self, revoked_at_ms: Option<i64>) {
+        guard(&self.status).revoked_at_ms = revoked_at_ms;
     }
 
     /// Records what sync is doing; observers hear of it at the next refresh.

@@ -1188,11 +1188,20 @@ pub struct Rejection {
     pub replayed_changes: u64,
     /// The refused change created the document, which is therefore gone.
     pub document_removed: bool,
+    /// Why it was refused, in English words a person reads (from client-core's
+    /// shared refusal table, the same the desktop shows); none for a code the
+    /// table has no words for (one a newer server invented): show `message` then.
+    pub reason_english: Option<String>,
+    /// The same in Chinese.
+    pub reason_chinese: Option<String>,
 }
 
 impl From<store::Rejection> for Rejection {
     fn from(r: store::Rejection) -> Self {
+        let words = branchline_core::refusal::explain(&r.code);
         Rejection {
+            reason_english: words.map(|w| w.english.to_owned()),
+            reason_chinese: words.map(|w| w.chinese.to_owned()),
             id: r.id,
             doc_id: r.doc_id.to_string(),
             kind: r.kind,
@@ -1541,6 +1550,9 @@ pub struct AccountInfo {
     pub role: Role,
     /// The name the device enrolled under.
     pub device_name: String,
+    /// The branch's name, as the server told it at the last connection (none from
+    /// a server older than protocol version 4).
+    pub branch_name: Option<String>,
 }
 
 impl From<store::Account> for AccountInfo {
@@ -1552,6 +1564,7 @@ impl From<store::Account> for AccountInfo {
             member_id: a.member.map(|m| m.to_string()),
             role: a.role.into(),
             device_name: a.device_name,
+            branch_name: a.branch_name,
         }
     }
 }
@@ -1622,6 +1635,10 @@ pub struct SyncStatus {
     /// When this client was last in sync with the server (milliseconds since the Unix
     /// epoch), if it has been since it was opened.
     pub last_sync_ms: Option<i64>,
+    /// When this device heard the server revoked it (milliseconds since the Unix
+    /// epoch), kept across restarts until it enrolls again. A revoked device still
+    /// reads its records; every edit fails with `auth.device_revoked`.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// Figures for the current (or last) connection.
