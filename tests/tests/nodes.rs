@@ -22,13 +22,7 @@ use branchline_tests::{Device, ServerProcess, acknowledged, free_udp_addr};
 const SERVER: &str = env!("CARGO_BIN_EXE_branchline-test-server");
 
 fn meeting(title: &str) -> NewActivity {
-    NewActivity {
-        kind: "branch_meeting".to_owned(),
-        title: title.to_owned(),
-        starts_at: "2026-11-20T19:00".parse().ok(),
-        ends_at: "2026-11-20T21:00".parse().ok(),
-        ..NewActivity::default()
-    }
+    branchline_tests::meeting("branch_meeting", title, "2026-11-20")
 }
 
 /// Quick to notice a dead node: the keep-alive and idle timeout of a phone

@@ -152,17 +152,9 @@ impl Harness for Postgres {
 
     fn kill_after(&self, fixture: Fixture, child: &str, lines: usize) -> (Fixture, Vec<String>) {
         let url = Self::kept(&fixture).url.clone();
-        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([child, "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_URL, &url)
-            .env(CHILD_BRANCH, fixture.branch.to_string())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let printed = conformance::read_lines(&mut process, lines);
-        process.kill().unwrap();
-        process.wait().unwrap();
+        let branch = fixture.branch.to_string();
+        let env = [(CHILD_URL, url.as_ref()), (CHILD_BRANCH, branch.as_ref())];
+        let printed = conformance::kill_child_after(child, &env, lines);
         (self.reopen(fixture), printed)
     }
 

@@ -592,18 +592,12 @@ impl Harness for Sqlite {
 
     fn kill_after(&self, fixture: Fixture2, child: &str, lines: usize) -> (Fixture2, Vec<String>) {
         let dir = Self::dir(&fixture);
-        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([child, "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, &dir)
-            .env(CHILD_BRANCH, fixture.branch.to_string())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let printed = conformance::read_lines(&mut process, lines);
-        // SIGKILL, mid-write: the child writes as fast as it can.
-        process.kill().unwrap();
-        process.wait().unwrap();
+        let branch = fixture.branch.to_string();
+        let env = [
+            (CHILD_DIR, dir.as_os_str()),
+            (CHILD_BRANCH, branch.as_ref()),
+        ];
+        let printed = conformance::kill_child_after(child, &env, lines);
         (self.reopen(fixture), printed)
     }
 

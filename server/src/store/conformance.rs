@@ -557,8 +557,30 @@ pub(crate) fn acknowledged_writes_survive_a_kill(h: &dyn Harness) {
         .unwrap();
 }
 
+/// Runs the ignored test `child` of this test binary in a process of its
+/// own with `env`, reads the document ids it prints until `lines` arrived
+/// (or it ended), then SIGKILLs it mid-write (it writes as fast as it can)
+/// and reaps it: the kill half of [`Harness::kill_after`].
+pub(crate) fn kill_child_after(
+    child: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    lines: usize,
+) -> Vec<String> {
+    let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([child, "--ignored", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let printed = read_lines(&mut process, lines);
+    process.kill().unwrap();
+    process.wait().unwrap();
+    printed
+}
+
 /// Reads the lines a child prints until `lines` arrived or it ended.
-pub(crate) fn read_lines(child: &mut std::process::Child, lines: usize) -> Vec<String> {
+fn read_lines(child: &mut std::process::Child, lines: usize) -> Vec<String> {
     let Some(out) = child.stdout.take() else {
         return Vec::new();
     };
