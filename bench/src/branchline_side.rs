@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use branchline_core::model::{Activity, Level, NewActivity};
@@ -96,6 +96,40 @@ pub fn append_minutes(store: &mut Store, activity: DocId, line: &str) -> Result<
         Ok(())
     })?;
     Ok(())
+}
+
+/// One closed-loop push: appends `line` to `doc`'s minutes on `device` and
+/// waits for the server's `Ack` of it. Returns the time from the local edit
+/// to the device seeing the `Ack` (B5, N1).
+pub async fn acked_edit(device: &LightDevice, doc: DocId, line: &str) -> Result<Duration> {
+    let mut events = device.client.subscribe();
+    let t = Instant::now();
+    append_minutes(&mut device.store(), doc, line)?;
+    wait_for(
+        &mut events,
+        |e| matches!(e, SyncEvent::Acknowledged(d) if *d == doc),
+    )
+    .await?;
+    Ok(t.elapsed())
+}
+
+/// One propagation: runs `edit` (a local write of `doc` on one device) and
+/// waits until the device behind `to` has stored it. Returns the time from
+/// before the edit, so it includes the editing device's own write (B4, N1).
+pub async fn propagation(
+    edit: impl FnOnce() -> Result<()>,
+    to: &SyncClient,
+    doc: DocId,
+) -> Result<Duration> {
+    let mut events = to.subscribe();
+    let t = Instant::now();
+    edit()?;
+    wait_for(
+        &mut events,
+        |e| matches!(e, SyncEvent::DocUpdated(d) if *d == doc),
+    )
+    .await?;
+    Ok(t.elapsed())
 }
 
 /// Waits for a sync event matching `wanted`.

@@ -48,7 +48,6 @@ use anyhow::{Context as _, Result, ensure};
 use automerge::ReadDoc as _;
 use branchline_core::DocId;
 use branchline_core::model::DocKind;
-use branchline_core::sync::SyncEvent;
 use branchline_core::workload::{GeneratedBranch, GeneratedDoc};
 use branchline_server::Admin;
 use branchline_tests::Device;
@@ -563,15 +562,8 @@ pub async fn b4(branch: &GeneratedBranch, sizes: &Sizes) -> Result<Outcome> {
     let mut b = Device::join("b4 b", bl::invite(&admin, branch.branch)?).await?;
     let mut bl_lat = Vec::new();
     for i in 0..sizes.b4_edits {
-        let mut events = b.client().subscribe();
-        let t = Instant::now();
-        bl::append_minutes(&mut a.store(), activity, &format!("\n发言 {i}"))?;
-        bl::wait_for(
-            &mut events,
-            |e| matches!(e, SyncEvent::DocUpdated(d) if *d == activity),
-        )
-        .await?;
-        bl_lat.push(t.elapsed());
+        let edit = || bl::append_minutes(&mut a.store(), activity, &format!("\n发言 {i}"));
+        bl_lat.push(bl::propagation(edit, b.client(), activity).await?);
     }
     a.close().await;
     b.close().await;
@@ -685,15 +677,7 @@ pub async fn b5(sizes: &Sizes) -> Result<Outcome> {
     let lat = join_all(devices.iter().map(|(device, doc)| async move {
         let mut lat = Vec::new();
         for i in 0..k {
-            let mut events = device.client.subscribe();
-            let t = Instant::now();
-            bl::append_minutes(&mut device.store(), *doc, &format!("\n第{i}条"))?;
-            bl::wait_for(
-                &mut events,
-                |e| matches!(e, SyncEvent::Acknowledged(d) if d == doc),
-            )
-            .await?;
-            lat.push(t.elapsed());
+            lat.push(bl::acked_edit(device, *doc, &format!("\n第{i}条")).await?);
         }
         anyhow::Ok(lat)
     }))
