@@ -2,10 +2,14 @@
 //!
 //! clap builds help from the doc comments of [`crate::cli`], which are
 //! English and fixed at compile time. For `--lang zh` (or a Chinese locale)
-//! the command is rebuilt before parsing: every about text, argument help,
-//! heading and clap's own flags get the Chinese of [`ZH`], looked up by the
-//! subcommand path and argument id. A test walks the whole command and fails
-//! for any text left without Chinese.
+//! the command is rebuilt before parsing: every about text and argument help
+//! gets the Chinese of [`ZH`], looked up by the subcommand path and argument
+//! id, and every value placeholder the Chinese of [`VALUE_NAMES_ZH`]. The
+//! words clap writes itself are replaced through its own settings, not by
+//! editing its output: a usage line of ours (`[选项]`, `<命令>`), a help
+//! template with Chinese headings, and our own help and version flags.
+//! Tests walk the whole command and fail for any text left without Chinese,
+//! and check that our usage lines are laid out as clap's.
 
 use std::error::Error as _;
 
@@ -305,23 +309,99 @@ const ZH: &[(&str, &str)] = &[
     ("rejections", "服务器拒绝的本机修改，以及其后修改的去向。"),
 ];
 
+/// Chinese placeholders for argument values, `<名称>` rather than `<NAME>`:
+/// `"<subcommand path> <arg id>"` where one command means something of its
+/// own by the id, else `"<arg id>"` for every command.
+const VALUE_NAMES_ZH: &[(&str, &str)] = &[
+    ("home", "目录"),
+    ("lang", "语言"),
+    ("link", "邀请链接"),
+    ("name", "名称"),
+    ("enroll name", "设备名称"),
+    ("member add name", "姓名"),
+    ("member update name", "姓名"),
+    ("member list name", "姓名"),
+    ("timeout", "秒数"),
+    ("gender", "性别"),
+    ("birth", "日期"),
+    ("joined", "日期"),
+    ("category", "类别"),
+    ("group", "党小组"),
+    ("post", "职务"),
+    ("phone", "电话"),
+    ("member", "党员"),
+    ("on", "日期"),
+    ("status", "状态"),
+    ("kind", "类型"),
+    ("title", "标题"),
+    ("starts", "时间"),
+    ("ends", "时间"),
+    ("place", "地点"),
+    ("organizer", "党员"),
+    ("agenda", "议程"),
+    ("activity", "活动"),
+    ("reason", "原因"),
+    ("text", "文字"),
+    ("activity minutes text", "会议记录"),
+    ("petition progress text", "进展"),
+    ("suggest text", "意见"),
+    ("feedback answer text", "答复"),
+    ("file", "文件"),
+    ("points", "分数"),
+    ("partner", "支部编号"),
+    ("from", "日期"),
+    ("to", "日期"),
+    ("description", "内容"),
+    ("location", "地点"),
+    ("submitter", "姓名"),
+    ("contact", "联系方式"),
+    ("by_member", "党员"),
+    ("petition", "诉求"),
+    ("owner", "党员"),
+    ("deadline", "日期"),
+    ("author", "党员"),
+    ("summary", "结果"),
+    ("by", "党员"),
+    ("score", "分数"),
+    ("comment", "评价"),
+    ("as_of", "日期"),
+    ("doc", "文档"),
+    ("path", "路径"),
+    ("keep", "序号"),
+    ("suggestion", "意见"),
+];
+
 const EXIT_STATUSES_ZH: &str = "\
 退出状态：0 完成；1 意外错误；2 命令行有误；3 输入无效或被记录规则拒绝；\
 4 无法连接服务器；5 被服务器拒绝；6 数据目录不是已加入支部的 Branchline 数据。";
-
-/// The help template for Chinese: clap's layout with a Chinese heading.
-const TEMPLATE_ZH: &str = "\
-{before-help}{about-with-newline}
-用法：{usage}
-
-{all-args}{after-help}";
 
 fn zh(key: &str) -> Option<&'static str> {
     ZH.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
+/// The Chinese placeholder of argument `id` of the command at `path`.
+fn value_name_zh(path: &str, id: &str) -> Option<&'static str> {
+    let find = |key: &str| VALUE_NAMES_ZH.iter().find(|(k, _)| *k == key);
+    find(&format!("{path} {id}"))
+        .or_else(|| find(id))
+        .map(|(_, v)| *v)
+}
+
 /// The options every subcommand takes, listed after its own.
 const GLOBAL_OPTIONS: [&str; 3] = ["home", "lang", "json"];
+
+/// The words clap writes into a usage line itself, in one language.
+struct UsageWords {
+    /// Stands for the options a command takes, `[OPTIONS]`.
+    options: &'static str,
+    /// Stands for a subcommand, `COMMAND` (clap adds the brackets).
+    command: &'static str,
+}
+
+const USAGE_ZH: UsageWords = UsageWords {
+    options: "[选项]",
+    command: "命令",
+};
 
 /// The command line, with its help in `lang`.
 pub fn command(lang: Lang) -> Command {
@@ -331,27 +411,30 @@ pub fn command(lang: Lang) -> Command {
     }
     match lang {
         Lang::En => command,
-        Lang::Zh => {
-            // The Chinese texts say what clap would print in English after them.
-            let command = command
-                .mut_arg("home", |arg| arg.hide_env(true))
-                .mut_arg("lang", |arg| arg.hide_possible_values(true));
-            translate(command, "")
-                .after_help(EXIT_STATUSES_ZH)
-                .disable_version_flag(true)
-                .arg(
-                    Arg::new("version")
-                        .short('V')
-                        .long("version")
-                        .action(ArgAction::Version)
-                        .help("显示版本")
-                        .help_heading("选项"),
-                )
-        }
+        Lang::Zh => translate(command, "", false)
+            .after_help(EXIT_STATUSES_ZH)
+            .disable_version_flag(true)
+            .arg(
+                Arg::new("version")
+                    .short('V')
+                    .long("version")
+                    .action(ArgAction::Version)
+                    .help("显示版本")
+                    .display_order(2001),
+            ),
     }
 }
 
-fn translate(mut command: Command, path: &str) -> Command {
+/// The command at `path` with Chinese help, and its subcommands too.
+/// `inherited_options`: a parent passes global options down to it.
+///
+/// clap writes a few English words of its own into every help screen: the
+/// usage line (`[OPTIONS]`, `<COMMAND>`), placeholders taken from argument
+/// ids (`<NAME>`), the section headings with their colon, and the notes
+/// after a help text (`[default: 30]`). Each is replaced through clap's own
+/// settings: a usage line of ours, Chinese value names, a help template
+/// with Chinese headings, and defaults written into the Chinese help text.
+fn translate(mut command: Command, path: &str, inherited_options: bool) -> Command {
     if let Some(about) = zh(path) {
         command = command.about(about).long_about(None::<&str>);
     }
@@ -360,20 +443,14 @@ fn translate(mut command: Command, path: &str) -> Command {
         .map(|a| a.get_id().as_str().to_owned())
         .collect();
     for id in ids {
-        let key = format!("{path} {id}");
-        command = command.mut_arg(&id, |arg| {
-            let heading = if arg.is_positional() {
-                "参数"
-            } else {
-                "选项"
-            };
-            let arg = arg.help_heading(heading);
-            match zh(&key) {
-                Some(help) => arg.help(help).long_help(None::<&str>),
-                None => arg,
-            }
-        });
+        let help = zh(&format!("{path} {id}"));
+        let value_name = value_name_zh(path, &id);
+        command = command.mut_arg(&id, |arg| translate_arg(arg, help, value_name));
     }
+    let inherited_options = inherited_options
+        || command
+            .get_arguments()
+            .any(|a| a.is_global_set() && in_options_tag(a));
     let subcommands: Vec<String> = command
         .get_subcommands()
         .map(|s| s.get_name().to_owned())
@@ -384,12 +461,14 @@ fn translate(mut command: Command, path: &str) -> Command {
         } else {
             format!("{path} {name}")
         };
-        command = command.mut_subcommand(&name, |sub| translate(sub, &sub_path));
+        command = command.mut_subcommand(&name, |sub| translate(sub, &sub_path, inherited_options));
     }
+    let usage = usage_line(&command, path, inherited_options, &USAGE_ZH);
+    let template = template_zh(&command);
     command
-        .help_template(TEMPLATE_ZH)
-        .subcommand_help_heading("命令")
-        .subcommand_value_name("命令")
+        .override_usage(usage)
+        .help_template(template)
+        .subcommand_value_name(USAGE_ZH.command)
         .disable_help_subcommand(true)
         .disable_help_flag(true)
         .arg(
@@ -398,9 +477,160 @@ fn translate(mut command: Command, path: &str) -> Command {
                 .long("help")
                 .action(ArgAction::Help)
                 .help("显示帮助")
-                .help_heading("选项")
                 .display_order(2000),
         )
+}
+
+/// One argument with its Chinese help and placeholder; what clap would note
+/// after the help in English (the default, the values it takes, the
+/// environment variable) is in the Chinese text instead.
+fn translate_arg(arg: Arg, help: Option<&str>, value_name: Option<&'static str>) -> Arg {
+    let defaults: Vec<String> = arg
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    let takes_values = arg.get_action().takes_values();
+    let mut arg = arg;
+    if takes_values && !defaults.is_empty() {
+        arg = arg.hide_default_value(true);
+    }
+    if takes_values && !arg.get_possible_values().is_empty() {
+        arg = arg.hide_possible_values(true);
+    }
+    if arg.get_env().is_some() {
+        arg = arg.hide_env(true);
+    }
+    if let Some(value_name) = value_name {
+        arg = arg.value_name(value_name);
+    }
+    if let Some(help) = help {
+        let help = if defaults.is_empty() || !takes_values {
+            help.to_owned()
+        } else {
+            let shown: Vec<String> = defaults
+                .iter()
+                .map(|d| {
+                    if d.contains(char::is_whitespace) {
+                        format!("“{d}”")
+                    } else {
+                        d.clone()
+                    }
+                })
+                .collect();
+            let (text, stop) = match help.strip_suffix('。') {
+                Some(text) => (text, "。"),
+                None => (help, ""),
+            };
+            format!("{text}（默认：{}）{stop}", shown.join("、"))
+        };
+        arg = arg.help(help).long_help(None::<&str>);
+    }
+    arg
+}
+
+/// Whether clap's usage line stands for `arg` with `[OPTIONS]`: a visible
+/// option that is not required and not clap's help or version.
+fn in_options_tag(arg: &Arg) -> bool {
+    !arg.is_positional()
+        && !arg.is_required_set()
+        && !arg.is_hide_set()
+        && !matches!(arg.get_long(), Some("help" | "version"))
+        && matches!(
+            arg.get_action(),
+            ArgAction::Set
+                | ArgAction::Append
+                | ArgAction::SetTrue
+                | ArgAction::SetFalse
+                | ArgAction::Count
+        )
+}
+
+/// The value placeholder of `arg`, as clap shows it: its value name, else
+/// its id in capitals.
+fn placeholder(arg: &Arg) -> String {
+    match arg.get_value_names() {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => arg.get_id().as_str().to_uppercase(),
+    }
+}
+
+/// The usage line of the command at `path`, laid out as clap lays it out
+/// (options tag, required options, positionals, subcommand) in `words`.
+fn usage_line(
+    command: &Command,
+    path: &str,
+    inherited_options: bool,
+    words: &UsageWords,
+) -> String {
+    let mut parts = vec!["branchline".to_owned()];
+    if !path.is_empty() {
+        parts.push(path.to_owned());
+    }
+    if inherited_options || command.get_arguments().any(in_options_tag) {
+        parts.push(words.options.to_owned());
+    }
+    for arg in command
+        .get_arguments()
+        .filter(|a| !a.is_positional() && a.is_required_set() && !a.is_hide_set())
+    {
+        let flag = match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => continue,
+        };
+        if arg.get_action().takes_values() {
+            parts.push(format!("{flag} <{}>", placeholder(arg)));
+        } else {
+            parts.push(flag);
+        }
+    }
+    for arg in command.get_positionals().filter(|a| !a.is_hide_set()) {
+        let many = if arg.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            "..."
+        } else {
+            ""
+        };
+        let name = placeholder(arg);
+        if arg.is_required_set() {
+            parts.push(format!("<{name}>{many}"));
+        } else {
+            parts.push(format!("[{name}]{many}"));
+        }
+    }
+    if command.has_subcommands() {
+        let name = words.command;
+        if command.is_subcommand_required_set() {
+            parts.push(format!("<{name}>"));
+        } else {
+            parts.push(format!("[{name}]"));
+        }
+    }
+    parts.join(" ")
+}
+
+/// The Chinese help template of `command`: clap's layout, with Chinese
+/// headings ending in a full-width colon and only the sections it has.
+fn template_zh(command: &Command) -> StyledStr {
+    let styles = command.get_styles();
+    let (usage, header) = (styles.get_usage(), styles.get_header());
+    let mut sections = Vec::new();
+    if command.get_subcommands().any(|s| !s.is_hide_set()) {
+        sections.push(format!("{header}命令：{header:#}\n{{subcommands}}"));
+    }
+    if command.get_positionals().any(|a| !a.is_hide_set()) {
+        sections.push(format!("{header}参数：{header:#}\n{{positionals}}"));
+    }
+    // Every command has options: its help flag, and the global ones.
+    sections.push(format!("{header}选项：{header:#}\n{{options}}"));
+    StyledStr::from(format!(
+        "{{before-help}}{{about-with-newline}}\n{usage}用法：{usage:#}{{usage}}\n\n{}{{after-help}}",
+        sections.join("\n\n")
+    ))
 }
 
 /// `branchline help member add` as `branchline member add --help`: the
@@ -454,7 +684,10 @@ pub fn error_zh(e: &clap::Error) -> Option<String> {
             line
         }
         ErrorKind::UnknownArgument => format!("无法识别的参数 {arg}"),
-        ErrorKind::InvalidSubcommand => format!("没有这个命令：{arg}"),
+        ErrorKind::InvalidSubcommand => format!(
+            "没有这个命令：{}",
+            text(ContextKind::InvalidSubcommand).unwrap_or_default()
+        ),
         ErrorKind::MissingRequiredArgument => format!("缺少必需的参数：{arg}"),
         ErrorKind::MissingSubcommand => "缺少命令".to_owned(),
         ErrorKind::ArgumentConflict => {
@@ -533,6 +766,93 @@ mod tests {
         for (key, _) in ZH {
             assert!(keys.iter().any(|k| k == key), "{key:?} names nothing");
         }
+    }
+
+    /// The command at each subcommand path (the top one at `""`), unbuilt.
+    fn paths(command: &Command, path: &str, all: &mut Vec<(String, Command)>) {
+        all.push((path.to_owned(), command.clone()));
+        for sub in command.get_subcommands() {
+            let sub_path = if path.is_empty() {
+                sub.get_name().to_owned()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            paths(sub, &sub_path, all);
+        }
+    }
+
+    #[test]
+    fn our_usage_lines_are_laid_out_as_clap_lays_them_out() {
+        // With clap's English words, the usage line made for the Chinese
+        // help must be the one clap itself writes, for every command.
+        const EN: UsageWords = UsageWords {
+            options: "[OPTIONS]",
+            command: "COMMAND",
+        };
+        let english = command(Lang::En);
+        let mut built = english.clone();
+        built.build();
+        let mut all = Vec::new();
+        paths(&english, "", &mut all);
+        assert!(all.len() > 40, "only {} commands", all.len());
+        for (path, unbuilt) in all {
+            let mut target = &mut built;
+            for name in path.split_whitespace() {
+                target = target.find_subcommand_mut(name).unwrap();
+            }
+            let clap_says = target.render_usage().to_string();
+            let clap_says = clap_says.trim().strip_prefix("Usage: ").unwrap();
+            // Every command takes the global options.
+            assert_eq!(
+                usage_line(&unbuilt, &path, true, &EN),
+                clap_says,
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_value_has_a_chinese_placeholder() {
+        let mut all = Vec::new();
+        paths(&command(Lang::En), "", &mut all);
+        let mut missing = Vec::new();
+        for (path, command) in &all {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_action().takes_values() && value_name_zh(path, id).is_none() {
+                    missing.push(format!("{path:?} {id}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no Chinese placeholder for {missing:#?}"
+        );
+        for (key, _) in VALUE_NAMES_ZH {
+            let named = all.iter().any(|(path, command)| {
+                command.get_arguments().any(|arg| {
+                    let id = arg.get_id().as_str();
+                    *key == id || *key == format!("{path} {id}")
+                })
+            });
+            assert!(named, "placeholder {key:?} names no argument");
+        }
+    }
+
+    #[test]
+    fn a_default_is_written_into_the_chinese_help() {
+        let arg = Arg::new("timeout").long("timeout").default_value("30");
+        let arg = translate_arg(arg, Some("放弃。"), Some("秒数"));
+        assert_eq!(arg.get_help().unwrap().to_string(), "放弃（默认：30）。");
+        assert!(arg.is_hide_default_value_set());
+        let arg = Arg::new("name")
+            .long("name")
+            .default_value("Branchline desktop");
+        let arg = translate_arg(arg, Some("名称"), None);
+        assert_eq!(
+            arg.get_help().unwrap().to_string(),
+            "名称（默认：“Branchline desktop”）"
+        );
     }
 
     #[test]

@@ -1244,6 +1244,133 @@ fn chinese_covers_help_values_and_errors() {
     assert!(stderr.contains("1980-13-01"), "{stderr}");
 }
 
+/// The first placeholder in `text` written in ASCII capitals, as clap makes
+/// them from argument ids: `<NAME>`, `[TEXT]`.
+fn ascii_placeholder(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    for (start, &open) in bytes.iter().enumerate() {
+        let close = match open {
+            b'<' => b'>',
+            b'[' => b']',
+            _ => continue,
+        };
+        let inside = bytes[start + 1..]
+            .iter()
+            .take_while(|b| {
+                b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-')
+            })
+            .count();
+        let end = start + 1 + inside;
+        let capital = bytes[start + 1..end].iter().any(u8::is_ascii_uppercase);
+        if capital && bytes.get(end) == Some(&close) {
+            return Some(&text[start..=end]);
+        }
+    }
+    None
+}
+
+#[test]
+fn chinese_help_is_chinese_on_every_screen() {
+    // The finder itself finds what it must.
+    assert_eq!(ascii_placeholder("用法：x [OPTIONS]"), Some("[OPTIONS]"));
+    assert_eq!(ascii_placeholder("--name <NAME>  名称"), Some("<NAME>"));
+    assert_eq!(ascii_placeholder("--name <名称>  [选项] <命令>"), None);
+
+    let home = tempfile::tempdir().unwrap();
+    // Every screen, found from the command lists of the screens above it.
+    let mut todo: Vec<Vec<String>> = vec![Vec::new()];
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let (help, _) = ok_zh(home.path(), &args);
+        let what = format!("`branchline --lang zh {}`:\n{help}", args.join(" "));
+        for english in [
+            "Usage",
+            "Options",
+            "[OPTIONS]",
+            "Commands",
+            "<COMMAND>",
+            "Arguments",
+            "Print help",
+            "Print version",
+            "[default:",
+            "[possible values:",
+            "[env:",
+            "参数:",
+            "选项:",
+            "命令:",
+        ] {
+            assert!(!help.contains(english), "{english:?} in {what}");
+        }
+        if let Some(placeholder) = ascii_placeholder(&help) {
+            panic!("{placeholder} in {what}");
+        }
+        assert!(help.contains("用法：branchline"), "{what}");
+        assert!(
+            help.contains("选项：") && help.contains("显示帮助"),
+            "{what}"
+        );
+        if let Some((_, list)) = help.split_once("命令：\n") {
+            assert!(help.contains("<命令>"), "{what}");
+            for line in list.lines().take_while(|l| !l.trim().is_empty()) {
+                let name = line.split_whitespace().next().unwrap();
+                let mut sub = path.clone();
+                sub.push(name.to_owned());
+                todo.push(sub);
+            }
+        }
+        seen.push(path.join(" "));
+    }
+    for screen in [
+        "",
+        "enroll",
+        "member add",
+        "activity create",
+        "activity minutes",
+        "petition submit",
+        "conflicts settle",
+        "feedback publish",
+        "rejections",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == screen),
+            "{screen:?} not in {seen:?}"
+        );
+    }
+    // The top screen has the version flag, in Chinese too.
+    let (top, _) = ok_zh(home.path(), &["--help"]);
+    assert!(top.contains("显示版本"), "{top}");
+    // Placeholders and defaults are in Chinese on the screens people use.
+    let (enroll, _) = ok_zh(home.path(), &["enroll", "--help"]);
+    assert!(enroll.contains("enroll [选项] <邀请链接>"), "{enroll}");
+    assert!(enroll.contains("--timeout <秒数>"), "{enroll}");
+    assert!(enroll.contains("（默认：30）"), "{enroll}");
+    assert!(enroll.contains("参数：\n"), "{enroll}");
+    let (create, _) = ok_zh(home.path(), &["activity", "create", "--help"]);
+    assert!(create.contains("--kind <类型>"), "{create}");
+    // A mistyped command is named, with the Chinese usage line.
+    let out = branchline_with(home.path(), Some("zh"), &["memebr"], &[], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        describe(&["memebr"], &out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("没有这个命令：memebr"), "{stderr}");
+    assert!(
+        stderr.contains("用法：branchline [选项] <命令>"),
+        "{stderr}"
+    );
+    // English stays English.
+    let english = ok(home.path(), &["enroll", "--help"]);
+    assert!(
+        english.contains("Usage: branchline enroll [OPTIONS] <LINK>"),
+        "{english}"
+    );
+}
+
 #[test]
 fn activities_can_be_corrected_and_take_long_minutes_from_a_file_or_stdin() {
     let hq = Hq::start();
