@@ -140,6 +140,23 @@ fn read_revocation(home: &Path) -> Option<(Identity, Timestamp)> {
     Some((file.identity()?, Timestamp(file.revoked_at_ms)))
 }
 
+/// The name of `branch` as this device knows it: from the branch's profile
+/// where the device holds it, else as the server's Welcome said it (a
+/// resident's device holds no profile; a server older than protocol 4 names
+/// no branch).
+pub fn known_branch_name(
+    store: &Store,
+    branch: BranchId,
+    welcomed_as: Option<String>,
+) -> Option<String> {
+    store
+        .profile(branch)
+        .ok()
+        .map(|p| p.name)
+        .filter(|name| !name.trim().is_empty())
+        .or_else(|| welcomed_as.filter(|name| !name.trim().is_empty()))
+}
+
 /// The failure of an edit or a sync on a revoked device.
 pub fn revoked_failure() -> Failure {
     Failure::new(

@@ -1539,12 +1539,33 @@ fn a_resident_is_told_which_branch_they_joined() {
         .to_string();
     let said = ok(&resident, &["enroll", &code, "--name", "Mrs Chen's phone"]);
     // A resident's device holds none of the branch's records, not even its
-    // profile: it names the branch by the id the server gave it until the
-    // name reaches it.
-    let named = said.contains("Riverside") || said.contains(&branch.to_string()[..8]);
-    assert!(named, "{said}");
-    assert!(!said.contains("in  as"), "{said}");
-    assert!(said.contains("as resident"), "{said}");
+    // profile: the name comes from the server's Welcome.
+    assert!(said.contains("enrolled in Riverside as resident"), "{said}");
+    // In Chinese, and for scripts.
+    let neighbour = homes.path().join("wu");
+    let (said, _) = ok_zh(&neighbour, &["enroll", &code]);
+    assert!(said.contains("已加入Riverside，身份：群众"), "{said}");
+    let elder = homes.path().join("sun");
+    let enrolled = json(&elder, &["enroll", &code]);
+    assert_eq!(enrolled["branch_name"], "Riverside", "{enrolled}");
+    assert_eq!(
+        enrolled["branch"],
+        branch.to_string().as_str(),
+        "{enrolled}"
+    );
+    // A secretary's device, which holds the profile, says the name too.
+    let office = homes.path().join("office");
+    let said = ok(
+        &office,
+        &[
+            "enroll",
+            &hq.invite(branch, Role::Secretary, None).to_string(),
+        ],
+    );
+    assert!(
+        said.contains("enrolled in Riverside as secretary"),
+        "{said}"
+    );
     let (said, _) = ok_zh(&resident, &["status"]);
     assert!(said.contains("群众"), "{said}");
     // The server's Welcome named the branch: status says its name, not only

@@ -21,7 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::commands::rejection::{self, RejectionView};
 use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_NETWORK, EXIT_REFUSED, Failure, Result};
 use crate::home::{
-    Home, Identity, clear_revocation, record_revocation, revoked_failure, store_path,
+    Home, Identity, clear_revocation, known_branch_name, record_revocation, revoked_failure,
+    store_path,
 };
 use crate::output::{Out, local_time, short};
 use crate::words;
@@ -255,10 +256,9 @@ fn print_enrolled(path: &Path, out: Out) -> Result<()> {
     let account = store
         .account()?
         .ok_or_else(|| Failure::new("cli.error", "the account was not saved", EXIT_FAILURE))?;
-    // A resident's device receives no branch profile: it knows its branch
-    // by the id the server's Welcome gave it, and names it once the
-    // profile is here.
-    let branch_name = store.profile(account.branch).ok().map(|p| p.name);
+    // A resident's device receives no branch profile: the name is the one
+    // the server's Welcome gave.
+    let branch_name = known_branch_name(&store, account.branch, account.branch_name.clone());
     let documents = store.documents()?.len();
     if out.json {
         out.show(

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::ConflictCommand;
 use crate::failure::{Failure, Result};
-use crate::home::Home;
+use crate::home::{Home, known_branch_name};
 use crate::output::{Lang, Out, Table, local_time, or_dash, short};
 use crate::{today, words};
 
@@ -44,14 +44,8 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
         Some(enrolled) => enrolled.branch_name,
         None => home.store.revocation()?.and_then(|r| r.branch_name),
     };
-    let branch_name = home
-        .store
-        .profile(account.branch)
-        .ok()
-        .map(|p| p.name)
-        .filter(|name| !name.is_empty())
-        .or(welcomed_as)
-        .unwrap_or_default();
+    let branch_name =
+        known_branch_name(&home.store, account.branch, welcomed_as).unwrap_or_default();
     let last = home.store.last_synced()?;
     let view = StatusView {
         server: account.server.clone(),
