@@ -95,6 +95,8 @@ impl Failure {
         let code = e.code();
         let exit = match code {
             "store.sqlite" => EXIT_FAILURE,
+            // The store refuses as the server refused the device.
+            "auth.device_revoked" => EXIT_REFUSED,
             _ if code.starts_with("store.") => EXIT_HOME,
             _ => EXIT_INVALID,
         };
@@ -117,6 +119,15 @@ impl Failure {
             E::AlreadyOnLeave(m) => (
                 format!("{} has already asked for leave", name(*m)),
                 format!("{} 已经请过假", name(*m)),
+            ),
+            // What to do next, which the store cannot say.
+            E::DeviceRevoked => (
+                "the server revoked this device: it can still read its records, but not change \
+                 or sync them; ask the branch secretary for a new invite and enroll again"
+                    .to_owned(),
+                "服务器已吊销此设备：仍可查看本机记录，但不能修改或同步；\
+                 请向支部书记索取新的邀请后重新加入"
+                    .to_owned(),
             ),
             _ => (e.to_string(), core_zh(&e)),
         };
@@ -170,6 +181,7 @@ pub(crate) fn core_zh(e: &branchline_core::Error) -> String {
         }
         E::NotAStore(why) => format!("不是 Branchline 数据库：{why}"),
         E::Sqlite(why) => format!("存储出错：{why}"),
+        E::DeviceRevoked => "服务器已吊销此设备：仍可查看本机记录，但不能修改".into(),
         other => other.to_string(),
     }
 }

@@ -5,26 +5,30 @@
 //! enrolled, and refuses a directory that is something else, so a mistyped
 //! `--home` never leaves an empty database behind.
 //!
-//! A device the server revoked forgets its account (the store drops it when
-//! the server says so), but its records stay: they are the branch's, and the
-//! secretary may still need to read them. When a sync hears of the
-//! revocation, the CLI writes down who the device was in `revoked.json` next
-//! to the store, so later commands still open the store to read, say the
-//! device is revoked, and refuse every edit and sync with
-//! `auth.device_revoked`. Enrolling again with a new invite clears it.
+//! A device the server revoked forgets its account, but its records stay:
+//! they are the branch's, and the secretary may still need to read them.
+//! The store itself remembers the revocation (who the device was and when
+//! it heard, [`Revocation`]), so later commands still open the store to
+//! read, say the device is revoked, and refuse every edit and sync with the
+//! store's `auth.device_revoked`. Enrolling again with a new invite ends it.
+//!
+//! Earlier builds of this CLI wrote the revocation to `revoked.json` beside
+//! the store instead, and an older store has no record of its own: such a
+//! file is still read (never written) while the store has neither account
+//! nor revocation, and removed once the store has either.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use branchline_core::ids::SuggestionId;
 use branchline_core::model::{Activity, ActivityStatus, MemberStatus, Petition, Timestamp};
-use branchline_core::store::Account;
 use branchline_core::store::query::{ActivityFilter, MemberFilter, PetitionFilter};
+use branchline_core::store::{Account, Revocation};
 use branchline_core::{BranchId, DocId, MemberId, Store};
 use branchline_protocol::{DeviceId as WireDeviceId, Role};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_REFUSED, Failure, Result};
+use crate::failure::{EXIT_HOME, Failure, Result};
 use crate::output::short;
 
 /// The store's file name inside the home directory.
@@ -42,8 +46,8 @@ pub fn store_path(home: &Path) -> PathBuf {
     home.join(STORE_FILE)
 }
 
-/// The file that remembers a revoked device, beside the store.
-pub const REVOKED_FILE: &str = "revoked.json";
+/// The file in which earlier builds of the CLI remembered a revoked device.
+const LEGACY_REVOKED_FILE: &str = "revoked.json";
 
 /// Who this device is on its branch server: the account without its secrets.
 #[derive(Clone, Debug)]
@@ -60,6 +64,8 @@ pub struct Identity {
     pub member: Option<MemberId>,
     /// What the device's member may do in the branch.
     pub role: Role,
+    /// The branch's name as the server's Welcome said it.
+    pub branch_name: Option<String>,
 }
 
 impl From<&Account> for Identity {
@@ -71,73 +77,42 @@ impl From<&Account> for Identity {
             branch: a.branch,
             member: a.member,
             role: a.role,
+            branch_name: a.branch_name.clone(),
         }
     }
 }
 
-/// `revoked.json`: who a revoked device was, and when it heard.
-#[derive(Serialize, Deserialize)]
-struct RevokedFile {
-    server: String,
+/// What an earlier build wrote to `revoked.json`; only the fields a
+/// [`Revocation`] keeps are read.
+#[derive(Deserialize)]
+struct LegacyRevokedFile {
     device_id: String,
-    device_name: String,
     branch: String,
-    member: Option<String>,
-    role: String,
     revoked_at_ms: i64,
 }
 
-impl RevokedFile {
-    fn identity(&self) -> Option<Identity> {
-        Some(Identity {
-            server: self.server.clone(),
-            device_id: self.device_id.parse().ok()?,
-            device_name: self.device_name.clone(),
-            branch: self.branch.parse().ok()?,
-            member: match &self.member {
-                Some(m) => Some(m.parse().ok()?),
-                None => None,
-            },
-            role: [
-                Role::Secretary,
-                Role::Committee,
-                Role::Member,
-                Role::Resident,
-            ]
-            .into_iter()
-            .find(|r| r.as_str() == self.role)?,
-        })
+/// The revocation an earlier build wrote beside the store, if there is one
+/// that reads.
+fn legacy_revocation(home: &Path) -> Option<Revocation> {
+    let text = std::fs::read_to_string(home.join(LEGACY_REVOKED_FILE)).ok()?;
+    let file: LegacyRevokedFile = serde_json::from_str(&text).ok()?;
+    Some(Revocation {
+        device_id: file.device_id.parse().ok()?,
+        branch: file.branch.parse().ok()?,
+        branch_name: None,
+        revoked_at: Timestamp(file.revoked_at_ms),
+    })
+}
+
+/// Removes the `revoked.json` of an earlier build: the store now knows
+/// whether the device is enrolled or revoked.
+pub fn forget_legacy_revocation(home: &Path) {
+    let file = home.join(LEGACY_REVOKED_FILE);
+    if file.exists()
+        && let Err(e) = std::fs::remove_file(&file)
+    {
+        tracing::debug!(error = %e, "could not remove {}", file.display());
     }
-}
-
-/// Writes down that the server revoked the device `who` of the store in
-/// `home`, so its records stay readable (see the module docs).
-pub fn record_revocation(home: &Path, who: &Identity) -> Result<()> {
-    let file = RevokedFile {
-        server: who.server.clone(),
-        device_id: who.device_id.to_string(),
-        device_name: who.device_name.clone(),
-        branch: who.branch.to_string(),
-        member: who.member.map(|m| m.to_string()),
-        role: who.role.as_str().to_owned(),
-        revoked_at_ms: Timestamp::now().0,
-    };
-    let text = serde_json::to_string_pretty(&file)
-        .map_err(|e| Failure::new("cli.io", e.to_string(), EXIT_FAILURE))?;
-    std::fs::write(home.join(REVOKED_FILE), text)?;
-    Ok(())
-}
-
-/// Forgets an earlier revocation: the device has enrolled again.
-pub fn clear_revocation(home: &Path) {
-    let _ = std::fs::remove_file(home.join(REVOKED_FILE));
-}
-
-/// The revoked device's identity and when it was revoked, if `home` holds one.
-fn read_revocation(home: &Path) -> Option<(Identity, Timestamp)> {
-    let text = std::fs::read_to_string(home.join(REVOKED_FILE)).ok()?;
-    let file: RevokedFile = serde_json::from_str(&text).ok()?;
-    Some((file.identity()?, Timestamp(file.revoked_at_ms)))
 }
 
 /// The name of `branch` as this device knows it: from the branch's profile
@@ -157,15 +132,18 @@ pub fn known_branch_name(
         .or_else(|| welcomed_as.filter(|name| !name.trim().is_empty()))
 }
 
-/// The failure of an edit or a sync on a revoked device.
+/// The failure of an edit or a sync on a revoked device: the store's own.
 pub fn revoked_failure() -> Failure {
-    Failure::new(
-        "auth.device_revoked",
-        "the server revoked this device: it can still read its records, but not change or \
-         sync them; ask the branch secretary for a new invite and enroll again",
-        EXIT_REFUSED,
-    )
-    .zh("服务器已吊销此设备：仍可查看本机记录，但不能修改或同步；请向支部书记索取新的邀请后重新加入")
+    Failure::from(branchline_core::Error::DeviceRevoked)
+}
+
+/// Whether a device is enrolled, or was until its server revoked it.
+enum Standing {
+    /// Enrolled: the account.
+    Enrolled(Identity),
+    /// Revoked: who the device was, as the store (or an earlier build's
+    /// `revoked.json`) remembers it.
+    Revoked(Revocation),
 }
 
 /// An enrolled (or revoked) device's store and who it is.
@@ -173,38 +151,76 @@ pub struct Home {
     /// The store.
     pub store: Store,
     /// Who this device is.
-    pub account: Identity,
-    /// When the server revoked this device, if it did: the store is then
-    /// for reading only.
-    pub revoked: Option<Timestamp>,
-    /// The home directory.
-    pub dir: PathBuf,
+    standing: Standing,
 }
 
 impl Home {
     /// Opens the store of an enrolled device, or of a revoked one to read.
     pub fn open(home: &Path) -> Result<Self> {
         let store = open_existing(home)?;
-        let (account, revoked) = match store.account()? {
-            Some(account) => (Identity::from(&account), None),
-            None => {
-                let (who, at) = read_revocation(home).ok_or_else(|| not_enrolled(home))?;
-                (who, Some(at))
+        let standing = match (store.account()?, store.revocation()?) {
+            (Some(account), _) => Standing::Enrolled(Identity::from(&account)),
+            (None, Some(revocation)) => Standing::Revoked(revocation),
+            (None, None) => {
+                let revocation = legacy_revocation(home).ok_or_else(|| not_enrolled(home))?;
+                return Ok(Self {
+                    store,
+                    standing: Standing::Revoked(revocation),
+                });
             }
         };
-        Ok(Self {
-            store,
-            account,
-            revoked,
-            dir: home.to_path_buf(),
-        })
+        // The store knows where the device stands: an earlier build's file
+        // has nothing left to say.
+        forget_legacy_revocation(home);
+        Ok(Self { store, standing })
     }
 
-    /// Fails if the server revoked this device: its records are for reading.
-    pub fn require_not_revoked(&self) -> Result<()> {
-        match self.revoked {
-            Some(_) => Err(revoked_failure()),
-            None => Ok(()),
+    /// The device's account; fails with `auth.device_revoked` if the server
+    /// revoked it (it then has none).
+    pub fn account(&self) -> Result<&Identity> {
+        match &self.standing {
+            Standing::Enrolled(account) => Ok(account),
+            Standing::Revoked(_) => Err(revoked_failure()),
+        }
+    }
+
+    /// Who the device was and when it heard, if the server revoked it.
+    pub fn revocation(&self) -> Option<&Revocation> {
+        match &self.standing {
+            Standing::Enrolled(_) => None,
+            Standing::Revoked(revocation) => Some(revocation),
+        }
+    }
+
+    /// Fails with the store's `auth.device_revoked` if the server revoked
+    /// this device: its records are for reading only.
+    pub fn require_writable(&self) -> Result<()> {
+        self.store.require_writable()?;
+        // An earlier build's revocation, which the store does not know of.
+        self.account().map(|_| ())
+    }
+
+    /// The id the server gave this device (and, if it revoked the device,
+    /// took back).
+    pub fn device_id(&self) -> WireDeviceId {
+        match &self.standing {
+            Standing::Enrolled(account) => account.device_id,
+            Standing::Revoked(revocation) => revocation.device_id,
+        }
+    }
+
+    /// The member this device belongs to; none for a resident's device, and
+    /// none known once the server revoked it.
+    pub fn own_member(&self) -> Option<MemberId> {
+        self.account().ok().and_then(|a| a.member)
+    }
+
+    /// The branch's name as the server last said it (at Welcome, or before
+    /// it revoked the device).
+    pub fn welcomed_branch_name(&self) -> Option<String> {
+        match &self.standing {
+            Standing::Enrolled(account) => account.branch_name.clone(),
+            Standing::Revoked(revocation) => revocation.branch_name.clone(),
         }
     }
 
@@ -275,9 +291,12 @@ impl Home {
             .map_or_else(|_| short(branch), |p| p.name)
     }
 
-    /// The branch this device works in.
+    /// The branch this device works in (or worked in, if revoked).
     pub fn branch(&self) -> BranchId {
-        self.account.branch
+        match &self.standing {
+            Standing::Enrolled(account) => account.branch,
+            Standing::Revoked(revocation) => revocation.branch,
+        }
     }
 
     /// Fails unless this device's role may change the roster: the server would
@@ -288,9 +307,10 @@ impl Home {
     }
 
     /// Whether this device belongs to the branch committee (secretary or
-    /// committee member).
+    /// committee member); a revoked device no longer does.
     pub fn is_committee(&self) -> bool {
-        matches!(self.account.role, Role::Secretary | Role::Committee)
+        self.account()
+            .is_ok_and(|a| matches!(a.role, Role::Secretary | Role::Committee))
     }
 
     /// Fails unless this device belongs to the branch committee; `what` ends
@@ -299,7 +319,7 @@ impl Home {
         if self.is_committee() {
             return Ok(());
         }
-        let role = self.account.role;
+        let role = self.account()?.role;
         Err(Failure::invalid(
             "access.read_only",
             format!("a {role}'s device cannot {what}; ask the branch secretary"),
@@ -340,7 +360,7 @@ impl Home {
     pub fn member_or_self(&self, given: Option<&str>) -> Result<MemberId> {
         match given {
             Some(text) => self.member(text),
-            None => self.account.member.ok_or_else(|| {
+            None => self.account()?.member.ok_or_else(|| {
                 Failure::invalid(
                     "input.member_required",
                     "this device belongs to no member; name one with --member",

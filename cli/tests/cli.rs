@@ -1606,12 +1606,29 @@ fn a_revoked_desktop_reads_its_records_and_refuses_edits() {
     let stderr = fails(&pc, &["sync"], 5, Some("auth.device_revoked"));
     assert!(stderr.contains("revoked"), "{stderr}");
 
+    // The store remembers the revocation; nothing else is written beside it.
+    let revocation = Store::open(pc.join("branchline.db"))
+        .unwrap()
+        .revocation()
+        .unwrap()
+        .expect("the store keeps the revocation");
+    assert_eq!(revocation.device_id, device);
+    assert!(!pc.join("revoked.json").exists());
+
     // What it holds is still readable, and it says why it cannot do more.
     let status = json(&pc, &["status"]);
     assert_eq!(status["revoked"], true, "{status}");
     assert_eq!(status["branch_name"], "Riverside", "{status}");
+    assert_eq!(status["device_id"], device.to_string().as_str(), "{status}");
+    assert_eq!(status["revoked_at_ms"], revocation.revoked_at.0, "{status}");
+    // What only the forgotten account knew is not made up.
+    assert_eq!(status["role"], Value::Null, "{status}");
+    assert_eq!(status["server"], Value::Null, "{status}");
     let text = ok(&pc, &["status"]);
     assert!(text.contains("REVOKED"), "{text}");
+    assert!(text.contains(&device.to_string()), "{text}");
+    let (text, _) = ok_zh(&pc, &["status"]);
+    assert!(text.contains("已吊销"), "{text}");
     assert_eq!(json(&pc, &["member", "list"])[0]["name"], "Li Wei");
     assert_eq!(
         json(&pc, &["activity", "show", &march])["title"],
@@ -1637,7 +1654,31 @@ fn a_revoked_desktop_reads_its_records_and_refuses_edits() {
         Some("auth.device_revoked"),
     );
     fails(&pc, &["sync"], 5, Some("auth.device_revoked"));
+    for args in [
+        &["suggest", "more chairs"][..],
+        &["feedback", "answer", "abcd", "yes"][..],
+    ] {
+        fails(&pc, args, 5, Some("auth.device_revoked"));
+    }
+    let out = branchline_with(&pc, Some("zh"), &["member", "add", "Zhao"], &[], None);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        describe(&["member"], &out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("错误 [auth.device_revoked]：服务器已吊销此设备"),
+        "{stderr}"
+    );
     assert_eq!(json(&pc, &["status"])["pending_changes"], pending);
+
+    // A `revoked.json` an earlier build wrote beside the store goes once
+    // the store has its own record.
+    std::fs::write(pc.join("revoked.json"), "{}").unwrap();
+    ok(&pc, &["member", "list"]);
+    assert!(!pc.join("revoked.json").exists());
 
     // A new invite makes it a working desktop again, records and all.
     ok(
@@ -1649,4 +1690,49 @@ fn a_revoked_desktop_reads_its_records_and_refuses_edits() {
     );
     assert_eq!(json(&pc, &["status"])["revoked"], false);
     ok(&pc, &["activity", "sign-in", &march, "--member", "Li Wei"]);
+    ok(&pc, &["sync"]);
+}
+
+#[test]
+fn a_desktop_revoked_by_an_earlier_build_still_reads_and_refuses() {
+    // An earlier build forgot the account without a record in the store and
+    // wrote who the device was to `revoked.json` beside it.
+    let homes = tempfile::tempdir().unwrap();
+    let pc = homes.path().join("committee");
+    std::fs::create_dir_all(&pc).unwrap();
+    let branch = Store::open(pc.join("branchline.db"))
+        .unwrap()
+        .create_branch("Riverside", Level::Branch, None)
+        .unwrap();
+    let device = "5f2b6c1e-7d3a-4e9b-8c21-0a6f4d3e2b1c";
+    let legacy = serde_json::json!({
+        "server": "127.0.0.1:4433",
+        "device_id": device,
+        "device_name": "Committee PC",
+        "branch": branch.to_string(),
+        "member": null,
+        "role": "committee",
+        "revoked_at_ms": 1_741_132_800_000_i64,
+    });
+    std::fs::write(pc.join("revoked.json"), legacy.to_string()).unwrap();
+
+    let status = json(&pc, &["status"]);
+    assert_eq!(status["revoked"], true, "{status}");
+    assert_eq!(status["device_id"], device, "{status}");
+    assert_eq!(status["revoked_at_ms"], 1_741_132_800_000_i64, "{status}");
+    assert_eq!(status["branch_name"], "Riverside", "{status}");
+    assert_eq!(json(&pc, &["member", "list"]), serde_json::json!([]));
+    fails(
+        &pc,
+        &["member", "add", "Zhao", "--gender", "male"],
+        5,
+        Some("auth.device_revoked"),
+    );
+    fails(&pc, &["sync"], 5, Some("auth.device_revoked"));
+    // Reading it leaves it: it is all that says the device was revoked.
+    assert!(pc.join("revoked.json").exists());
+
+    // A file that does not read is no revocation: the home is not enrolled.
+    std::fs::write(pc.join("revoked.json"), "not json").unwrap();
+    fails(&pc, &["status"], 6, Some("home.not_enrolled"));
 }

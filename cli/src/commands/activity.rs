@@ -305,7 +305,7 @@ fn edit(
         .zh("请给出要修改的内容：--title、--place 或 --agenda"));
     }
     let current: Activity = home.store.get(id)?;
-    let organizer = current.organizer.is_some() && current.organizer == home.account.member;
+    let organizer = current.organizer.is_some() && current.organizer == home.own_member();
     if !home.is_committee() && !organizer {
         return Err(Failure::invalid(
             "access.read_only",

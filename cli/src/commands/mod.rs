@@ -29,7 +29,7 @@ pub fn run(cli: Cli, out: Out) -> Result<()> {
     };
     let mut home = Home::open(&home_dir)?;
     if command.edits() {
-        home.require_not_revoked()?;
+        home.require_writable()?;
     }
     match command {
         Command::Enroll { .. } | Command::Sync { .. } => unreachable!("handled above"),

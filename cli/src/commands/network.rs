@@ -20,10 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::commands::rejection::{self, RejectionView};
 use crate::failure::{EXIT_FAILURE, EXIT_HOME, EXIT_NETWORK, EXIT_REFUSED, Failure, Result};
-use crate::home::{
-    Home, Identity, clear_revocation, known_branch_name, record_revocation, revoked_failure,
-    store_path,
-};
+use crate::home::{Home, forget_legacy_revocation, known_branch_name, revoked_failure, store_path};
 use crate::output::{Out, local_time, short};
 use crate::words;
 
@@ -209,7 +206,7 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
                     ),
                 )
             );
-            clear_revocation(home);
+            forget_legacy_revocation(home);
             return print_enrolled(&path, out);
         }
         if created_store {
@@ -225,7 +222,8 @@ pub fn enroll(home: &Path, link: &str, name: &str, timeout: u64, out: Out) -> Re
         tracing::debug!(%server, "enrollment failed; nothing kept");
         return Err(failure);
     }
-    clear_revocation(home);
+    // Saving the new account ended the store's revocation.
+    forget_legacy_revocation(home);
     print_enrolled(&path, out)
 }
 
@@ -299,33 +297,25 @@ fn print_enrolled(path: &Path, out: Out) -> Result<()> {
 }
 
 /// Syncs once, or stays connected with `watch` until Ctrl-C.
+///
+/// When the server says the device is revoked, client-core forgets the
+/// account and the store remembers the revocation: later commands read it
+/// from there.
 pub fn sync(home: &Path, watch: bool, timeout: u64, out: Out) -> Result<()> {
     let opened = Home::open(home)?;
-    opened.require_not_revoked()?;
-    let who = opened.account.clone();
+    opened.require_writable()?;
+    let server = opened.account()?.server.clone();
     let store = Arc::new(Mutex::new(opened.store));
-    let result = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
         let result = if watch {
             watch_loop(&client, out).await
         } else {
-            sync_once(&client, &store, &who.server, timeout, out).await
+            sync_once(&client, &store, &server, timeout, out).await
         };
         client.shutdown().await;
         result
-    });
-    note_revocation(home, &who, result)
-}
-
-/// Writes down a revocation the server just told of, so the records stay
-/// readable and later commands say why they refuse.
-fn note_revocation<T>(home: &Path, who: &Identity, result: Result<T>) -> Result<T> {
-    if let Err(failure) = &result
-        && failure.code == DEVICE_REVOKED
-    {
-        record_revocation(home, who)?;
-    }
-    result
+    })
 }
 
 async fn sync_once(
@@ -553,11 +543,9 @@ fn with_connection<T>(
     out: Out,
     request: impl AsyncFnOnce(&SyncClient, &mut Receiver<ClientEvent>) -> Result<T>,
 ) -> Result<T> {
-    let server = home.account.server.clone();
-    let who = home.account.clone();
-    let dir = home.dir.clone();
+    let server = home.account()?.server.clone();
     let store = Arc::new(Mutex::new(home.store));
-    let result = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let client = SyncClient::resume(Arc::clone(&store), ClientConfig::default())?;
         let mut events = client.subscribe();
         let mut on_event = |event: ClientEvent| {
@@ -582,8 +570,7 @@ fn with_connection<T>(
         };
         client.shutdown().await;
         result
-    });
-    note_revocation(&dir, &who, result)
+    })
 }
 
 /// A request the server did not answer as hoped: its refusal in words, or the
@@ -610,7 +597,7 @@ fn request_failed(e: NetError, server: &str, timeout: u64, out: Out) -> Failure 
 /// residents can scan off the screen or a printed poster.
 pub fn submission_code(home: Home, qr: bool, timeout: u64, out: Out) -> Result<()> {
     home.require_committee("show the branch's submission code")?;
-    let server = home.account.server.clone();
+    let server = home.account()?.server.clone();
     let link = with_connection(home, timeout, out, async |client, _| {
         within(timeout, client.submission_link())
             .await
@@ -652,7 +639,8 @@ fn qr_code(link: &str) -> Result<String> {
 /// waits (up to `timeout`) for the box to bring it back, so `feedback list`
 /// shows it at once. Prints the suggestion's id.
 pub fn suggest(home: Home, text: &str, anonymous: bool, timeout: u64, out: Out) -> Result<()> {
-    match home.account.role {
+    let account = home.account()?;
+    match account.role {
         Role::Resident => {
             return Err(Failure::invalid(
                 "access.denied",
@@ -662,7 +650,7 @@ pub fn suggest(home: Home, text: &str, anonymous: bool, timeout: u64, out: Out) 
                 ),
             ));
         }
-        _ if !anonymous && home.account.member.is_none() => {
+        _ if !anonymous && account.member.is_none() => {
             return Err(Failure::invalid(
                 "input.member_required",
                 out.say(
@@ -673,7 +661,7 @@ pub fn suggest(home: Home, text: &str, anonymous: bool, timeout: u64, out: Out) 
         }
         _ => {}
     }
-    let server = home.account.server.clone();
+    let server = account.server.clone();
     let branch = home.branch();
     let id = with_connection(home, timeout, out, async |client, events| {
         let (_, id) = within(timeout, client.submit_suggestion(text, anonymous))
@@ -709,7 +697,7 @@ pub fn suggest(home: Home, text: &str, anonymous: bool, timeout: u64, out: Out) 
 /// not write a petition itself), then waits (up to `timeout`) for the
 /// petition to arrive by sync. Prints the petition's id.
 pub fn submit_petition(home: Home, new: NewPetition, timeout: u64, out: Out) -> Result<()> {
-    let server = home.account.server.clone();
+    let server = home.account()?.server.clone();
     let title = new.title.clone();
     let (id, here) = with_connection(home, timeout, out, async |client, events| {
         let id = within(timeout, client.submit_petition(&new))

@@ -70,7 +70,7 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
             };
             // A resident's device may not write a petition: the server
             // writes it and the device follows it by sync.
-            if home.account.role == Role::Resident {
+            if home.account()?.role == Role::Resident {
                 return network::submit_petition(home, new, timeout, out);
             }
             let result = home.store.submit_petition(branch, new);
@@ -282,6 +282,6 @@ pub fn run(mut home: Home, command: PetitionCommand, out: Out) -> Result<()> {
 fn author_or_self(home: &Home, given: Option<&str>) -> Result<Option<branchline_core::MemberId>> {
     match given {
         Some(text) => home.member(text).map(Some),
-        None => Ok(home.account.member),
+        None => Ok(home.own_member()),
     }
 }

@@ -13,15 +13,16 @@ use crate::home::{Home, known_branch_name};
 use crate::output::{Lang, Out, Table, local_time, or_dash, short};
 use crate::{today, words};
 
-/// What `status --json` prints.
+/// What `status --json` prints. A revoked device no longer has its account:
+/// what only the account knew (server, device name, role, member) is null.
 #[derive(Serialize)]
 struct StatusView {
-    server: String,
+    server: Option<String>,
     device_id: String,
-    device_name: String,
+    device_name: Option<String>,
     branch: String,
     branch_name: String,
-    role: String,
+    role: Option<String>,
     member: Option<String>,
     member_name: Option<String>,
     /// The server revoked this device: its records are for reading only.
@@ -36,28 +37,26 @@ struct StatusView {
 
 /// Prints who this device is and what waits to sync.
 pub fn status(home: &Home, out: Out) -> Result<()> {
-    let account = &home.account;
+    let account = home.account().ok();
+    let revoked_at = home.revocation().map(|r| r.revoked_at);
     // The branch's profile names it; a device without the profile (a resident's)
     // has the name the server gave at Welcome, kept in the account (or, once
     // revoked, in the store's revocation).
-    let welcomed_as = match home.store.account()? {
-        Some(enrolled) => enrolled.branch_name,
-        None => home.store.revocation()?.and_then(|r| r.branch_name),
-    };
-    let branch_name =
-        known_branch_name(&home.store, account.branch, welcomed_as).unwrap_or_default();
+    let branch_name = known_branch_name(&home.store, home.branch(), home.welcomed_branch_name())
+        .unwrap_or_default();
     let last = home.store.last_synced()?;
+    let member = account.and_then(|a| a.member);
     let view = StatusView {
-        server: account.server.clone(),
-        device_id: account.device_id.to_string(),
-        device_name: account.device_name.clone(),
-        branch: account.branch.to_string(),
+        server: account.map(|a| a.server.clone()),
+        device_id: home.device_id().to_string(),
+        device_name: account.map(|a| a.device_name.clone()),
+        branch: home.branch().to_string(),
         branch_name,
-        role: account.role.to_string(),
-        member: account.member.map(|m| m.to_string()),
-        member_name: account.member.map(|m| home.member_name(m)),
-        revoked: home.revoked.is_some(),
-        revoked_at_ms: home.revoked.map(|t| t.0),
+        role: account.map(|a| a.role.to_string()),
+        member: member.map(|m| m.to_string()),
+        member_name: member.map(|m| home.member_name(m)),
+        revoked: revoked_at.is_some(),
+        revoked_at_ms: revoked_at.map(|t| t.0),
         documents: home.store.documents()?.len(),
         pending_changes: home.store.pending_changes()?,
         last_synced_ms: last.map(|t| t.0),
@@ -65,7 +64,7 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
     };
     out.show(&view, || {
         let l = |en, zh| out.lang.pick(en, zh);
-        if let Some(at) = home.revoked {
+        if let Some(at) = revoked_at {
             println!(
                 "{}",
                 out.say(
@@ -92,23 +91,23 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
                 short(&view.branch)
             );
         }
-        println!(
-            "{}: {}",
-            l("role", "角色"),
-            words::value(&view.role, out.lang)
-        );
-        println!(
-            "{}: {}",
-            l("member", "成员"),
-            or_dash(view.member_name.as_deref())
-        );
-        println!(
-            "{}: {} ({})",
-            l("device", "设备"),
-            view.device_name,
-            view.device_id
-        );
-        println!("{}: {}", l("server", "服务器"), view.server);
+        // A revoked device knows only its id and branch: the rest was the
+        // account's.
+        if let Some(role) = &view.role {
+            println!("{}: {}", l("role", "角色"), words::value(role, out.lang));
+            println!(
+                "{}: {}",
+                l("member", "成员"),
+                or_dash(view.member_name.as_deref())
+            );
+        }
+        match &view.device_name {
+            Some(name) => println!("{}: {name} ({})", l("device", "设备"), view.device_id),
+            None => println!("{}: {}", l("device", "设备"), view.device_id),
+        }
+        if let Some(server) = &view.server {
+            println!("{}: {server}", l("server", "服务器"));
+        }
         println!("{}: {}", l("documents", "文档"), view.documents);
         println!(
             "{}: {}",
