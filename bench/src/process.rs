@@ -91,13 +91,7 @@ impl ServerProcess {
     /// User plus system CPU time the server process has used so far, all
     /// threads (10 ms resolution).
     pub fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name, which is in parentheses and may
-        // hold spaces: state is field 3, utime 14, stime 15.
-        let rest = stat.rsplit_once(')').context("malformed stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
+        process_cpu(&self.child.id().to_string())
     }
 
     fn status_kib(&self, key: &str) -> Result<u64> {
@@ -148,6 +142,41 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// User plus system CPU time of the process `pid` (a number or `self`), all
+/// threads, from `/proc/<pid>/stat` (10 ms resolution).
+fn process_cpu(pid: &str) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may
+    // hold spaces: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// CPU time this process (the devices' side) has used so far.
+pub fn own_cpu() -> Result<Duration> {
+    process_cpu("self")
+}
+
+/// CPU time the whole machine has spent busy so far (every core, every
+/// process, not idle and not waiting for I/O), from `/proc/stat`.
+pub fn machine_busy() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice;
+    // guest time is already counted in user.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(ticks.len() == 8, "malformed /proc/stat: {line:?}");
+    let busy: u64 = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
+    Ok(Duration::from_millis(busy * 1000 / USER_HZ))
 }
 
 /// The child's side: serve `system` from `dir` until standard input closes.

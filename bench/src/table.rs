@@ -1,5 +1,6 @@
 //! The results table: one row per figure, both systems, the ratio
-//! Branchline / samod and the issue's target for it.
+//! Branchline / samod and the issue's target for it; and the table of
+//! deployments (one row per backend and node count) of N1.
 
 use std::fmt::Write as _;
 
@@ -27,6 +28,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// Branchline's own value must be at most this.
     ValueAtMost(f64),
+    /// Branchline's own value must be at least this.
+    ValueAtLeast(f64),
 }
 
 /// One figure for both systems.
@@ -82,6 +85,7 @@ impl Row {
             Target::RatioAtMost(max) => self.ratio().map(|r| r <= max),
             Target::RatioAtLeast(min) => self.ratio().map(|r| r >= min),
             Target::ValueAtMost(max) => Some(self.branchline <= max),
+            Target::ValueAtLeast(min) => Some(self.branchline >= min),
         }
     }
 }
@@ -104,6 +108,7 @@ fn target_text(target: Option<Target>, unit: Unit) -> String {
         Some(Target::RatioAtMost(r)) => format!("ratio ≤ {r}"),
         Some(Target::RatioAtLeast(r)) => format!("ratio ≥ {r}"),
         Some(Target::ValueAtMost(v)) => format!("≤ {}", value(unit, v)),
+        Some(Target::ValueAtLeast(v)) => format!("≥ {}", value(unit, v)),
     }
 }
 
@@ -135,6 +140,80 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// One deployment's figures in N1: a backend with some number of nodes.
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    /// "SQLite" or "PostgreSQL".
+    pub backend: &'static str,
+    /// Server nodes (processes) sharing the database.
+    pub nodes: usize,
+    /// Devices pushing at once.
+    pub devices: usize,
+    /// Changes stored and acknowledged.
+    pub changes: usize,
+    /// Changes stored and acknowledged per second of the push window.
+    pub per_sec: f64,
+    /// Ack latency p50, ms.
+    pub ack_p50: f64,
+    /// Ack latency p99, ms.
+    pub ack_p99: f64,
+    /// CPU of all nodes together per change, ms.
+    pub node_cpu_per_change: f64,
+    /// Edits of one activity tried from node 1 to the last node.
+    pub edits_tried: usize,
+    /// Their propagation p50 and p99, ms, if every one arrived.
+    pub edits: Option<(f64, f64)>,
+    /// The edit (from 0) that never arrived, if one did not.
+    pub missed: Option<usize>,
+    /// New activities timed from node 1 to the last node.
+    pub created: usize,
+    /// Their propagation p50, ms.
+    pub created_p50: f64,
+    /// Their p99, ms.
+    pub created_p99: f64,
+}
+
+/// N1's table as Markdown: one row per deployment.
+pub fn deployments_markdown(rows: &[DeploymentRow]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| backend | nodes | ingest: changes/s | ack p50 | ack p99 | node CPU per change \
+         | edit, node 1 → node k: p50 | p99 | new activity, node 1 → node k: p50 | p99 |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for row in rows {
+        let (edit_p50, edit_p99) = match (row.edits, row.missed) {
+            (Some((p50, p99)), _) => (
+                value(Unit::Ms, p50),
+                format!("{} (of {})", value(Unit::Ms, p99), row.edits_tried),
+            ),
+            (None, Some(i)) => (
+                format!("**edit {} of {} never arrived**", i + 1, row.edits_tried),
+                String::new(),
+            ),
+            (None, None) => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ({} changes, {} devices) | {} | {} | {:.2} ms | {} | {} | {} | {} (of {}) |",
+            row.backend,
+            row.nodes,
+            value(Unit::PerSec, row.per_sec),
+            row.changes,
+            row.devices,
+            value(Unit::Ms, row.ack_p50),
+            value(Unit::Ms, row.ack_p99),
+            row.node_cpu_per_change,
+            edit_p50,
+            edit_p99,
+            value(Unit::Ms, row.created_p50),
+            value(Unit::Ms, row.created_p99),
+            row.created,
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +229,10 @@ mod tests {
             row.clone().target(Target::RatioAtLeast(3.0)).met(),
             Some(false)
         );
-        assert_eq!(row.target(Target::ValueAtMost(20.0)).met(), Some(false));
+        assert_eq!(
+            row.clone().target(Target::ValueAtMost(20.0)).met(),
+            Some(false)
+        );
+        assert_eq!(row.target(Target::ValueAtLeast(20.0)).met(), Some(true));
     }
 }
