@@ -113,17 +113,17 @@ pub async fn acked_edit(device: &LightDevice, doc: DocId, line: &str) -> Result<
     Ok(t.elapsed())
 }
 
-/// One propagation: runs `edit` (a local write of `doc` on one device) and
-/// waits until the device behind `to` has stored it. Returns the time from
-/// before the edit, so it includes the editing device's own write (B4, N1).
+/// One propagation: runs `edit` (a local write on one device, which returns
+/// the document it wrote) and waits until the device behind `to` has stored
+/// it. Returns the time from before the edit, so it includes the editing
+/// device's own write (B4, N1).
 pub async fn propagation(
-    edit: impl FnOnce() -> Result<()>,
+    edit: impl FnOnce() -> Result<DocId>,
     to: &SyncClient,
-    doc: DocId,
 ) -> Result<Duration> {
     let mut events = to.subscribe();
     let t = Instant::now();
-    edit()?;
+    let doc = edit()?;
     wait_for(
         &mut events,
         |e| matches!(e, SyncEvent::DocUpdated(d) if *d == doc),

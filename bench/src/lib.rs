@@ -30,9 +30,12 @@
 //!   [`branchline_core::workload`]) and the same edits (a line appended to an
 //!   activity's `minutes` text, one automerge change per edit).
 //!
-//! [`workloads`] holds B1 to B6 and says, for each, what is measured.
+//! [`workloads`] holds B1 to B6 and says, for each, what is measured;
+//! [`nodes`] holds N1, Branchline alone on SQLite and on PostgreSQL with one
+//! to three nodes (issue 17).
 
 pub mod branchline_side;
+pub mod nodes;
 pub mod process;
 pub mod samod_side;
 pub mod table;

@@ -1,9 +1,10 @@
-//! `branchline-bench`: runs B1 to B6 through Branchline and samod and prints
-//! the table (see the library's documentation for the method).
+//! `branchline-bench`: runs B1 to B6 through Branchline and samod, and N1
+//! (Branchline on SQLite and on PostgreSQL with one to three nodes), and
+//! prints the tables (see the library's documentation for the method).
 //!
-//! - `branchline-bench` — the full sizes of issue 8, for BENCHMARKS.md.
+//! - `branchline-bench` — the full sizes of issues 8 and 17, for BENCHMARKS.md.
 //! - `branchline-bench --quick` — small sizes; only checks that everything runs.
-//! - `branchline-bench --only B1,B4` — a subset.
+//! - `branchline-bench --only B1,B4` — a subset (`N1` or `nodes` for N1).
 //! - `branchline-bench serve <branchline|samod> <dir>` — the server process
 //!   the suite starts for itself.
 
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use branchline_bench::table::{self, Row};
+use branchline_bench::nodes;
+use branchline_bench::table::{self, DeploymentRow, Row};
 use branchline_bench::workloads::{self, Outcome, Sizes};
 use branchline_core::workload::{WorkloadSpec, generate};
 
@@ -77,12 +79,18 @@ async fn suite(quick: bool, only: Option<Vec<String>>) -> Result<()> {
     );
 
     let mut rows: Vec<Row> = Vec::new();
+    let mut deployments: Vec<DeploymentRow> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut take = |name: &str, outcome: Result<Outcome>, t: Instant| match outcome {
         Ok(outcome) => {
             println!("{name} done in {:.1?}", t.elapsed());
+            if !outcome.deployments.is_empty() {
+                print!("{}", table::deployments_markdown(&outcome.deployments));
+                println!();
+            }
             print!("{}", table::markdown(&outcome.rows));
             rows.extend(outcome.rows);
+            deployments.extend(outcome.deployments);
             notes.extend(outcome.notes);
         }
         Err(e) => {
@@ -127,9 +135,17 @@ async fn suite(quick: bool, only: Option<Vec<String>>) -> Result<()> {
         let t = Instant::now();
         take("B6", workloads::b6(&sizes).await, t);
     }
+    if wanted("N1") || wanted("NODES") {
+        let t = Instant::now();
+        take("N1", nodes::n1(&sizes).await, t);
+    }
     let failed = notes.iter().any(|n| n.contains(" failed: "));
 
     println!();
+    if !deployments.is_empty() {
+        print!("{}", table::deployments_markdown(&deployments));
+        println!();
+    }
     print!("{}", table::markdown(&rows));
     println!();
     for note in &notes {

@@ -40,6 +40,9 @@
 //!   documents (profile and roster), then idle for two seconds: the server's
 //!   resident memory minus its resident memory before the first device,
 //!   divided by N.
+//!
+//! N1 (Branchline alone, on SQLite and on PostgreSQL with one to three
+//! nodes) is in [`crate::nodes`]; it reuses B4's and B5's measurements.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -59,7 +62,7 @@ use tempfile::TempDir;
 use crate::branchline_side::{self as bl, LightDevice};
 use crate::process::{ServerProcess, System, dir_size};
 use crate::samod_side::{self as sm, SamodDevice};
-use crate::table::{Row, Target, Unit};
+use crate::table::{DeploymentRow, Row, Target, Unit};
 
 /// How big each workload is.
 #[derive(Debug, Clone)]
@@ -84,6 +87,12 @@ pub struct Sizes {
     pub b5_edits: usize,
     /// Devices in B6.
     pub b6_devices: usize,
+    /// Devices pushing at once in N1's ingest.
+    pub n1_devices: usize,
+    /// How long they push.
+    pub n1_window: Duration,
+    /// Edits timed from node 1 to the last node in N1.
+    pub n1_edits: usize,
 }
 
 impl Sizes {
@@ -100,6 +109,9 @@ impl Sizes {
             b5_devices: 200,
             b5_edits: 20,
             b6_devices: 1_000,
+            n1_devices: 40,
+            n1_window: Duration::from_secs(10),
+            n1_edits: 200,
         }
     }
 
@@ -116,6 +128,9 @@ impl Sizes {
             b5_devices: 8,
             b5_edits: 5,
             b6_devices: 20,
+            n1_devices: 6,
+            n1_window: Duration::from_millis(1500),
+            n1_edits: 20,
         }
     }
 }
@@ -127,9 +142,11 @@ pub struct Outcome {
     pub rows: Vec<Row>,
     /// Observations that do not fit the table.
     pub notes: Vec<String>,
+    /// Deployments measured (N1), for their own table.
+    pub deployments: Vec<DeploymentRow>,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -149,7 +166,7 @@ fn median(mut runs: Vec<Run>) -> Run {
 }
 
 /// The `q` quantile (0..=1) of `values`, nearest rank; zero when empty.
-fn quantile(values: &mut [Duration], q: f64) -> Duration {
+pub(crate) fn quantile(values: &mut [Duration], q: f64) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;
     }
@@ -562,8 +579,11 @@ pub async fn b4(branch: &GeneratedBranch, sizes: &Sizes) -> Result<Outcome> {
     let mut b = Device::join("b4 b", bl::invite(&admin, branch.branch)?).await?;
     let mut bl_lat = Vec::new();
     for i in 0..sizes.b4_edits {
-        let edit = || bl::append_minutes(&mut a.store(), activity, &format!("\n发言 {i}"));
-        bl_lat.push(bl::propagation(edit, b.client(), activity).await?);
+        let edit = || {
+            bl::append_minutes(&mut a.store(), activity, &format!("\n发言 {i}"))?;
+            Ok(activity)
+        };
+        bl_lat.push(bl::propagation(edit, b.client()).await?);
     }
     a.close().await;
     b.close().await;
