@@ -110,6 +110,21 @@ const TABLE: &[(&str, &str, &str)] = &[
         "服务器已吊销此设备",
     ),
     (
+        "server.busy",
+        "the server is busy; the device tries again shortly",
+        "服务器繁忙；设备稍后会自动重试",
+    ),
+    (
+        "server.internal",
+        "something failed on the server; the device tries again shortly",
+        "服务器出现故障；设备稍后会自动重试",
+    ),
+    (
+        "server.unavailable",
+        "the server cannot reach its database; nothing was lost, the device tries again shortly",
+        "服务器暂时无法访问数据库；数据没有丢失，设备稍后会自动重试",
+    ),
+    (
         "tls.certificate_mismatch",
         "the server's certificate is not the one the invite names",
         "服务器证书与邀请中的不一致",

@@ -503,6 +503,9 @@ pub enum ErrorCode {
     ServerBusy,
     /// `server.internal`: something broke on the server; not the client's fault.
     Internal,
+    /// `server.unavailable`: the server cannot reach or write its storage
+    /// (its database restarting, say); nothing was stored, try again shortly.
+    Unavailable,
     /// `rule.committee_only`: only the branch committee may change this.
     CommitteeOnly,
     /// `rule.not_own_entry`: a member may add or remove only their own
@@ -541,7 +544,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every known code, for tests and documentation.
-    pub const KNOWN: [ErrorCode; 27] = [
+    pub const KNOWN: [ErrorCode; 28] = [
         ErrorCode::VersionUnsupported,
         ErrorCode::FrameTooLarge,
         ErrorCode::Malformed,
@@ -569,6 +572,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::InvalidRequest,
         ErrorCode::CertificateMismatch,
+        ErrorCode::Unavailable,
     ];
 
     /// The code's stable string form, as sent on the wire.
@@ -601,6 +605,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "request.rate_limited",
             ErrorCode::InvalidRequest => "request.invalid",
             ErrorCode::CertificateMismatch => "tls.certificate_mismatch",
+            ErrorCode::Unavailable => "server.unavailable",
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -612,6 +617,16 @@ impl ErrorCode {
             .into_iter()
             .find(|known| known.as_str() == code)
             .unwrap_or_else(|| ErrorCode::Unknown(code.to_owned()))
+    }
+
+    /// A failure on the server's side that may pass: the same request can
+    /// succeed a little later, so a device tries again (with a growing
+    /// delay) instead of giving up on the document or the connection.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            Self::from_code(self.as_str()),
+            ErrorCode::ServerBusy | ErrorCode::Internal | ErrorCode::Unavailable
+        )
     }
 
     /// True unless this is a code this build does not know.
@@ -1475,8 +1490,24 @@ mod tests {
                 "request.rate_limited",
                 "request.invalid",
                 "tls.certificate_mismatch",
+                "server.unavailable",
             ]
         );
+    }
+
+    #[test]
+    fn only_server_side_failures_are_transient() {
+        let transient: Vec<_> = ErrorCode::KNOWN
+            .iter()
+            .filter(|code| code.is_transient())
+            .map(ErrorCode::as_str)
+            .collect();
+        assert_eq!(
+            transient,
+            ["server.busy", "server.internal", "server.unavailable"]
+        );
+        assert!(ErrorCode::Unknown("server.unavailable".to_owned()).is_transient());
+        assert!(!ErrorCode::Unknown("billing.overdue".to_owned()).is_transient());
     }
 
     #[test]

@@ -110,6 +110,22 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The code a device is sent when this failure stops a request: a
+    /// database that cannot be reached or written is `server.unavailable`
+    /// (nothing was stored; the device tries again), anything else
+    /// `server.internal`.
+    pub fn wire_code(&self) -> branchline_protocol::ErrorCode {
+        use branchline_protocol::ErrorCode;
+        match self {
+            Error::Database(_) | Error::CommitFailed(_) | Error::WriterStopped | Error::Io(_) => {
+                ErrorCode::Unavailable
+            }
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Database(e.to_string())

@@ -329,7 +329,7 @@ impl ServerCore {
             Err(e) => {
                 warn!(error = %e, "cannot check credentials");
                 return Err(refuse(
-                    ErrorCode::Internal,
+                    e.wire_code(),
                     "the server cannot check credentials now".into(),
                 ));
             }

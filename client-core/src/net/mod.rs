@@ -28,6 +28,7 @@
 //! [`Status::Stopped`], so the app is not left showing `Syncing` from a task
 //! that is gone.
 
+mod retry;
 mod tls;
 
 use std::any::Any;
@@ -51,6 +52,7 @@ use crate::model::{NewPetition, Petition, Timestamp};
 use crate::store::Store;
 use crate::sync::{Join, Outgoing, Session, SessionError, SyncEvent};
 use crate::{DocId, MemberId};
+use retry::DocRetries;
 
 /// The QUIC application close code for a normal goodbye.
 const CLOSE_DONE: u32 = 0;
@@ -930,12 +932,20 @@ impl Runner {
                         Err(ended) => return ended,
                     },
                 },
+                () = sleep_until(link.retries.next_due()) => {
+                    self.retry_due(&mut session, link)
+                }
                 error = link.connection.closed() => {
                     return self.classify_close(error, was_in_sync);
                 }
             };
             let outgoing = match step {
                 Ok(outgoing) => outgoing,
+                Err(SessionError::Rejected { code, message }) if code.is_transient() => {
+                    // The node cannot serve now (its database restarting, say):
+                    // reconnect after the backoff, to another node if there is one.
+                    return lost(format!("the server failed: {code}: {message}"));
+                }
                 Err(SessionError::Rejected { code, message }) => {
                     return Ended::Refused(code, message);
                 }
@@ -946,7 +956,9 @@ impl Runner {
                 }
                 Err(SessionError::Store(e)) => return lost(format!("the local store failed: {e}")),
             };
-            self.publish_events(&mut session, link);
+            if let Err(ended) = self.publish_events(&mut session, link) {
+                return ended;
+            }
             if let Err(ended) = link.send_all(outgoing).await {
                 return ended;
             }
@@ -984,9 +996,28 @@ impl Runner {
         session.handle(&mut store, message)
     }
 
-    fn publish_events(&mut self, session: &mut Session, link: &mut Link) {
+    /// Hands the session's events to the app, and schedules another try of
+    /// each document the server failed on its side. Ends the connection when
+    /// a document kept failing.
+    fn publish_events(&mut self, session: &mut Session, link: &mut Link) -> Result<(), Ended> {
+        let mut gave_up = None;
         for event in session.take_events() {
             match &event {
+                SyncEvent::DocFailed { doc, code, message } if code.is_transient() => {
+                    match link.retries.failed(*doc, tokio::time::Instant::now()) {
+                        Ok(delay) => {
+                            debug!(%doc, %code, %message, ?delay, "the server failed; trying again")
+                        }
+                        Err(retry::GaveUp { doc, attempts }) => {
+                            gave_up = Some(lost(format!(
+                                "the server failed {attempts} times in a row to sync {doc}: {code}: {message}"
+                            )));
+                        }
+                    }
+                }
+                SyncEvent::DocUpdated(doc) | SyncEvent::Acknowledged(doc) => {
+                    link.retries.succeeded(*doc);
+                }
                 SyncEvent::Enrolled(account) => {
                     self.join = Join::Resume(account.clone());
                 }
@@ -998,6 +1029,22 @@ impl Runner {
             }
             let _ = self.events.send(ClientEvent::Sync(event));
         }
+        gave_up.map_or(Ok(()), Err)
+    }
+
+    /// Starts the sync of every document whose retry is due (one already
+    /// syncing again carries on instead).
+    fn retry_due(
+        &mut self,
+        session: &mut Session,
+        link: &mut Link,
+    ) -> Result<Vec<Outgoing>, SessionError> {
+        let mut store = lock(&self.store);
+        let mut out = Vec::new();
+        for doc in link.retries.take_due(tokio::time::Instant::now()) {
+            out.extend(session.local_change(&mut store, doc)?);
+        }
+        Ok(out)
     }
 
     /// Handles an app command while connected.
@@ -1069,6 +1116,14 @@ impl Runner {
     }
 }
 
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn lost(reason: String) -> Ended {
     Ended::Lost {
         reason,
@@ -1116,6 +1171,8 @@ struct Link {
     frame_bytes_sent: u64,
     frame_bytes_received: u64,
     connections: u32,
+    /// Documents the server failed on, to sync again.
+    retries: DocRetries,
 }
 
 impl Link {
@@ -1145,6 +1202,7 @@ impl Link {
             frame_bytes_sent: 0,
             frame_bytes_received: 0,
             connections,
+            retries: DocRetries::default(),
         }
     }
 
@@ -1160,9 +1218,13 @@ impl Link {
         self.frame_bytes_received += protocol::encode(message).map_or(0, |f| f.len() as u64);
     }
 
-    /// No document stream open or waiting.
+    /// No document stream open or waiting, and no document waiting to be
+    /// tried again.
     fn is_quiet(&self) -> bool {
-        self.docs.is_empty() && self.waiting.is_empty() && self.fetches == 0
+        self.docs.is_empty()
+            && self.waiting.is_empty()
+            && self.fetches == 0
+            && self.retries.is_empty()
     }
 
     async fn send_all(&mut self, outgoing: Vec<Outgoing>) -> Result<(), Ended> {

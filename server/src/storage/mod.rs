@@ -739,30 +739,36 @@ impl<D: Database> Storage<D> {
         let marks = self.poll_marks.clone();
         self.db.between(move |conn| {
             let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+            // Everything is read before any mark moves: a read that fails
+            // (the database going away mid-poll) leaves the marks where
+            // they were, so the next poll reads the same rows again.
             let horizon = marks.horizon;
-            if horizon.is_some() {
-                // Read in the same snapshot as the rows, so every write it
-                // does not show belongs to a transaction at or past the new
-                // horizon, which the next poll reads again.
-                marks.horizon = Some(crate::postgres::snapshot_horizon(conn)?);
-            }
+            // Read in the same snapshot as the rows, so every write it does
+            // not show belongs to a transaction at or past the new horizon,
+            // which the next poll reads again.
+            let next_horizon = match horizon {
+                Some(_) => Some(crate::postgres::snapshot_horizon(conn)?),
+                None => None,
+            };
             let rows = match horizon {
                 None => documents::rows_since(conn, marks.docs)?,
                 Some(horizon) => documents::rows_since_horizon(conn, marks.docs, horizon)?,
             };
-            if let Some(newest) = rows.iter().map(|row| row.seq).max() {
-                marks.docs = marks.docs.max(newest);
-            }
-            *shared
-                .hierarchy
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = branch_parents(conn)?;
-            shared.publish(&rows, None);
-            let (revoked, mark) = match horizon {
+            let parents = branch_parents(conn)?;
+            let (revoked, revoked_mark) = match horizon {
                 None => auth::revoked_since(conn, marks.revoked)?,
                 Some(horizon) => crate::postgres::revoked_since(conn, marks.revoked, horizon)?,
             };
-            marks.revoked = mark;
+            marks.horizon = next_horizon;
+            if let Some(newest) = rows.iter().map(|row| row.seq).max() {
+                marks.docs = marks.docs.max(newest);
+            }
+            marks.revoked = revoked_mark;
+            *shared
+                .hierarchy
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = parents;
+            shared.publish(&rows, None);
             Ok(PollOutcome { revoked })
         })
     }
@@ -897,7 +903,31 @@ impl<D: Database> Storage<D> {
 
         let slot = self.slot(cx.doc_id);
         let mut guard = slot.lock();
-        let loaded = self.loaded(&mut guard, cx.doc_id)?;
+        let outcome = self.step_locked(cx, &mut guard, sync_state, message);
+        if outcome.is_err() {
+            // Memory must not hold what the disk does not: whatever failed
+            // (the database gone mid-step, say), the next step starts from
+            // what is stored.
+            *guard = None;
+        }
+        outcome
+    }
+
+    /// [`Storage::sync_step`] on the document's locked cache slot.
+    fn step_locked(
+        &self,
+        cx: &StepContext,
+        guard: &mut Option<LoadedDoc>,
+        sync_state: &mut sync::State,
+        message: Option<sync::Message>,
+    ) -> std::result::Result<StepOutcome, StepError> {
+        let denied = || {
+            StepError::new(
+                ErrorCode::AccessDenied,
+                "this device may not read this document",
+            )
+        };
+        let loaded = self.loaded(guard, cx.doc_id)?;
         if let Some(attrs) = &loaded.attrs
             && !self.decide(&cx.principal, attrs).read
         {
@@ -916,7 +946,6 @@ impl<D: Database> Storage<D> {
                 Err(_) => Some("cannot apply sync message".to_owned()),
             };
             if let Some(reason) = failure {
-                *guard = None;
                 return Err(StepError::new(ErrorCode::InvalidSyncPayload, reason));
             }
         }
@@ -924,7 +953,7 @@ impl<D: Database> Storage<D> {
         let mut ack = None;
         let mut rejected = Vec::new();
         if new_heads != old_heads {
-            let judgement = self.judge(cx, loaded, &old_heads);
+            let judgement = self.judge(cx, loaded, &old_heads)?;
             if !judgement.rejected.is_empty() {
                 self.audit_rejections(cx, &judgement);
                 // Start again from what the disk holds, plus what passed.
@@ -933,7 +962,6 @@ impl<D: Database> Storage<D> {
                     return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
                 };
                 if let Err(e) = reloaded.doc.apply_changes(judgement.accepted) {
-                    *guard = None;
                     tracing::error!(doc = %cx.doc_id, error = %e, "cannot reapply accepted changes");
                     return Err(StepError::new(
                         ErrorCode::Internal,
@@ -949,14 +977,7 @@ impl<D: Database> Storage<D> {
                 return Err(StepError::new(ErrorCode::Internal, "document not loaded"));
             };
             if loaded.doc.get_heads() != old_heads {
-                match self.store_new_changes(cx, loaded, &old_heads) {
-                    Ok(heads) => ack = Some(heads),
-                    Err(e) => {
-                        // Memory must not hold what the disk does not.
-                        *guard = None;
-                        return Err(e);
-                    }
-                }
+                ack = Some(self.store_new_changes(cx, loaded, &old_heads)?);
             }
             if !rejected.is_empty() {
                 return Ok(StepOutcome {
@@ -975,7 +996,6 @@ impl<D: Database> Storage<D> {
             Ok(Some(message)) => message.encode(),
             Ok(None) => Vec::new(),
             Err(_) => {
-                *guard = None;
                 return Err(StepError::new(
                     ErrorCode::Internal,
                     "cannot generate a reply",
@@ -992,7 +1012,16 @@ impl<D: Database> Storage<D> {
     /// Sorts the changes applied since `old_heads` into accepted, refused
     /// and blocked (depending on a refused one), by the sender's write
     /// access and the rules of the document's kind.
-    fn judge(&self, cx: &StepContext, loaded: &LoadedDoc, old_heads: &[ChangeHash]) -> Judgement {
+    ///
+    /// A rule that needs the database (who owns an actor id, which branches
+    /// are allied) and cannot read it fails the step instead: refusing the
+    /// change would make the device drop an edit that is allowed.
+    fn judge(
+        &self,
+        cx: &StepContext,
+        loaded: &LoadedDoc,
+        old_heads: &[ChangeHash],
+    ) -> std::result::Result<Judgement, StepError> {
         let changes = loaded.doc.get_changes(old_heads);
         let mut judgement = Judgement::default();
         let who = &cx.principal;
@@ -1011,7 +1040,7 @@ impl<D: Database> Storage<D> {
         if let Some(attrs) = &loaded.attrs {
             let access = self.decide(who, attrs);
             if !access.write {
-                return if access.read {
+                return Ok(if access.read {
                     refuse_all(
                         ErrorCode::ReadOnly,
                         "this device may only read this document",
@@ -1021,12 +1050,12 @@ impl<D: Database> Storage<D> {
                         ErrorCode::AccessDenied,
                         "this device may not change this document",
                     )
-                };
+                });
             }
         }
         if !self.options.validate_changes {
             judgement.accepted = changes;
-            return judgement;
+            return Ok(judgement);
         }
         let (kind, home) = match (
             &loaded.attrs,
@@ -1036,12 +1065,19 @@ impl<D: Database> Storage<D> {
             (None, Ok(meta)) => (meta.kind, Some(BranchId::from(meta.branch))),
             (None, Err(_)) => (String::new(), None),
         };
+        // The first lookup that failed; the answer given meanwhile is moot.
+        let unread = std::cell::RefCell::new(None::<Error>);
+        let looked_up = |found: Result<bool>| {
+            found.unwrap_or_else(|e| {
+                unread.borrow_mut().get_or_insert(e);
+                false
+            })
+        };
         let allied = |partner: &str| {
             let (Some(home), Ok(partner)) = (home, partner.parse::<BranchId>()) else {
                 return false;
             };
-            self.read(|conn| db::allied(conn, home, partner))
-                .unwrap_or(false)
+            looked_up(self.read(|conn| db::allied(conn, home, partner)))
         };
         let device = who.device;
         // A message's changes nearly all carry the same actor: look each
@@ -1051,11 +1087,10 @@ impl<D: Database> Storage<D> {
             if let Some(known) = owners.borrow().get(actor) {
                 return *known;
             }
-            let senders = self
-                .read(|conn| auth::device_of_actor(conn, actor))
-                .ok()
-                .flatten()
-                .is_some_and(|(owner, _)| owner == device);
+            let senders = looked_up(
+                self.read(|conn| auth::device_of_actor(conn, actor))
+                    .map(|owner| owner.is_some_and(|(owner, _)| owner == device)),
+            );
             owners.borrow_mut().insert(actor.to_vec(), senders);
             senders
         };
@@ -1085,7 +1120,14 @@ impl<D: Database> Storage<D> {
                 }
             }
         }
-        judgement
+        if let Some(e) = unread.into_inner() {
+            tracing::error!(doc = %cx.doc_id, error = %e, "cannot judge changes");
+            return Err(StepError::new(
+                e.wire_code(),
+                "the server cannot check the changes now",
+            ));
+        }
+        Ok(judgement)
     }
 
     /// Records refused changes in the audit log (queued; not waited for).
@@ -1110,17 +1152,42 @@ impl<D: Database> Storage<D> {
     }
 
     /// The document in a locked cache slot, loaded first if it is not in
-    /// memory.
+    /// memory, or loaded again if the store holds changes the cached copy
+    /// lacks (another node wrote it: its poll raised the catalog's heads).
     fn loaded<'g>(
         &self,
         slot: &'g mut Option<LoadedDoc>,
         doc_id: DocId,
     ) -> std::result::Result<&'g mut LoadedDoc, StepError> {
-        if slot.is_none() {
+        let stale = slot
+            .as_ref()
+            .is_some_and(|cached| self.is_behind(doc_id, cached));
+        if stale {
+            tracing::debug!(doc = %doc_id, "written by another node; loading it again");
+        }
+        if slot.is_none() || stale {
             *slot = Some(self.load(doc_id)?);
         }
         slot.as_mut()
             .ok_or_else(|| StepError::new(ErrorCode::Internal, "document not loaded"))
+    }
+
+    /// The catalog names a stored head of `doc_id` that `cached` lacks.
+    fn is_behind(&self, doc_id: DocId, cached: &LoadedDoc) -> bool {
+        let catalog = self
+            .shared
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        catalog.docs.get(&doc_id).is_some_and(|entry| {
+            let heads: Vec<ChangeHash> = entry
+                .heads
+                .as_slice()
+                .iter()
+                .map(|h| ChangeHash(*h))
+                .collect();
+            !automerge::ReadDoc::get_missing_deps(&cached.doc, &heads).is_empty()
+        })
     }
 
     /// Loads a document for the cache: from the database, or empty for an
@@ -1130,7 +1197,7 @@ impl<D: Database> Storage<D> {
             .read(|conn| documents::load(conn, doc_id))
             .map_err(|e| {
                 tracing::error!(doc = %doc_id, error = %e, "cannot load document");
-                StepError::new(ErrorCode::Internal, "cannot load the document")
+                StepError::new(e.wire_code(), "cannot load the document")
             })?;
         Ok(match loaded {
             Some((doc, row)) => LoadedDoc {
@@ -1214,10 +1281,7 @@ impl<D: Database> Storage<D> {
         self.persist(doc_id, loaded, attrs, Some(cx.connection), audit)
             .map_err(|e| {
                 tracing::error!(doc = %doc_id, reason = %e, "cannot store changes");
-                StepError::new(
-                    ErrorCode::Internal,
-                    "the server could not store the changes",
-                )
+                StepError::new(e.wire_code(), "the server could not store the changes")
             })
     }
 
