@@ -1159,14 +1159,22 @@ impl<D: Database> Storage<D> {
         slot: &'g mut Option<LoadedDoc>,
         doc_id: DocId,
     ) -> std::result::Result<&'g mut LoadedDoc, StepError> {
-        let stale = slot
-            .as_ref()
-            .is_some_and(|cached| self.is_behind(doc_id, cached));
-        if stale {
-            tracing::debug!(doc = %doc_id, "written by another node; loading it again");
-        }
-        if slot.is_none() || stale {
-            *slot = Some(self.load(doc_id)?);
+        match slot {
+            None => *slot = Some(self.load(doc_id)?),
+            Some(cached) if self.is_behind(doc_id, cached) => {
+                tracing::debug!(doc = %doc_id, "written by another node; reading its changes");
+                let mut fresh = self.load(doc_id)?;
+                // Merged, not replaced: changes the copy holds back until
+                // their dependencies come stay where a sync put them.
+                let merged = contained(doc_id, "merge", || cached.doc.merge(&mut fresh.doc));
+                if matches!(merged, Ok(Ok(_))) {
+                    cached.stored_heads = fresh.stored_heads;
+                    cached.attrs = fresh.attrs;
+                } else {
+                    *cached = fresh;
+                }
+            }
+            Some(_) => {}
         }
         slot.as_mut()
             .ok_or_else(|| StepError::new(ErrorCode::Internal, "document not loaded"))
@@ -1186,7 +1194,11 @@ impl<D: Database> Storage<D> {
                 .iter()
                 .map(|h| ChangeHash(*h))
                 .collect();
-            !automerge::ReadDoc::get_missing_deps(&cached.doc, &heads).is_empty()
+            // Missing dependencies of queued changes count too; only the
+            // stored heads matter here.
+            automerge::ReadDoc::get_missing_deps(&cached.doc, &heads)
+                .iter()
+                .any(|missing| heads.contains(missing))
         })
     }
 
