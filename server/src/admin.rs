@@ -135,6 +135,16 @@ impl Admin {
         }
     }
 
+    /// The server's TLS identity: the data directory's own, or on
+    /// PostgreSQL the one every node of the database shares.
+    fn identity(&self) -> Result<tls::Identity> {
+        let dir = self.data_dir.clone();
+        self.with_database(|database| match database {
+            AdminDb::Sqlite(_) => tls::load_or_create(&dir),
+            AdminDb::Postgres(pg) => pg.transaction(false, |conn| tls::shared(conn, &dir)),
+        })
+    }
+
     /// Runs `f` in a read transaction.
     fn with_conn<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T>) -> Result<T> {
         self.with_database(|database| match database {
@@ -334,7 +344,7 @@ impl Admin {
                 return Err(branchline_core::Error::MemberNotActive(member).into());
             }
         }
-        let identity = tls::load_or_create(&self.data_dir)?;
+        let identity = self.identity()?;
         let (invite, server) = self.write(|tx| {
             let invite = auth::create_invite(
                 tx,
@@ -365,7 +375,7 @@ impl Admin {
     /// code: an invite link (server address, code, certificate
     /// fingerprint) whose code is [`Admin::submission_code`].
     pub fn submission_link(&self, branch: BranchId, rotate: bool) -> Result<InviteLink> {
-        let identity = tls::load_or_create(&self.data_dir)?;
+        let identity = self.identity()?;
         let (code, server) = self.write(|tx| {
             let code = auth::submission_code(tx, branch.into(), rotate)?;
             Ok((code, stored_public_addr(tx)?))
@@ -472,7 +482,7 @@ impl Admin {
     /// links carry and devices pin; the certificate and key are created
     /// on first use and never replaced.
     pub fn certificate_fingerprint(&self) -> Result<[u8; 32]> {
-        Ok(tls::load_or_create(&self.data_dir)?.fingerprint)
+        Ok(self.identity()?.fingerprint)
     }
 
     /// The `host:port` written into invite links, as last recorded by

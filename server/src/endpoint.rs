@@ -61,16 +61,20 @@ impl Server {
     /// serving on `config.listen`.
     pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         tls::prepare_data_dir(&config.data_dir)?;
-        let identity = tls::load_or_create(&config.data_dir)?;
         let location = db::Location::of(&config.data_dir)?;
         let options = CacheOptions {
             idle_unload: config.idle_unload,
             max_loaded: config.max_loaded_docs.max(1),
             validate_changes: config.validate_changes,
         };
-        let storage = tokio::task::spawn_blocking(move || Opened::open(location, options))
-            .await
-            .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
+        let data_dir = config.data_dir.clone();
+        let (storage, identity) = tokio::task::spawn_blocking(move || {
+            let storage = Opened::open(location, options)?;
+            let identity = storage.identity(&data_dir)?;
+            Ok::<_, Error>((storage, identity))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("opening storage: {e}")))??;
 
         let listen_failed = |e: std::io::Error| Error::Listen {
             addr: config.listen,
@@ -138,6 +142,19 @@ impl Opened {
             db::Location::Sqlite(path) => Opened::Sqlite(Storage::open(&path, options)?),
             db::Location::Postgres(url) => Opened::Postgres(Storage::open_postgres(&url, options)?),
         })
+    }
+
+    /// The TLS identity the server presents (blocking): the data
+    /// directory's own, or the one every node of a PostgreSQL database
+    /// shares.
+    fn identity(&self, data_dir: &std::path::Path) -> Result<Identity> {
+        match self {
+            Opened::Sqlite(_) => tls::load_or_create(data_dir),
+            Opened::Postgres(storage) => {
+                let dir = data_dir.to_owned();
+                storage.write(move |conn: &dyn crate::sql::Sql| tls::shared(conn, &dir))
+            }
+        }
     }
 
     /// Records the address invite links carry and returns what they carry

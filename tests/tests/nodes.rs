@@ -36,17 +36,12 @@ fn config() -> ClientConfig {
     }
 }
 
-/// A node's data directory: the database URL and the TLS identity every
-/// node of the deployment shares (the pinned certificate).
+/// A node's data directory: only the database's address. The TLS identity
+/// every node presents (the certificate invites pin) is the one the
+/// database holds.
 fn node_dir(first: &Path) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(first.join("database.url"), dir.path().join("database.url"))?;
-    let tls = dir.path().join("tls");
-    std::fs::create_dir(&tls)?;
-    for entry in std::fs::read_dir(first.join("tls"))? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), tls.join(entry.file_name()))?;
-    }
     Ok(dir)
 }
 
