@@ -2,8 +2,9 @@
 //! converge, a live edit crosses from one node to the other through the
 //! database's change notices, a device whose node is SIGKILLed mid-sync
 //! finishes on the other with nothing acknowledged lost, PostgreSQL itself
-//! dies and restarts under both devices' pushes, and the restarted node
-//! serves again.
+//! dies and restarts under both devices' pushes, the restarted node
+//! serves again, and an invite or a revocation made through one node holds
+//! on the other.
 //!
 //! The database is a private cluster this test starts (initdb and pg_ctl
 //! of Debian's `postgresql` package, `scripts/install-postgres.sh`).
@@ -13,9 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use branchline_core::model::{Activity, Level, NewActivity};
-use branchline_core::net::ClientConfig;
+use branchline_core::net::{ClientConfig, Status};
 use branchline_core::{BranchId, DocId};
-use branchline_protocol::{InviteLink, Role};
+use branchline_protocol::{ErrorCode, InviteLink, Role};
 use branchline_server::Admin;
 use branchline_server::pg_cluster::TempCluster;
 use branchline_tests::{Device, ServerProcess, acknowledged, free_udp_addr};
@@ -99,10 +100,11 @@ async fn two_nodes_on_one_postgres_converge_and_survive_a_node_kill() -> Result<
     let admin = Admin::open(first.path())?;
     let branch: BranchId = admin.add_branch("Riverside", Level::Branch, None)?;
     let invite = |role| admin.create_invite(branch, role, None, Duration::from_secs(3600));
-    let (invite_a, invite_b, invite_c) = (
+    let (invite_a, invite_b, invite_c, invite_e) = (
         invite(Role::Secretary)?,
         invite(Role::Committee)?,
         invite(Role::Committee)?,
+        invite(Role::Secretary)?,
     );
     drop(admin);
     let second = node_dir(first.path())?;
@@ -248,6 +250,35 @@ async fn two_nodes_on_one_postgres_converge_and_survive_a_node_kill() -> Result<
         store.get::<Activity>(from_c).is_ok()
     })
     .await?;
+
+    // What one node grants or takes away holds on the other: an invite a
+    // secretary E asks node 2 for enrolls D through node 1, and E's
+    // revocation of C, made through node 2, cuts C off on node 1.
+    let e = Device::start("E", at(invite_e, &[&listen_2]), config())?;
+    e.wait_in_sync().await?;
+    let (link, _) = e
+        .client()
+        .create_invite(Role::Member, None, Duration::from_secs(600))
+        .await?;
+    let d = Device::start("D", at(link, &[&listen_1]), config())?;
+    d.wait_in_sync()
+        .await
+        .context("D enrolled through node 1")?;
+    let c_id = c.store().account()?.context("C's account")?.device_id;
+    e.client().revoke_device(c_id).await?;
+    let status = c
+        .client()
+        .wait_for_status(branchline_tests::PATIENCE, |s| {
+            matches!(s, Status::Refused { .. })
+        })
+        .await?;
+    assert_eq!(
+        status,
+        Status::Refused {
+            code: ErrorCode::DeviceRevoked
+        },
+        "C, on node 1, is refused after its revocation through node 2"
+    );
     drop(node_1);
     drop(node_2);
     Ok(())
