@@ -358,6 +358,9 @@ async fn handle_events(shared: &Arc<Shared>, handle: &Handle, events: Vec<Client
                 }
             }
             ClientEvent::Sync(SyncEvent::Acknowledged(_)) => shared.hub.refresh.notify_one(),
+            // A failure on the server's side is tried again by the sync task;
+            // the app sees the status stay "syncing", not an error.
+            ClientEvent::Sync(SyncEvent::DocFailed { code, .. }) if code.is_transient() => {}
             ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) => {
                 shared
                     .hub

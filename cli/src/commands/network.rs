@@ -335,7 +335,9 @@ async fn sync_once(
         ClientEvent::Sync(SyncEvent::DocUpdated(doc)) => {
             updated.insert(doc);
         }
-        ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) => {
+        // A failure on the server's side is retried before the device is in
+        // sync again; only the others are the person's to hear about.
+        ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message }) if !code.is_transient() => {
             failed.push((doc, code, message));
         }
         ClientEvent::Sync(SyncEvent::Rejected(rejection)) => {
@@ -517,10 +519,16 @@ async fn watch_loop(client: &SyncClient, out: Out) -> Result<()> {
                     }
                 }
                 Ok(ClientEvent::Sync(SyncEvent::DocFailed { doc, code, message })) => {
-                    if out.json {
-                        println!("{}", json!({ "event": "failed", "doc": doc.to_string(), "code": code.as_str(), "message": message }));
+                    // The device tries a server-side failure again by itself.
+                    let (event, word) = if code.is_transient() {
+                        ("retrying", out.lang.pick("will retry", "稍后重试"))
                     } else {
-                        println!("{} {} {doc}: [{}] {message}", now(), out.lang.pick("failed", "失败"), code.as_str());
+                        ("failed", out.lang.pick("failed", "失败"))
+                    };
+                    if out.json {
+                        println!("{}", json!({ "event": event, "doc": doc.to_string(), "code": code.as_str(), "message": message }));
+                    } else {
+                        println!("{} {word} {doc}: [{}] {message}", now(), code.as_str());
                     }
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
