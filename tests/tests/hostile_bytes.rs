@@ -5,17 +5,23 @@
 //! - **Server message handler**: frames (valid ones mutated, and random
 //!   bytes) decoded as the server's stream readers do and handed to the
 //!   server's core (`ServerCore`) as a welcomed device's control and stream
-//!   messages, on one long-lived server. Nothing may panic; a refusal is an
-//!   `Error`; afterwards every stored document still loads and an honest
-//!   sync still works.
+//!   messages, on one long-lived server per test. Nothing may panic; a
+//!   refusal is an `Error`; afterwards every stored document still loads
+//!   and an honest sync still works.
 //! - **Document loading**: mutated automerge documents merged into a client
 //!   store and imported by the server's admin import. Nothing may panic; a
 //!   document the store accepted loads back; the store stays intact.
 //!
+//! The server-facing properties run once on each backend
+//! (`…::sqlite`, `…::postgres`): a node on PostgreSQL must refuse hostile
+//! bytes as the embedded default does, and damaged input must not leave a
+//! row behind that the next reader chokes on.
+//!
 //! `BRANCHLINE_FUZZ_CASES=100000 cargo test -p branchline-tests --release
-//! --test hostile_bytes` runs a long campaign ([`CI_CASES`] by default).
+//! --test hostile_bytes` runs a long campaign on both backends
+//! ([`CI_CASES`] by default).
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::time::Duration;
 
 use automerge::sync::SyncDoc as _;
@@ -23,11 +29,16 @@ use branchline_core::model::{self, Activity, Level, NewActivity};
 use branchline_core::{BranchId, Store};
 use branchline_protocol::{Credentials, DocId, Message, decode, encode};
 use branchline_server::Admin;
+use branchline_server::pg_cluster::TempCluster;
 use branchline_server::server_core::{CoreSettings, Peer, ServerCore, Stream};
+use branchline_tests::Backend;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestRunner};
 
-/// Cases per property in a plain `cargo test`.
+/// Cases per property in a plain `cargo test`, on either backend. The
+/// PostgreSQL variants run as many as SQLite's: they run beside the
+/// client-side property, which takes longest, and add only a few seconds
+/// to the binary on two cores.
 const CI_CASES: u32 = 1_000;
 
 fn config() -> Config {
@@ -41,10 +52,9 @@ fn config() -> Config {
     }
 }
 
-/// One server for every case, as a long-running server meets many
-/// hostile connections.
+/// One server for every case of a property, as a long-running server
+/// meets many hostile connections.
 struct Target {
-    _dir: tempfile::TempDir,
     admin: Admin,
     core: ServerCore,
     peer: Peer,
@@ -53,15 +63,46 @@ struct Target {
     roster: DocId,
     /// Valid frames to mutate.
     seeds: Vec<Vec<u8>>,
+    // Dropped last: the core and the admin hold their files and connections.
+    _dir: tempfile::TempDir,
+    _cluster: Option<TempCluster>,
 }
 
-fn target() -> &'static Mutex<Target> {
-    static TARGET: std::sync::OnceLock<Mutex<Target>> = std::sync::OnceLock::new();
-    TARGET.get_or_init(|| Mutex::new(build_target().expect("set up the fuzz target")))
+/// Runs `case` on one fresh [`Target`] on `backend` for every input
+/// `strategy` generates, shrinking a failure as `proptest!` does. The
+/// server's storage calls block, so the cases run off the async workers.
+async fn fuzz<S>(
+    backend: Backend,
+    strategy: S,
+    case: fn(&mut Target, S::Value) -> Result<(), TestCaseError>,
+) -> anyhow::Result<()>
+where
+    S: Strategy + Send + 'static,
+    S::Value: std::fmt::Debug,
+{
+    tokio::task::spawn_blocking(move || {
+        let target = RefCell::new(build_target(backend)?);
+        let mut runner = TestRunner::new(config());
+        runner
+            .run(&strategy, |input| case(&mut target.borrow_mut(), input))
+            .map_err(|e| anyhow::anyhow!("on {backend:?}: {e}"))
+    })
+    .await?
 }
 
-fn build_target() -> anyhow::Result<Target> {
+fn build_target(backend: Backend) -> anyhow::Result<Target> {
+    branchline_tests::init_tracing();
     let dir = tempfile::tempdir()?;
+    let cluster = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let cluster = TempCluster::start()?;
+            // As `branchline-server init --database postgres://…` leaves
+            // it: the admin finds the database through the data directory.
+            std::fs::write(dir.path().join("database.url"), cluster.url())?;
+            Some(cluster)
+        }
+    };
     let admin = Admin::open(dir.path())?;
     let branch = admin.add_branch("Riverside", Level::Branch, None)?;
     let invite = admin.create_invite(
@@ -70,10 +111,11 @@ fn build_target() -> anyhow::Result<Target> {
         None,
         Duration::from_secs(3600),
     )?;
-    let core = ServerCore::open_sqlite(
-        dir.path(),
-        CoreSettings::new("127.0.0.1:4433".into(), [0; 32]),
-    )?;
+    let settings = CoreSettings::new("127.0.0.1:4433".into(), [0; 32]);
+    let core = match &cluster {
+        None => ServerCore::open_sqlite(dir.path(), settings)?,
+        Some(cluster) => ServerCore::open_postgres(&cluster.url(), settings)?,
+    };
     let hello = Message::Hello {
         version: branchline_protocol::PROTOCOL_VERSION,
         min_version: branchline_protocol::MIN_SUPPORTED_VERSION,
@@ -145,13 +187,14 @@ fn build_target() -> anyhow::Result<Target> {
         digest: [1; 32],
     })?);
     Ok(Target {
-        _dir: dir,
         admin,
         core,
         peer,
         branch,
         roster,
         seeds,
+        _dir: dir,
+        _cluster: cluster,
     })
 }
 
@@ -234,8 +277,8 @@ fn damage_payload(frame: &[u8], mutations: &[Mutation]) -> Option<Vec<u8>> {
 }
 
 /// Feeds one frame to the server as the device's next message on a
-/// stream, the way the session's readers do; returns whether the server
-/// answered without panicking.
+/// stream, the way the session's readers do, and checks the shape of
+/// what it answers.
 fn feed(target: &mut Target, frame: &[u8], on_control: bool) {
     let Ok(message) = decode(frame) else {
         // The session answers a bad frame with an Error; nothing reaches
@@ -347,46 +390,97 @@ fn store_with_activity(branch: BranchId) -> (Store, Vec<u8>) {
     (store, bytes)
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn server_survives_mutated_frames(
-        which in 0..5usize,
-        mutations in prop::collection::vec(mutation(), 1..4),
-        inside_payload in any::<bool>(),
-        on_control in any::<bool>(),
-    ) {
-        let mut target = target().lock().unwrap_or_else(|p| p.into_inner());
-        let seed = target.seeds[which % target.seeds.len()].clone();
-        let frame = if inside_payload {
-            damage_payload(&seed, &mutations).unwrap_or_else(|| {
-                let mut f = seed.clone();
-                damage(&mut f, &mutations);
-                f
-            })
-        } else {
+/// A valid frame with up to three mutations, to the frame or (for a
+/// `SyncDoc`) inside its payload, on the control stream or a new stream.
+fn server_survives_mutated_frames_case(
+    target: &mut Target,
+    (which, mutations, inside_payload, on_control): (usize, Vec<Mutation>, bool, bool),
+) -> Result<(), TestCaseError> {
+    let seed = target.seeds[which % target.seeds.len()].clone();
+    let frame = if inside_payload {
+        damage_payload(&seed, &mutations).unwrap_or_else(|| {
             let mut f = seed.clone();
             damage(&mut f, &mutations);
             f
-        };
-        feed(&mut target, &frame, on_control);
-        server_still_healthy(&mut target)?;
-    }
+        })
+    } else {
+        let mut f = seed.clone();
+        damage(&mut f, &mutations);
+        f
+    };
+    feed(target, &frame, on_control);
+    server_still_healthy(target)
+}
 
-    #[test]
-    fn server_survives_random_frames(
-        body in prop::collection::vec(any::<u8>(), 0..300),
-        tag in any::<u8>(),
-        on_control in any::<bool>(),
-    ) {
-        let mut target = target().lock().unwrap_or_else(|p| p.into_inner());
-        let mut frame = u32::try_from(body.len() + 1).unwrap().to_be_bytes().to_vec();
-        frame.push(tag);
-        frame.extend_from_slice(&body);
-        feed(&mut target, &frame, on_control);
-        server_still_healthy(&mut target)?;
-    }
+async fn server_survives_mutated_frames(backend: Backend) -> anyhow::Result<()> {
+    let strategy = (
+        0..5usize,
+        prop::collection::vec(mutation(), 1..4),
+        any::<bool>(),
+        any::<bool>(),
+    );
+    fuzz(backend, strategy, server_survives_mutated_frames_case).await
+}
+
+/// A well-framed message of any tag with a random body.
+fn server_survives_random_frames_case(
+    target: &mut Target,
+    (body, tag, on_control): (Vec<u8>, u8, bool),
+) -> Result<(), TestCaseError> {
+    let mut frame = u32::try_from(body.len() + 1)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    frame.push(tag);
+    frame.extend_from_slice(&body);
+    feed(target, &frame, on_control);
+    server_still_healthy(target)
+}
+
+async fn server_survives_random_frames(backend: Backend) -> anyhow::Result<()> {
+    let strategy = (
+        prop::collection::vec(any::<u8>(), 0..300),
+        any::<u8>(),
+        any::<bool>(),
+    );
+    fuzz(backend, strategy, server_survives_random_frames_case).await
+}
+
+/// A damaged activity handed to the admin import.
+fn server_import_refuses_or_stores_mutated_documents_case(
+    target: &mut Target,
+    mutations: Vec<Mutation>,
+) -> Result<(), TestCaseError> {
+    let (_, mut bytes) = store_with_activity(target.branch);
+    damage(&mut bytes, &mutations);
+    let imported = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        target.admin.import_documents([bytes.as_slice()])
+    }));
+    prop_assert!(
+        imported.is_ok(),
+        "Admin::import_documents panicked on damaged bytes"
+    );
+    server_still_healthy(target)
+}
+
+async fn server_import_refuses_or_stores_mutated_documents(backend: Backend) -> anyhow::Result<()> {
+    let strategy = prop::collection::vec(mutation(), 1..5);
+    fuzz(
+        backend,
+        strategy,
+        server_import_refuses_or_stores_mutated_documents_case,
+    )
+    .await
+}
+
+branchline_tests::on_both_backends!(
+    server_survives_mutated_frames,
+    server_survives_random_frames,
+    server_import_refuses_or_stores_mutated_documents,
+);
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn mutated_documents_never_break_a_store(
@@ -413,20 +507,5 @@ proptest! {
         store
             .list_activities(branch, &Default::default())
             .map_err(fail)?;
-    }
-
-    #[test]
-    fn server_import_refuses_or_stores_mutated_documents(
-        mutations in prop::collection::vec(mutation(), 1..5),
-    ) {
-        let mut target = target().lock().unwrap_or_else(|p| p.into_inner());
-        let branch = target.branch;
-        let (_, mut bytes) = store_with_activity(branch);
-        damage(&mut bytes, &mutations);
-        let imported = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            target.admin.import_documents([bytes.as_slice()])
-        }));
-        prop_assert!(imported.is_ok(), "Admin::import_documents panicked on damaged bytes");
-        server_still_healthy(&mut target)?;
     }
 }
