@@ -6,10 +6,11 @@
 //!   ([`TempCluster`], fsync on), a fresh one per deployment. Every node is a
 //!   server process of its own (`branchline-bench serve branchline <dir>`);
 //!   the first node's data directory names the database in `database.url`,
-//!   the others hold a copy of that file and of the first node's `tls/`, so
-//!   every node presents the certificate the invites pin. A device is sent
-//!   to a node by an invite whose server field names that node first (then
-//!   the others, as a deployment's invites do).
+//!   the others hold only a copy of that file: every node presents the TLS
+//!   identity the database holds (made by node 1), the certificate the
+//!   invites pin. A device is sent to a node by an invite whose server
+//!   field names that node first (then the others, as a deployment's
+//!   invites do).
 //! - **Ingest**, as B5: N devices with in-memory stores, each in a branch of
 //!   its own (no other device is told of its changes), spread over the
 //!   nodes round-robin, each pushing in a closed loop (edit, wait for the
@@ -98,8 +99,8 @@ impl Deployment {
             dirs: vec![first],
             cluster,
         };
-        // Node 1 migrates the database and makes the TLS identity the
-        // others copy.
+        // Node 1 migrates the database and stores the TLS identity the
+        // others read from it.
         let node_1 = ServerProcess::start(System::Branchline, deployment.dirs[0].path())?;
         deployment.nodes.push(node_1);
         for _ in 1..nodes {
@@ -154,18 +155,12 @@ impl Deployment {
     }
 }
 
-/// A further node's data directory: the database URL and the TLS identity
-/// of the node at `first`, as tests/tests/nodes.rs sets one up.
+/// A further node's data directory: only the database URL of the node at
+/// `first`, as tests/tests/nodes.rs sets one up.
 fn node_dir(first: &Path) -> Result<TempDir> {
     let dir = TempDir::new()?;
     std::fs::copy(first.join("database.url"), dir.path().join("database.url"))
         .context("copying database.url")?;
-    let tls = dir.path().join("tls");
-    std::fs::create_dir(&tls)?;
-    for entry in std::fs::read_dir(first.join("tls"))? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), tls.join(entry.file_name()))?;
-    }
     Ok(dir)
 }
 
