@@ -255,6 +255,22 @@ pub(crate) fn lock(conn: &dyn Sql, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Holds a lock on `key` until the transaction ends if no other
+/// transaction holds it, and says whether it got it; on SQLite, whose one
+/// writer needs no lock, always.
+pub(crate) fn try_lock(conn: &dyn Sql, key: &str) -> Result<bool> {
+    if conn.dialect() != Dialect::Postgres {
+        return Ok(true);
+    }
+    let got = conn
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(?1, 0))",
+            params![key],
+        )?
+        .int(0)?;
+    Ok(got != 0)
+}
+
 type Queued = Box<dyn FnOnce(&dyn Sql) -> Result<()> + Send>;
 
 /// A PostgreSQL database, from blocking threads.

@@ -310,11 +310,163 @@ pub(crate) fn ids(conn: &dyn Sql) -> Result<Vec<DocId>> {
     .collect()
 }
 
+// --- compaction -------------------------------------------------------------------
+//
+// A document's appended chunks are folded into a new snapshot once they
+// outgrow it, off the Ack path: by the SQLite writer when idle
+// ([`compact_one`]), by each PostgreSQL node's queue thread when idle
+// (`crate::postgres`). Both run [`compact_first`] in a write transaction.
+//
+// On PostgreSQL several nodes compact one database, beside nodes that
+// append. A node claims a document with an advisory lock held to the end
+// of its transaction (another node passes it over); appends never take
+// that lock, so they go on while automerge rebuilds the snapshot, and the
+// document row is locked only from the final update to the commit. The
+// update subtracts the bytes folded rather than zeroing the count, and the
+// delete spares every chunk past the last one folded: a chunk another node
+// appended meanwhile stays, and is still counted. (The claim saves work;
+// the delete must remove exactly the chunks read or nothing commits, so
+// even two nodes folding one document at once could not lose a chunk.)
+
+/// One document's chunks folded into its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Folded {
+    /// The document.
+    pub doc: DocId,
+    /// How many chunks were folded.
+    pub chunks: usize,
+    /// Stored bytes of what was folded (the old snapshot and the chunks).
+    pub before: usize,
+    /// Bytes of the new snapshot.
+    pub after: usize,
+}
+
+/// Documents whose chunks outgrew their snapshot (a few, not all), except
+/// those in `skip`.
+pub(crate) fn compaction_candidates(conn: &dyn Sql, skip: &HashSet<String>) -> Result<Vec<String>> {
+    Ok(conn
+        .query(
+            "SELECT doc_id FROM documents WHERE chunks_len > snapshot_len LIMIT 64",
+            crate::sql::params![],
+        )?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|id| !skip.contains(id))
+        .collect())
+}
+
+/// Folds the chunks of the first of `candidates` this process may compact
+/// (on PostgreSQL: that no other node is compacting) into a new snapshot,
+/// in the caller's write transaction, which must commit for it to count.
+/// `None` if none of them needs it any more. An error names the document it
+/// is about; after one, the transaction must be rolled back.
+pub(crate) fn compact_first(
+    conn: &dyn Sql,
+    candidates: &[String],
+) -> std::result::Result<Option<Folded>, (String, Error)> {
+    for key in candidates {
+        let folded = parse_id(key)
+            .and_then(|doc_id| fold(conn, doc_id))
+            .map_err(|e| (key.clone(), e))?;
+        if folded.is_some() {
+            return Ok(folded);
+        }
+    }
+    Ok(None)
+}
+
+/// Folds one document's chunks into its snapshot, unless another node is
+/// at it or did it since it was listed.
+fn fold(conn: &dyn Sql, doc_id: DocId) -> Result<Option<Folded>> {
+    let key = doc_id.to_string();
+    if !crate::postgres::try_lock(conn, &format!("compaction {key}"))? {
+        return Ok(None);
+    }
+    // Read after the claim: another node may have compacted it between the
+    // listing and the claim.
+    let Some(mut row) = conn.query_opt(
+        "SELECT snapshot, snapshot_len, chunks_len FROM documents WHERE doc_id = ?1",
+        crate::sql::params![&key],
+    )?
+    else {
+        return Ok(None);
+    };
+    if row.int(2)? <= row.int(1)? {
+        return Ok(None);
+    }
+    let mut bytes = row.take_blob(0)?;
+    let mut chunks = conn.query(
+        "SELECT seq, data FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq",
+        crate::sql::params![&key],
+    )?;
+    let Some(last) = chunks.last().map(|c| c.int(0)).transpose()? else {
+        return Err(Error::CorruptDocument {
+            doc: doc_id,
+            reason: "its row counts chunks that are not stored".into(),
+        });
+    };
+    let snapshot_len = bytes.len();
+    for chunk in &mut chunks {
+        bytes.extend_from_slice(&chunk.take_blob(1)?);
+    }
+    let folded_len = (bytes.len() - snapshot_len) as i64;
+    let snapshot = parsed(doc_id, "compaction", || Ok(Automerge::load(&bytes)?.save()))?;
+    // The row first: on PostgreSQL this waits for an append of another
+    // node in flight, whose chunk (past `last`) the delete then spares.
+    conn.execute(
+        "UPDATE documents SET snapshot = ?2, snapshot_len = ?3, chunks_len = chunks_len - ?4
+         WHERE doc_id = ?1",
+        crate::sql::params![&key, &snapshot, snapshot.len() as i64, folded_len],
+    )?;
+    let deleted = conn.execute(
+        "DELETE FROM doc_chunks WHERE doc_id = ?1 AND seq <= ?2",
+        crate::sql::params![&key, last],
+    )?;
+    if deleted != chunks.len() as u64 {
+        // Only compaction deletes chunks, and it holds the claim: this
+        // cannot happen, and must not commit if it does.
+        return Err(Error::Database(format!(
+            "compaction of {key} read {} chunks but would delete {deleted}",
+            chunks.len()
+        )));
+    }
+    Ok(Some(Folded {
+        doc: doc_id,
+        chunks: chunks.len(),
+        before: bytes.len(),
+        after: snapshot.len(),
+    }))
+}
+
 /// Rewrites the snapshot of one document whose chunks outgrew it (skipping
-/// ids in `skip`), in its own transaction.
+/// ids in `skip`), in its own transaction: the SQLite writer's idle work.
 pub(crate) fn compact_one(conn: &mut Connection, skip: &HashSet<String>) -> CompactOutcome {
-    match try_compact_one(conn, skip) {
-        Ok(Some(_)) => CompactOutcome::Compacted,
+    let candidates = match compaction_candidates(&*conn, skip) {
+        Ok(candidates) => candidates,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list documents to compact");
+            return CompactOutcome::Failed(String::new());
+        }
+    };
+    // One candidate: nothing else compacts on SQLite, so it still needs it.
+    let Some(key) = candidates.into_iter().next() else {
+        return CompactOutcome::Nothing;
+    };
+    let compacted = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| (key.clone(), e.into()))
+        .and_then(|tx| {
+            let folded = compact_first(&tx, std::slice::from_ref(&key))?;
+            tx.commit().map_err(|e| (key.clone(), e.into()))?;
+            Ok(folded)
+        });
+    match compacted {
+        Ok(Some(folded)) => {
+            log_folded(&folded);
+            CompactOutcome::Compacted
+        }
         Ok(None) => CompactOutcome::Nothing,
         Err((doc, e)) => {
             tracing::error!(doc = %doc, error = %e, "compaction failed");
@@ -323,49 +475,15 @@ pub(crate) fn compact_one(conn: &mut Connection, skip: &HashSet<String>) -> Comp
     }
 }
 
-fn try_compact_one(
-    conn: &mut Connection,
-    skip: &HashSet<String>,
-) -> std::result::Result<Option<String>, (String, Error)> {
-    let candidates: Vec<String> = (|| -> Result<Vec<String>> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT doc_id FROM documents WHERE chunks_len > snapshot_len LIMIT 64",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    })()
-    .map_err(|e| (String::new(), e))?;
-    let Some(key) = candidates.into_iter().find(|id| !skip.contains(id)) else {
-        return Ok(None);
-    };
-    let fail = |e: Error| (key.clone(), e);
-    let doc_id: DocId = parse_id(&key).map_err(fail)?;
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| fail(e.into()))?;
-    let bytes = read_bytes(&tx, doc_id)
-        .map_err(fail)?
-        .ok_or_else(|| fail(Error::Corrupt("vanished".into())))?;
-    let snapshot =
-        parsed(doc_id, "compaction", || Ok(Automerge::load(&bytes)?.save())).map_err(fail)?;
-    (|| -> Result<()> {
-        Sql::execute(
-            &tx,
-            "DELETE FROM doc_chunks WHERE doc_id = ?1",
-            crate::sql::params![&key],
-        )?;
-        Sql::execute(
-            &tx,
-            "UPDATE documents SET snapshot = ?2, snapshot_len = ?3, chunks_len = 0
-             WHERE doc_id = ?1",
-            crate::sql::params![&key, &snapshot, snapshot.len() as i64],
-        )?;
-        Ok(())
-    })()
-    .map_err(fail)?;
-    tx.commit().map_err(|e| fail(e.into()))?;
-    tracing::debug!(doc = %key, bytes = snapshot.len(), "compacted");
-    Ok(Some(key))
+/// Logs a compaction.
+pub(crate) fn log_folded(folded: &Folded) {
+    tracing::debug!(
+        doc = %folded.doc,
+        chunks = folded.chunks,
+        before = folded.before,
+        after = folded.after,
+        "compacted"
+    );
 }
 
 /// Saves the sync state of `(device, doc)`.
