@@ -23,12 +23,23 @@
 //!   transaction horizon ([`snapshot_horizon`]), so a missed notice or a
 //!   lost listener connection costs latency, never a change: see
 //!   docs/sync-design.md, "Several nodes".
+//! - **Compaction off the Ack path**: each node's queue thread, when it has
+//!   nothing queued, folds one document's appended chunks into a new
+//!   snapshot, with the code the SQLite writer runs
+//!   ([`documents::compact_first`], which says how nodes keep out of each
+//!   other's way and spare a chunk appended meanwhile). Changes commit on
+//!   other connections and never wait for automerge rebuilding a snapshot;
+//!   an append to the very document being compacted waits at most for the
+//!   compaction's last update, delete and commit.
 
 mod migrations;
 #[cfg(test)]
 mod tests;
 
-use std::sync::mpsc;
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -43,6 +54,7 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
 use crate::error::{Error, Result};
 use crate::sql::{Dialect, Param, Row, Sql, Value, params, to_postgres};
+use crate::storage::documents::{self, Folded};
 use crate::storage::{Database, FirstRead};
 
 /// The channel change notices go out on.
@@ -53,6 +65,20 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 
 /// Connections per node.
 const POOL_SIZE: usize = 16;
+
+/// How long the queue thread waits for work before compacting (as the
+/// SQLite writer does).
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// Compact one document every this many batches of queued writes, even
+/// when the queue is never idle, so chunks cannot grow without bound.
+const FORCE_COMPACT_EVERY: u64 = 64;
+
+/// After compaction fails `n` times in a row for a reason that is not the
+/// document's (the database is away, or it panicked), the next `2^n`
+/// chances to compact (up to `2^MAX_COMPACT_REST`, some three minutes of
+/// idle ticks) are skipped, as the SQLite writer rests after panics.
+const MAX_COMPACT_REST: u32 = 10;
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -273,6 +299,15 @@ pub(crate) fn try_lock(conn: &dyn Sql, key: &str) -> Result<bool> {
 
 type Queued = Box<dyn FnOnce(&dyn Sql) -> Result<()> + Send>;
 
+/// What a node's compaction has done since it opened the database.
+#[derive(Debug, Default)]
+struct CompactionCounts {
+    /// Documents compacted.
+    compacted: AtomicU64,
+    /// Documents that could not be compacted and are skipped from then on.
+    skipped: AtomicU64,
+}
+
 /// A PostgreSQL database, from blocking threads.
 pub(crate) struct PgDb {
     pool: Pool,
@@ -282,6 +317,8 @@ pub(crate) struct PgDb {
     queue_thread: Mutex<Option<JoinHandle<()>>>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     woken: Arc<Notify>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    compactions: Arc<CompactionCounts>,
 }
 
 impl std::fmt::Debug for PgDb {
@@ -295,10 +332,16 @@ impl PgDb {
     /// if needed (several nodes starting at once take turns), and starts
     /// listening for other nodes' changes. Blocking.
     pub(crate) fn open(url: &str) -> Result<(PgDb, FirstRead)> {
-        off_worker(|| Self::open_here(url))
+        off_worker(|| Self::open_here(url, true))
     }
 
-    fn open_here(url: &str) -> Result<(PgDb, FirstRead)> {
+    /// [`PgDb::open`] without compaction, for a test that compacts by hand.
+    #[cfg(test)]
+    pub(crate) fn open_without_compaction(url: &str) -> Result<(PgDb, FirstRead)> {
+        off_worker(|| Self::open_here(url, false))
+    }
+
+    fn open_here(url: &str, compacts: bool) -> Result<(PgDb, FirstRead)> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Database(format!("database URL: {e}")))?;
@@ -323,6 +366,7 @@ impl PgDb {
             .map_err(|e| Error::Database(format!("connection pool: {e}")))?;
         let woken = Arc::new(Notify::new());
         let (queue, queued) = mpsc::channel::<Queued>();
+        let compactions = Arc::new(CompactionCounts::default());
         let database = PgDb {
             pool,
             runtime: Mutex::new(Some(runtime)),
@@ -331,6 +375,7 @@ impl PgDb {
             queue_thread: Mutex::new(None),
             listener: Mutex::new(None),
             woken: woken.clone(),
+            compactions: compactions.clone(),
         };
         database.migrate()?;
         let listener = database.handle.spawn(listen(config, woken));
@@ -340,9 +385,10 @@ impl PgDb {
             .unwrap_or_else(PoisonError::into_inner) = Some(listener);
         let writer = database.pool.clone();
         let handle = database.handle.clone();
+        let compaction = compacts.then(|| Compaction::new(compactions));
         let thread = std::thread::Builder::new()
             .name("branchline-pg-queue".into())
-            .spawn(move || run_queue(&writer, &handle, &queued))?;
+            .spawn(move || run_queue(&writer, &handle, &queued, compaction))?;
         *database
             .queue_thread
             .lock()
@@ -417,6 +463,15 @@ impl PgDb {
         })?;
         self.handle.block_on(tx.commit())?;
         Ok(out)
+    }
+
+    /// How many documents this node compacted, and how many it gave up on.
+    #[cfg(test)]
+    pub(crate) fn compactions(&self) -> (u64, u64) {
+        (
+            self.compactions.compacted.load(Ordering::Relaxed),
+            self.compactions.skipped.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -513,9 +568,27 @@ fn off_worker<T>(work: impl FnOnce() -> T) -> T {
 }
 
 /// Runs queued writes (audit rows for refusals, last-seen times), as many
-/// as are waiting in one transaction, until the queue closes.
-fn run_queue(pool: &Pool, handle: &tokio::runtime::Handle, queued: &mpsc::Receiver<Queued>) {
-    while let Ok(first) = queued.recv() {
+/// as are waiting in one transaction, until the queue closes; compacts a
+/// document whenever nothing was queued for [`IDLE_TICK`], and every
+/// [`FORCE_COMPACT_EVERY`] batches.
+fn run_queue(
+    pool: &Pool,
+    handle: &tokio::runtime::Handle,
+    queued: &mpsc::Receiver<Queued>,
+    mut compaction: Option<Compaction>,
+) {
+    let mut batches: u64 = 0;
+    loop {
+        let first = match queued.recv_timeout(IDLE_TICK) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(compaction) = &mut compaction {
+                    compaction.one(pool, handle);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         batch.extend(queued.try_iter().take(255));
         let ran = (|| -> Result<()> {
@@ -534,7 +607,110 @@ fn run_queue(pool: &Pool, handle: &tokio::runtime::Handle, queued: &mpsc::Receiv
         if let Err(e) = ran {
             tracing::warn!(error = %e, "queued writes lost");
         }
+        batches += 1;
+        if let Some(compaction) = &mut compaction
+            && batches.is_multiple_of(FORCE_COMPACT_EVERY)
+        {
+            compaction.one(pool, handle);
+        }
     }
+}
+
+/// One node's compaction, one document per chance: documents that cannot
+/// be compacted (corrupt bytes) are logged once and skipped from then on;
+/// after the database fails it, or it panics, it rests (see
+/// [`MAX_COMPACT_REST`]).
+struct Compaction {
+    failed: HashSet<String>,
+    troubles_in_a_row: u32,
+    rest: u64,
+    counts: Arc<CompactionCounts>,
+}
+
+impl Compaction {
+    fn new(counts: Arc<CompactionCounts>) -> Self {
+        Compaction {
+            failed: HashSet::new(),
+            troubles_in_a_row: 0,
+            rest: 0,
+            counts,
+        }
+    }
+
+    /// One chance to compact a document.
+    fn one(&mut self, pool: &Pool, handle: &tokio::runtime::Handle) {
+        if self.rest > 0 {
+            self.rest -= 1;
+            return;
+        }
+        // Unwind safety: a panic leaves nothing behind but the
+        // transaction, which is rolled back as it is dropped.
+        let attempt = catch_unwind(AssertUnwindSafe(|| compact_one(pool, handle, &self.failed)));
+        match attempt {
+            Ok(Ok(folded)) => {
+                self.troubles_in_a_row = 0;
+                if let Some(folded) = folded {
+                    documents::log_folded(&folded);
+                    self.counts.compacted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Err((doc, e @ (Error::CorruptDocument { .. } | Error::Corrupt(_))))) => {
+                self.troubles_in_a_row = 0;
+                tracing::error!(doc = %doc, error = %e, "cannot compact; skipping the document");
+                self.failed.insert(doc);
+                self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err((doc, e))) => {
+                tracing::warn!(doc = %doc, error = %e, "compaction could not run");
+                self.rest_after_trouble();
+            }
+            Err(_) => {
+                tracing::error!("compaction panicked");
+                self.rest_after_trouble();
+            }
+        }
+    }
+
+    fn rest_after_trouble(&mut self) {
+        self.troubles_in_a_row = self.troubles_in_a_row.saturating_add(1);
+        self.rest = 1 << self.troubles_in_a_row.min(MAX_COMPACT_REST);
+    }
+}
+
+/// Compacts the first document (not in `skip`) whose chunks outgrew its
+/// snapshot and that no other node is compacting, in one transaction of
+/// its own. Read committed, whatever the database's default: its final
+/// update must see, and keep, what other nodes appended meanwhile
+/// (repeatable read would fail it instead).
+fn compact_one(
+    pool: &Pool,
+    handle: &tokio::runtime::Handle,
+    skip: &HashSet<String>,
+) -> std::result::Result<Option<Folded>, (String, Error)> {
+    let no_doc = |e: Error| (String::new(), e);
+    let mut client = handle.block_on(pool.get()).map_err(|e| no_doc(e.into()))?;
+    let tx = handle
+        .block_on(
+            client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start(),
+        )
+        .map_err(|e| no_doc(e.into()))?;
+    let sql = PgSql {
+        tx: &tx,
+        runtime: handle,
+    };
+    let candidates = documents::compaction_candidates(&sql, skip).map_err(no_doc)?;
+    let folded = documents::compact_first(&sql, &candidates)?;
+    handle.block_on(tx.commit()).map_err(|e| {
+        let doc = folded
+            .as_ref()
+            .map(|f| f.doc.to_string())
+            .unwrap_or_default();
+        (doc, e.into())
+    })?;
+    Ok(folded)
 }
 
 /// Listens for other nodes' change notices, waking `woken` for each, and
