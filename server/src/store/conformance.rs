@@ -519,6 +519,125 @@ pub(crate) fn suggestion_limits(h: &dyn Harness) {
     assert!(f.backend.take_suggestion(a, 2, at(24 * 3600)));
 }
 
+/// A stored document as its pieces: for each automerge chunk of the bytes
+/// the store sends whole (its snapshot, then what was appended), its type
+/// (0 a whole document, 1 or 2 a change) and its length. This is how the
+/// store keeps it, read through the traits: the first piece is the stored
+/// snapshot, the rest are the appended chunks.
+fn stored_pieces(bytes: &[u8]) -> Vec<(u8, usize)> {
+    // A chunk is 4 magic bytes, a 4-byte checksum, its type, the length of
+    // its data (ULEB128) and the data (the automerge binary format).
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        assert_eq!(
+            bytes.get(at..at + 4),
+            Some(&[0x85, 0x6f, 0x4a, 0x83][..]),
+            "an automerge chunk starts at byte {at}"
+        );
+        let kind = bytes[at + 8];
+        at += 9;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let byte = bytes[at];
+            at += 1;
+            len |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        at += len;
+        pieces.push((kind, at - start));
+    }
+    assert_eq!(at, bytes.len(), "the last chunk ends with the bytes");
+    pieces
+}
+
+/// The bytes of one stored document that `who` may read.
+fn stored_bytes(backend: &dyn Backend, who: &Principal, id: DocId) -> Vec<u8> {
+    let (bundle, _) = backend
+        .next_bundle(who, &[id], 0)
+        .expect("readable")
+        .expect("one bundle");
+    let mut unpacked = branchline_protocol::bundle::unpack(&bundle).expect("a valid bundle");
+    unpacked.remove(0).data
+}
+
+/// Changes stored one sync at a time are folded into the document's
+/// snapshot in the background, off the Ack path, until what is appended is
+/// no bigger than the snapshot; the document reads back with the heads
+/// acknowledged, and an edit after the compaction is stored on top of it.
+pub(crate) fn appended_changes_are_compacted(h: &dyn Harness) {
+    const EDITS: usize = 40;
+    let f = h.fresh();
+    let who = secretary(&f, b"conformance-6");
+    let (id, mut doc) = new_activity(f.branch, b"conformance-6", "Minutes, line by line");
+    sync_doc(&*f.backend, &who, 1, id, &mut doc).expect("acknowledged");
+    let add_line = |doc: &mut AutoCommit, n: usize| {
+        model::edit(doc, |a: &mut Activity| {
+            let len = a.minutes.as_str().len();
+            let line = format!("{n}: the committee will meet again on the first Monday.\n");
+            a.minutes.splice(len, 0, &line);
+            Ok(())
+        })
+        .unwrap();
+    };
+    let mut acked = None;
+    for n in 0..EDITS {
+        add_line(&mut doc, n);
+        acked = sync_doc(&*f.backend, &who, 1, id, &mut doc).or(acked);
+    }
+    let acked = acked.expect("acknowledged");
+    assert_eq!(acked, heads_of(&mut doc));
+
+    // Uncompacted, the document would be its first snapshot and one piece
+    // per edit, the edits outweighing the snapshot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pieces = loop {
+        let pieces = stored_pieces(&stored_bytes(&*f.backend, &who, id));
+        let appended: usize = pieces[1..].iter().map(|(_, len)| len).sum();
+        if pieces.len() <= EDITS && appended <= pieces[0].1 {
+            break pieces;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted: {} pieces, {appended} bytes appended to a snapshot of {}",
+            pieces.len(),
+            pieces[0].1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(pieces[0].0, 0, "the snapshot is a whole document");
+    assert!(
+        pieces[1..].iter().all(|(kind, _)| matches!(kind, 1 | 2)),
+        "what follows it are changes: {pieces:?}"
+    );
+    let stored = AutoCommit::load(&stored_bytes(&*f.backend, &who, id)).expect("loads");
+    let minutes = model::hydrate::<Activity>(&stored).unwrap().minutes;
+    assert_eq!(minutes.as_str().lines().count(), EDITS, "no change lost");
+    let mut stored = stored;
+    assert_eq!(heads_of(&mut stored), acked);
+    assert_eq!(
+        f.backend.readable_manifest(&who).get(id).unwrap().heads,
+        acked
+    );
+
+    // The store still appends to the compacted document.
+    add_line(&mut doc, EDITS);
+    let acked = sync_doc(&*f.backend, &who, 2, id, &mut doc).expect("acknowledged");
+    assert_eq!(acked, heads_of(&mut doc));
+    let f = h.reopen(f);
+    let mut stored = AutoCommit::load(&stored_bytes(&*f.backend, &who, id)).expect("loads");
+    assert_eq!(heads_of(&mut stored), acked);
+    assert_eq!(
+        f.backend.readable_manifest(&who).get(id).unwrap().heads,
+        acked
+    );
+    assert!(h.integrity_ok(&f));
+}
+
 /// The child of [`acknowledged_writes_survive_a_kill`]: creates documents
 /// as fast as it can and prints each one's id once the store returned.
 pub(crate) fn write_until_killed(f: Fixture) {
@@ -653,6 +772,11 @@ macro_rules! backend_conformance {
             #[test]
             fn suggestion_limits() {
                 check::suggestion_limits(&$harness);
+            }
+
+            #[test]
+            fn appended_changes_are_compacted() {
+                check::appended_changes_are_compacted(&$harness);
             }
 
             #[test]
