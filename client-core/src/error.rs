@@ -10,6 +10,42 @@ use crate::ids::{DocId, MemberId, SuggestionId};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A ledger entry (payment, award…) with this id is not in the ledger.
+    #[error("no entry {0} in the ledger")]
+    UnknownEntry(crate::ids::EntryId),
+    /// The payment was voided already.
+    #[error("payment {0} is voided already")]
+    AlreadyVoided(crate::ids::EntryId),
+    /// A ledger of one year cannot hold an entry dated in another.
+    #[error("{day} is not in the ledger's year {year}")]
+    OutsideYear {
+        /// The ledger's year.
+        year: i64,
+        /// The entry's day.
+        day: crate::model::Date,
+    },
+    /// An applicant's step needs the step before it first.
+    #[error("{stage} needs {missing} recorded first")]
+    StageOutOfOrder {
+        /// The step asked for.
+        stage: &'static str,
+        /// The step missing before it.
+        missing: &'static str,
+    },
+    /// An applicant's step comes too soon after the one before.
+    #[error("{stage} may be recorded from {earliest} on")]
+    StageTooEarly {
+        /// The step asked for.
+        stage: &'static str,
+        /// The first day it may be taken.
+        earliest: crate::model::Date,
+    },
+    /// Probation needs the introducers named first.
+    #[error("{needed} introducers must be named first")]
+    IntroducersMissing {
+        /// How many are needed.
+        needed: usize,
+    },
     /// A required text field was empty or only whitespace.
     #[error("{field} must not be empty")]
     EmptyField {
@@ -36,6 +72,9 @@ pub enum Error {
     /// The branch profile does not configure this activity kind.
     #[error("unknown activity kind {0:?}")]
     UnknownActivityKind(String),
+    /// The branch profile has no point item with this code.
+    #[error("unknown point rule {0:?}")]
+    UnknownPointRule(String),
     /// The member already signed in to this activity.
     #[error("member {0} already signed in")]
     AlreadySignedIn(MemberId),
@@ -150,11 +189,18 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::EmptyField { .. } => "input.empty",
+            Error::UnknownEntry(_) => "ledger.unknown_entry",
+            Error::AlreadyVoided(_) => "ledger.already_voided",
+            Error::OutsideYear { .. } => "ledger.outside_year",
+            Error::StageOutOfOrder { .. } => "applicant.out_of_order",
+            Error::StageTooEarly { .. } => "applicant.too_early",
+            Error::IntroducersMissing { .. } => "applicant.introducers_missing",
             Error::InvalidValue { .. } => "input.invalid",
             Error::EndBeforeStart => "activity.end_before_start",
             Error::UnknownMember(_) => "member.unknown",
             Error::MemberNotActive(_) => "member.not_active",
             Error::UnknownActivityKind(_) => "activity.unknown_kind",
+            Error::UnknownPointRule(_) => "points.unknown_rule",
             Error::AlreadySignedIn(_) => "activity.already_signed_in",
             Error::AlreadyOnLeave(_) => "activity.already_on_leave",
             Error::ActivityClosed => "activity.closed",

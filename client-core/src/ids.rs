@@ -99,6 +99,12 @@ id_type!(
     SuggestionId,
     "suggestion id"
 );
+id_type!(
+    /// One entry of a ledger kept as a keyed map: a dues payment, a spending, a
+    /// points award, a thought report received.
+    EntryId,
+    "entry id"
+);
 
 /// Conversions to and from the wire ids of `branchline-protocol`: the same 16 bytes.
 macro_rules! wire_conversions {

@@ -25,5 +25,5 @@ pub mod sync;
 pub mod workload;
 
 pub use error::{Error, Result};
-pub use ids::{BranchId, DeviceId, DocId, MemberId};
+pub use ids::{BranchId, DeviceId, DocId, EntryId, MemberId};
 pub use store::Store;

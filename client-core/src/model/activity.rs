@@ -21,10 +21,11 @@ use std::collections::BTreeMap;
 
 use autosurgeon::{Counter, Hydrate, Reconcile, Text};
 
+use super::points::Award;
 use super::scalar::{LocalDateTime, Timestamp, vocabulary};
 use super::{DocKind, FieldPath, Meta, Record, optional, required};
 use crate::error::{Error, Result};
-use crate::ids::{BranchId, MemberId};
+use crate::ids::{BranchId, EntryId, MemberId};
 
 vocabulary! {
     /// Whether sign-ins are still being taken.
@@ -117,9 +118,14 @@ pub struct Activity {
     pub sign_ins: BTreeMap<String, SignIn>,
     /// Leave requests keyed by member id.
     pub leaves: BTreeMap<String, Leave>,
-    /// Bonus points awarded, keyed by member id.
+    /// Bonus points awarded by builds before awards were entries, keyed by member
+    /// id; read, never written (see [`Activity::awards`]).
     #[autosurgeon(missing = "Default::default")]
     pub bonus_points: BTreeMap<String, Counter>,
+    /// Bonus points awarded at this activity, keyed by entry id: each award is an
+    /// entry, so awards made on two devices add up.
+    #[autosurgeon(missing = "Default::default")]
+    pub awards: BTreeMap<String, Award>,
     /// Partner branches this joint activity is shared with (a set: the value is `true`).
     #[autosurgeon(missing = "Default::default")]
     pub shared_with: BTreeMap<String, bool>,
@@ -194,6 +200,7 @@ impl Activity {
             sign_ins: BTreeMap::new(),
             leaves: BTreeMap::new(),
             bonus_points: BTreeMap::new(),
+            awards: BTreeMap::new(),
             shared_with: BTreeMap::new(),
         })
     }
@@ -266,18 +273,32 @@ impl Activity {
         if points == 0 {
             return Err(Error::invalid("points", "0"));
         }
-        self.bonus_points
-            .entry(member.to_string())
-            .or_default()
-            .increment(points);
+        self.awards.insert(
+            EntryId::random().to_string(),
+            Award {
+                member,
+                points,
+                rule: None,
+                reason: Some(self.title.clone()),
+                on: self.starts_at.date(),
+            },
+        );
         Ok(())
     }
 
     /// Bonus points awarded to `member` so far.
     pub fn bonus_points_of(&self, member: MemberId) -> i64 {
-        self.bonus_points
+        let legacy = self
+            .bonus_points
             .get(&member.to_string())
-            .map_or(0, Counter::value)
+            .map_or(0, Counter::value);
+        legacy
+            + self
+                .awards
+                .values()
+                .filter(|a| a.member == member)
+                .map(|a| a.points)
+                .sum::<i64>()
     }
 
     /// Shares this joint activity with a partner branch.

@@ -11,7 +11,12 @@
 //! - [`activity`]: `Activity`, one per meeting, lecture or other activity;
 //! - [`petition`]: `Petition`, one per request brought to the branch;
 //! - [`feedback`]: `FeedbackBox`, one per branch, suggestions (anonymous if the
-//!   member wishes) and the branch's published answers.
+//!   member wishes) and the branch's published answers;
+//! - [`dues`]: `DuesLedger`, one per branch and year, dues paid and spent;
+//! - [`points`]: `PointsBook`, one per branch and year, awards and thought reports;
+//! - [`applicant`]: `Applicant`, one per person on the way to membership;
+//! - [`library`]: `LibraryEntry`, one per entry of the problem library or the case
+//!   collection, shared with allied branches or down the hierarchy.
 //!
 //! Merge semantics are chosen field by field:
 //! - collections people add to concurrently (members, sign-ins, leave requests,
@@ -20,7 +25,12 @@
 //! - lists that only grow (progress notes, commendations) are automerge lists;
 //! - text people write together (agenda, minutes, a petition's description) is
 //!   automerge text, merged character by character;
-//! - bonus points are counters, so concurrent awards add up;
+//! - ledgers (dues payments, spending, points awards, thought reports) are maps keyed
+//!   by a random entry id, so entries recorded on two devices all count; an award is
+//!   an entry, not a counter, because two devices creating a member's first counter
+//!   concurrently would conflict and one award would be lost;
+//! - documents a branch keeps one of per year (a dues ledger, a points book) may be
+//!   opened twice offline; queries read every document of the year as one;
 //! - every other field is a register: concurrent writes keep one deterministic winner,
 //!   and [`crate::conflict`] reports the losers so a person can settle them;
 //! - registers that only make sense together (an activity's start and end) are
@@ -40,9 +50,13 @@
 //! renaming a field without its declaration fails there, not in an end-to-end test.
 
 pub mod activity;
+pub mod applicant;
+pub mod dues;
 pub mod feedback;
+pub mod library;
 pub mod member_file;
 pub mod petition;
+pub mod points;
 pub mod profile;
 pub mod roster;
 pub mod scalar;
@@ -56,12 +70,18 @@ use crate::error::{Error, Result};
 use crate::ids::{BranchId, DocId};
 
 pub use activity::{Activity, ActivityStatus, Leave, NewActivity, SignIn, SignInMode};
+pub use applicant::{Applicant, NextStep, Stage, StageEntry};
+pub use dues::{DuesLedger, DuesStatus, Payment, Spending, SpendingCategory, Void, dues_status};
 pub use feedback::{Answer, FeedbackBox, FeedbackDrafts, MAX_SUGGESTION_CHARS, Suggestion};
+pub use library::{Collection, LibraryEntry, NewLibraryEntry};
 pub use member_file::{Commendation, Evaluation, EvaluationGrade, MemberFile, Training};
 pub use petition::{
     NewPetition, Petition, PetitionStatus, ProgressNote, Rating, Resolution, Submitter,
 };
-pub use profile::{ActivityKindRule, BranchProfile, Frequency, Level, PointRule, Term};
+pub use points::{Award, PointsBook, THOUGHT_REPORT_RULE, ThoughtReport};
+pub use profile::{
+    ActivityKindRule, BranchProfile, Frequency, Indicator, IndicatorRule, Level, PointRule, Term,
+};
 pub use roster::{Category, Gender, Member, MemberStatus, MemberUpdate, NewMember, Roster};
 pub use scalar::{Date, LocalDateTime, Timestamp};
 
@@ -89,6 +109,14 @@ scalar::vocabulary! {
         FeedbackBox = "feedback_box",
         /// One per branch, the committee's only: answers not yet published.
         FeedbackDrafts = "feedback_drafts",
+        /// One per branch and year: dues payments and spending.
+        DuesLedger = "dues_ledger",
+        /// One per branch and year: points awards and thought reports.
+        PointsBook = "points_book",
+        /// One per person on the way to membership.
+        Applicant = "applicant",
+        /// One per entry of the problem library or the case collection.
+        LibraryEntry = "library_entry",
     }
 }
 

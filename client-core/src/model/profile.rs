@@ -72,13 +72,44 @@ pub struct ActivityKindRule {
     pub attendance_points: i64,
 }
 
-/// A bonus item of the points system (先锋岗积分), e.g. a major task.
+/// An item of the points system (先锋岗积分): a base item every member can earn
+/// (a thought report on time) or a bonus item (a major task, a commendation).
 #[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
 pub struct PointRule {
     /// What earns the points.
     pub description: String,
     /// How many points it is worth.
     pub points: i64,
+    /// Whether it is a base item rather than a bonus item.
+    #[autosurgeon(missing = "Default::default")]
+    pub base: bool,
+}
+
+vocabulary! {
+    /// A figure the higher committee rates its branches on (星级评定).
+    Indicator, "rating indicator" {
+        /// Required meeting kinds held as often as their frequency asks, in percent.
+        MeetingCompliance = "meeting_compliance",
+        /// Dues collected of dues owed, in percent.
+        DuesCollection = "dues_collection",
+        /// Petitions resolved by their deadline, of those resolved, in percent.
+        PetitionsInTime = "petitions_in_time",
+        /// Satisfied ratings (4 or 5), of ratings given, in percent.
+        Satisfaction = "satisfaction",
+        /// Whether the committee's term is current (100) or has run out (0).
+        TermCurrent = "term_current",
+    }
+}
+
+/// How one indicator counts in a star rating: its weight, and the value (in
+/// percent) that earns the whole weight; below it the weight is earned in
+/// proportion.
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+pub struct IndicatorRule {
+    /// Its share of the score.
+    pub weight: u32,
+    /// The value that earns the whole weight.
+    pub target_percent: u32,
 }
 
 /// One per branch: its name, hierarchy and configurable rules.
@@ -109,6 +140,49 @@ pub struct BranchProfile {
     pub monthly_dues_fen: i64,
     /// Attendance rate (percent) below which a member counts as silent.
     pub silent_threshold_percent: u32,
+    /// The indicators this branch rates the branches below it on, by [`Indicator`]
+    /// name; empty means [`default_rating`].
+    #[autosurgeon(missing = "Default::default")]
+    pub rating: BTreeMap<String, IndicatorRule>,
+    /// The score (percent) each number of stars needs, keyed by the number ("1" to
+    /// "5"); empty means [`DEFAULT_STARS`].
+    #[autosurgeon(missing = "Default::default")]
+    pub stars: BTreeMap<String, u32>,
+}
+
+/// The score (percent) one to five stars need when a branch sets none.
+pub const DEFAULT_STARS: [u32; 5] = [20, 40, 60, 80, 95];
+
+/// The indicators a branch rates on when it configures none: all five, equal.
+pub fn default_rating() -> BTreeMap<String, IndicatorRule> {
+    let rule = |target_percent| IndicatorRule {
+        weight: 20,
+        target_percent,
+    };
+    BTreeMap::from([
+        (Indicator::MeetingCompliance.as_str().to_owned(), rule(100)),
+        (Indicator::DuesCollection.as_str().to_owned(), rule(100)),
+        (Indicator::PetitionsInTime.as_str().to_owned(), rule(90)),
+        (Indicator::Satisfaction.as_str().to_owned(), rule(90)),
+        (Indicator::TermCurrent.as_str().to_owned(), rule(100)),
+    ])
+}
+
+/// The usual point items: a thought report on time, a major task, a commendation.
+pub fn default_point_rules() -> BTreeMap<String, PointRule> {
+    let rule = |description: &str, points, base| PointRule {
+        description: description.to_owned(),
+        points,
+        base,
+    };
+    BTreeMap::from([
+        (
+            super::points::THOUGHT_REPORT_RULE.to_owned(),
+            rule("按时提交思想汇报", 2, true),
+        ),
+        ("major_task".to_owned(), rule("完成急难险重任务", 5, false)),
+        ("commendation".to_owned(), rule("获得表彰", 5, false)),
+    ])
 }
 
 impl Record for BranchProfile {
@@ -171,9 +245,11 @@ impl BranchProfile {
             groups: Vec::new(),
             term: None,
             activity_kinds: default_activity_kinds(),
-            point_rules: BTreeMap::new(),
+            point_rules: default_point_rules(),
             monthly_dues_fen: 0,
             silent_threshold_percent: 50,
+            rating: BTreeMap::new(),
+            stars: BTreeMap::new(),
         })
     }
 
@@ -211,6 +287,80 @@ impl BranchProfile {
         self.activity_kinds
             .get(code)
             .ok_or_else(|| Error::UnknownActivityKind(code.to_owned()))
+    }
+
+    /// Adds or replaces a point item.
+    pub fn set_point_rule(&mut self, code: &str, rule: PointRule) -> Result<()> {
+        let code = required("point rule code", code)?;
+        required("point rule description", &rule.description)?;
+        if rule.points == 0 {
+            return Err(Error::invalid("points", "0"));
+        }
+        self.point_rules.insert(code, rule);
+        Ok(())
+    }
+
+    /// The point item `code`, or [`Error::UnknownPointRule`].
+    pub fn point_rule(&self, code: &str) -> Result<&PointRule> {
+        self.point_rules
+            .get(code)
+            .ok_or_else(|| Error::UnknownPointRule(code.to_owned()))
+    }
+
+    /// Sets how `indicator` counts in the rating of the branches below; a weight of
+    /// 0 leaves it out.
+    pub fn set_indicator(&mut self, indicator: Indicator, rule: IndicatorRule) -> Result<()> {
+        if rule.target_percent == 0 || rule.target_percent > 100 {
+            return Err(Error::invalid(
+                "target percentage (1-100)",
+                rule.target_percent.to_string(),
+            ));
+        }
+        if self.rating.is_empty() {
+            self.rating = default_rating();
+        }
+        self.rating.insert(indicator.as_str().to_owned(), rule);
+        Ok(())
+    }
+
+    /// The indicators in force, with their rules (the defaults if none are set);
+    /// names this build does not know are left out.
+    pub fn rating_rules(&self) -> Vec<(Indicator, IndicatorRule)> {
+        let rules = if self.rating.is_empty() {
+            default_rating()
+        } else {
+            self.rating.clone()
+        };
+        rules
+            .into_iter()
+            .filter_map(|(name, rule)| Some((name.parse().ok()?, rule)))
+            .filter(|(_, rule)| rule.weight > 0)
+            .collect()
+    }
+
+    /// Sets the score (percent) one to five stars need; they must rise.
+    pub fn set_stars(&mut self, thresholds: [u32; 5]) -> Result<()> {
+        if thresholds.windows(2).any(|w| w[0] >= w[1]) || thresholds[4] > 100 {
+            return Err(Error::invalid(
+                "star thresholds (rising, at most 100)",
+                format!("{thresholds:?}"),
+            ));
+        }
+        self.stars = (1..=5)
+            .map(|n: usize| (n.to_string(), thresholds[n - 1]))
+            .collect();
+        Ok(())
+    }
+
+    /// The score (percent) one to five stars need.
+    pub fn star_thresholds(&self) -> [u32; 5] {
+        let mut out = DEFAULT_STARS;
+        for (n, slot) in out.iter_mut().enumerate() {
+            if let Some(t) = self.stars.get(&(n + 1).to_string()) {
+                *slot = *t;
+            }
+        }
+        out
     }
 
     /// Sets the attendance rate (percent) below which a member counts as silent.

@@ -35,6 +35,9 @@ pub(super) fn reindex(tx: &Transaction, meta: &Meta, doc: &AutoCommit) -> Result
         // No rows: the store reads the one box of a branch straight from its
         // document. Its conflicts are still indexed below.
         DocKind::FeedbackBox | DocKind::FeedbackDrafts => Ok(()),
+        DocKind::DuesLedger | DocKind::PointsBook | DocKind::Applicant | DocKind::LibraryEntry => {
+            Ok(())
+        }
     };
     if let Err(e) = written {
         // A document that does not hydrate (written by a buggy or hostile peer) is
@@ -61,6 +64,9 @@ fn clear(tx: &Transaction, kind: DocKind, id: &str) -> Result<()> {
         DocKind::Activity => &["idx_activities", "idx_activity_branches", "idx_attendance"],
         DocKind::Petition => &["idx_petitions"],
         DocKind::FeedbackBox | DocKind::FeedbackDrafts => &[],
+        DocKind::DuesLedger | DocKind::PointsBook | DocKind::Applicant | DocKind::LibraryEntry => {
+            &[]
+        }
     };
     for table in tables.iter().chain(&["idx_conflicts"]) {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE doc_id = ?1"))?
