@@ -55,6 +55,7 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use crate::error::{Error, Result};
 use crate::sql::{Dialect, Param, Row, Sql, Value, params, to_postgres};
 use crate::storage::documents::{self, Folded};
+use crate::storage::writer::{CompactionPace, IDLE_TICK};
 use crate::storage::{Database, FirstRead};
 
 /// The channel change notices go out on.
@@ -65,20 +66,6 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 
 /// Connections per node.
 const POOL_SIZE: usize = 16;
-
-/// How long the queue thread waits for work before compacting (as the
-/// SQLite writer does).
-const IDLE_TICK: Duration = Duration::from_millis(200);
-
-/// Compact one document every this many batches of queued writes, even
-/// when the queue is never idle, so chunks cannot grow without bound.
-const FORCE_COMPACT_EVERY: u64 = 64;
-
-/// After compaction fails `n` times in a row for a reason that is not the
-/// document's (the database is away, or it panicked), the next `2^n`
-/// chances to compact (up to `2^MAX_COMPACT_REST`, some three minutes of
-/// idle ticks) are skipped, as the SQLite writer rests after panics.
-const MAX_COMPACT_REST: u32 = 10;
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -569,15 +556,13 @@ fn off_worker<T>(work: impl FnOnce() -> T) -> T {
 
 /// Runs queued writes (audit rows for refusals, last-seen times), as many
 /// as are waiting in one transaction, until the queue closes; compacts a
-/// document whenever nothing was queued for [`IDLE_TICK`], and every
-/// [`FORCE_COMPACT_EVERY`] batches.
+/// document as the SQLite writer does, paced by [`CompactionPace`].
 fn run_queue(
     pool: &Pool,
     handle: &tokio::runtime::Handle,
     queued: &mpsc::Receiver<Queued>,
     mut compaction: Option<Compaction>,
 ) {
-    let mut batches: u64 = 0;
     loop {
         let first = match queued.recv_timeout(IDLE_TICK) {
             Ok(job) => job,
@@ -607,9 +592,8 @@ fn run_queue(
         if let Err(e) = ran {
             tracing::warn!(error = %e, "queued writes lost");
         }
-        batches += 1;
         if let Some(compaction) = &mut compaction
-            && batches.is_multiple_of(FORCE_COMPACT_EVERY)
+            && compaction.pace.after_batch()
         {
             compaction.one(pool, handle);
         }
@@ -619,11 +603,10 @@ fn run_queue(
 /// One node's compaction, one document per chance: documents that cannot
 /// be compacted (corrupt bytes) are logged once and skipped from then on;
 /// after the database fails it, or it panics, it rests (see
-/// [`MAX_COMPACT_REST`]).
+/// [`CompactionPace`]).
 struct Compaction {
     failed: HashSet<String>,
-    troubles_in_a_row: u32,
-    rest: u64,
+    pace: CompactionPace,
     counts: Arc<CompactionCounts>,
 }
 
@@ -631,16 +614,14 @@ impl Compaction {
     fn new(counts: Arc<CompactionCounts>) -> Self {
         Compaction {
             failed: HashSet::new(),
-            troubles_in_a_row: 0,
-            rest: 0,
+            pace: CompactionPace::default(),
             counts,
         }
     }
 
     /// One chance to compact a document.
     fn one(&mut self, pool: &Pool, handle: &tokio::runtime::Handle) {
-        if self.rest > 0 {
-            self.rest -= 1;
+        if !self.pace.due() {
             return;
         }
         // Unwind safety: a panic leaves nothing behind but the
@@ -648,32 +629,27 @@ impl Compaction {
         let attempt = catch_unwind(AssertUnwindSafe(|| compact_one(pool, handle, &self.failed)));
         match attempt {
             Ok(Ok(folded)) => {
-                self.troubles_in_a_row = 0;
+                self.pace.went_fine();
                 if let Some(folded) = folded {
                     documents::log_folded(&folded);
                     self.counts.compacted.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(Err((doc, e @ (Error::CorruptDocument { .. } | Error::Corrupt(_))))) => {
-                self.troubles_in_a_row = 0;
+                self.pace.went_fine();
                 tracing::error!(doc = %doc, error = %e, "cannot compact; skipping the document");
                 self.failed.insert(doc);
                 self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Err((doc, e))) => {
                 tracing::warn!(doc = %doc, error = %e, "compaction could not run");
-                self.rest_after_trouble();
+                self.pace.hit_trouble();
             }
             Err(_) => {
                 tracing::error!("compaction panicked");
-                self.rest_after_trouble();
+                self.pace.hit_trouble();
             }
         }
-    }
-
-    fn rest_after_trouble(&mut self) {
-        self.troubles_in_a_row = self.troubles_in_a_row.saturating_add(1);
-        self.rest = 1 << self.troubles_in_a_row.min(MAX_COMPACT_REST);
     }
 }
 

@@ -51,14 +51,18 @@ enum Command {
 
 /// The largest number of jobs committed together.
 const MAX_BATCH: usize = 512;
-/// Compact one document every this many batches even when never idle.
-const FORCE_COMPACT_EVERY: u64 = 64;
-/// How long the thread waits for work before compacting.
-const IDLE_TICK: Duration = Duration::from_millis(200);
-/// After compaction panics `n` times in a row, the next `2^n` chances to
-/// compact (up to `2^MAX_COMPACT_REST`) are skipped. A panic does not say
-/// which document caused it, so the same one would come first every time.
-const MAX_COMPACT_REST: u32 = 10;
+/// Compact one document every this many batches even when never idle, so
+/// chunks cannot grow without bound.
+pub(crate) const FORCE_COMPACT_EVERY: u64 = 64;
+/// How long a writer (this thread, or a PostgreSQL node's queue thread)
+/// waits for work before compacting.
+pub(crate) const IDLE_TICK: Duration = Duration::from_millis(200);
+/// After compaction hits trouble `n` times in a row (it panicked, or on
+/// PostgreSQL the database failed it), the next `2^n` chances to compact
+/// (up to `2^MAX_COMPACT_REST`, some three minutes of idle ticks) are
+/// skipped. Trouble does not say which document caused it, so the same one
+/// would come first every time.
+pub(crate) const MAX_COMPACT_REST: u32 = 10;
 
 /// A handle to the writer thread.
 pub(crate) struct Writer {
@@ -229,13 +233,54 @@ fn contained(conn: &mut Connection, what: &str, work: impl FnOnce(&mut Connectio
     false
 }
 
+/// When a writer compacts: a chance after each [`IDLE_TICK`] without work
+/// and after every [`FORCE_COMPACT_EVERY`] batches, except while it rests
+/// after trouble (see [`MAX_COMPACT_REST`]). Shared by the SQLite writer
+/// thread and each PostgreSQL node's queue thread, so both pace alike.
+#[derive(Debug, Default)]
+pub(crate) struct CompactionPace {
+    batches: u64,
+    troubles_in_a_row: u32,
+    rest: u64,
+}
+
+impl CompactionPace {
+    /// Counts one batch of writes; `true` when it is time for a chance to
+    /// compact even though the writer is not idle.
+    pub(crate) fn after_batch(&mut self) -> bool {
+        self.batches += 1;
+        self.batches.is_multiple_of(FORCE_COMPACT_EVERY)
+    }
+
+    /// Whether this chance to compact is taken; a chance passed over while
+    /// resting shortens the rest.
+    pub(crate) fn due(&mut self) -> bool {
+        if self.rest > 0 {
+            self.rest -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// The pass ran (whether or not it found a document to compact).
+    pub(crate) fn went_fine(&mut self) {
+        self.troubles_in_a_row = 0;
+    }
+
+    /// The pass hit trouble that is not one document's: rest for twice as
+    /// many chances as after the last trouble in a row.
+    pub(crate) fn hit_trouble(&mut self) {
+        self.troubles_in_a_row = self.troubles_in_a_row.saturating_add(1);
+        self.rest = 1 << self.troubles_in_a_row.min(MAX_COMPACT_REST);
+    }
+}
+
 /// Compacts one document at a time, remembering documents that failed and
-/// resting after panics (see [`MAX_COMPACT_REST`]).
+/// resting after panics.
 struct Compaction<F> {
     compact: F,
     failed: HashSet<String>,
-    panics_in_a_row: u32,
-    rest: u64,
+    pace: CompactionPace,
 }
 
 impl<F: FnMut(&mut Connection, &HashSet<String>) -> CompactOutcome> Compaction<F> {
@@ -243,28 +288,25 @@ impl<F: FnMut(&mut Connection, &HashSet<String>) -> CompactOutcome> Compaction<F
         Compaction {
             compact,
             failed: HashSet::new(),
-            panics_in_a_row: 0,
-            rest: 0,
+            pace: CompactionPace::default(),
         }
     }
 
     /// One chance to compact a document.
     fn one(&mut self, conn: &mut Connection) {
-        if self.rest > 0 {
-            self.rest -= 1;
+        if !self.pace.due() {
             return;
         }
         let mut outcome = CompactOutcome::Nothing;
         let compact = &mut self.compact;
         let failed = &self.failed;
         if contained(conn, "compaction", |conn| outcome = compact(conn, failed)) {
-            self.panics_in_a_row = 0;
+            self.pace.went_fine();
             if let CompactOutcome::Failed(doc) = outcome {
                 self.failed.insert(doc);
             }
         } else {
-            self.panics_in_a_row = self.panics_in_a_row.saturating_add(1);
-            self.rest = 1 << self.panics_in_a_row.min(MAX_COMPACT_REST);
+            self.pace.hit_trouble();
         }
     }
 }
@@ -276,7 +318,6 @@ fn run(
     commits: &AtomicU64,
 ) {
     let mut compaction = Compaction::new(compact);
-    let mut batches: u64 = 0;
     let mut stopping = false;
     while !stopping {
         let first = match queue.recv_timeout(IDLE_TICK) {
@@ -303,12 +344,11 @@ fn run(
         let wrote = !jobs.is_empty();
         if wrote {
             commit_group(conn, jobs, commits);
-            batches += 1;
         }
         for work in between {
             contained(conn, "work between batches", work);
         }
-        if !stopping && wrote && batches.is_multiple_of(FORCE_COMPACT_EVERY) {
+        if wrote && compaction.pace.after_batch() && !stopping {
             compaction.one(conn);
         }
     }
@@ -389,6 +429,53 @@ mod tests {
             .unwrap();
         started.recv_timeout(PATIENCE).unwrap();
         (release, done)
+    }
+
+    /// How many chances `pace` passes over before it takes one.
+    fn chances_passed_over(pace: &mut CompactionPace) -> u64 {
+        let mut passed = 0;
+        while !pace.due() {
+            passed += 1;
+            assert!(passed <= 1 << MAX_COMPACT_REST, "the rest never ends");
+        }
+        passed
+    }
+
+    #[test]
+    fn compaction_pace_rests_twice_as_long_after_each_trouble_in_a_row() {
+        let mut pace = CompactionPace::default();
+        assert_eq!(chances_passed_over(&mut pace), 0, "no rest before trouble");
+        for n in 1..=MAX_COMPACT_REST + 2 {
+            pace.hit_trouble();
+            assert_eq!(
+                chances_passed_over(&mut pace),
+                1 << n.min(MAX_COMPACT_REST),
+                "after {n} troubles in a row"
+            );
+        }
+        pace.went_fine();
+        pace.hit_trouble();
+        assert_eq!(
+            chances_passed_over(&mut pace),
+            2,
+            "a pass that went fine starts the count again"
+        );
+    }
+
+    #[test]
+    fn compaction_pace_forces_a_chance_every_so_many_batches() {
+        let mut pace = CompactionPace::default();
+        let forced: Vec<u64> = (1..=3 * FORCE_COMPACT_EVERY)
+            .filter(|_| pace.after_batch())
+            .collect();
+        assert_eq!(
+            forced,
+            [
+                FORCE_COMPACT_EVERY,
+                2 * FORCE_COMPACT_EVERY,
+                3 * FORCE_COMPACT_EVERY
+            ]
+        );
     }
 
     #[test]
