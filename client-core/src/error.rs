@@ -46,6 +46,12 @@ pub enum Error {
         /// How many are needed.
         needed: usize,
     },
+    /// The person already has an applicant file.
+    #[error("the person already has an applicant file ({0})")]
+    ApplicantExists(DocId),
+    /// The person has no applicant file.
+    #[error("member {0} is not in the applicant pipeline")]
+    NotAnApplicant(MemberId),
     /// A required text field was empty or only whitespace.
     #[error("{field} must not be empty")]
     EmptyField {
@@ -192,6 +198,8 @@ impl Error {
             Error::UnknownEntry(_) => "ledger.unknown_entry",
             Error::AlreadyVoided(_) => "ledger.already_voided",
             Error::OutsideYear { .. } => "ledger.outside_year",
+            Error::ApplicantExists(_) => "applicant.exists",
+            Error::NotAnApplicant(_) => "applicant.unknown",
             Error::StageOutOfOrder { .. } => "applicant.out_of_order",
             Error::StageTooEarly { .. } => "applicant.too_early",
             Error::IntroducersMissing { .. } => "applicant.introducers_missing",

@@ -7,8 +7,10 @@
 //!   group. Activists and applicants are welcome but not expected.
 //! - **Attendance rate** = sign-ins of expected members ÷ expected attendances.
 //!   Leave is reported apart; it does not count as attending.
-//! - **Silent member**: expected at least once and attending below the branch's
-//!   threshold (per cent, in the branch profile); everyone else is active.
+//! - **Silent member**: expected at least once, attending below the branch's
+//!   threshold (per cent, in the branch profile), and earning no points otherwise
+//!   in the period (no award, no thought report on time): someone who misses
+//!   meetings while taking on a major task is not silent. Everyone else is active.
 //! - **Petitions** are those submitted in the period (by UTC day). Resolved in time:
 //!   resolved on or before the deadline's day (or with no deadline set). Overdue:
 //!   unresolved with a deadline before `as_of`.
@@ -72,7 +74,10 @@ pub struct MemberAttendance {
     pub rate: Option<f64>,
     /// Points earned by attending (by the branch's rule per activity kind).
     pub attendance_points: i64,
-    /// Below the branch's threshold: someone the secretary should talk with.
+    /// Points earned otherwise: awards and thought reports on time.
+    pub other_points: i64,
+    /// Below the branch's threshold and no other points: someone the secretary
+    /// should talk with.
     pub silent: bool,
 }
 
@@ -280,6 +285,7 @@ impl Store {
         let threshold = self.threshold(branch)?;
         let points = self.attendance_points(branch)?;
         let roster = self.roster_entries(branch)?;
+        let earned = self.points_besides_attendance(branch, period)?;
         let activities = self.activities_in(branch, period, false)?;
         let mut presence: HashMap<(String, String), bool> = HashMap::new();
         {
@@ -313,6 +319,7 @@ impl Store {
                 on_leave: 0,
                 rate: None,
                 attendance_points: 0,
+                other_points: earned.get(&entry.id).map_or(0, |(r, a)| r + a),
                 silent: false,
             };
             for a in &activities {
@@ -341,7 +348,8 @@ impl Store {
                 }
             }
             m.rate = ratio(m.attended, m.expected);
-            m.silent = m.rate.is_some_and(|r| r * 100.0 < f64::from(threshold));
+            m.silent =
+                m.rate.is_some_and(|r| r * 100.0 < f64::from(threshold)) && m.other_points <= 0;
             members.push(m);
         }
         for a in &activities {

@@ -432,8 +432,9 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
             }
             if g.rng.random_bool(0.1) {
                 let member = *g.pick(&member_ids);
+                let entry = crate::ids::EntryId::from_bytes(g.id());
                 b.edit(secretary_device, |a: &mut Activity| {
-                    a.award_points(member, 5)
+                    a.award_points_as(entry, member, 5)
                 })?;
             }
             b.edit(secretary_device, |a: &mut Activity| {

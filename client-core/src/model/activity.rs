@@ -270,11 +270,17 @@ impl Activity {
 
     /// Awards `points` bonus points (negative to deduct) to `member`.
     pub fn award_points(&mut self, member: MemberId, points: i64) -> Result<()> {
+        self.award_points_as(EntryId::random(), member, points)
+    }
+
+    /// [`Activity::award_points`] as the entry `id` (a generator chooses ids
+    /// reproducibly; everyone else takes a random one).
+    pub fn award_points_as(&mut self, id: EntryId, member: MemberId, points: i64) -> Result<()> {
         if points == 0 {
             return Err(Error::invalid("points", "0"));
         }
         self.awards.insert(
-            EntryId::random().to_string(),
+            id.to_string(),
             Award {
                 member,
                 points,

@@ -191,13 +191,13 @@ impl Applicant {
                 });
             }
         }
-        if let Some(after) = stage.next().and_then(|next| self.date_of(next)) {
-            if on > after {
-                return Err(Error::invalid(
-                    "date (after the next step's)",
-                    on.to_string(),
-                ));
-            }
+        if let Some(after) = stage.next().and_then(|next| self.date_of(next))
+            && on > after
+        {
+            return Err(Error::invalid(
+                "date (after the next step's)",
+                on.to_string(),
+            ));
         }
         if stage == Stage::Probationary && self.introducers().len() < INTRODUCERS_NEEDED {
             return Err(Error::IntroducersMissing {

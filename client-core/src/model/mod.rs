@@ -71,7 +71,7 @@ use crate::ids::{BranchId, DocId};
 
 pub use activity::{Activity, ActivityStatus, Leave, NewActivity, SignIn, SignInMode};
 pub use applicant::{Applicant, NextStep, Stage, StageEntry};
-pub use dues::{DuesLedger, DuesStatus, Payment, Spending, SpendingCategory, Void, dues_status};
+pub use dues::{DuesLedger, Payment, Spending, SpendingCategory, Void};
 pub use feedback::{Answer, FeedbackBox, FeedbackDrafts, MAX_SUGGESTION_CHARS, Suggestion};
 pub use library::{Collection, LibraryEntry, NewLibraryEntry};
 pub use member_file::{Commendation, Evaluation, EvaluationGrade, MemberFile, Training};

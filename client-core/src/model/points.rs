@@ -110,16 +110,18 @@ impl PointsBook {
         }
     }
 
-    /// Records an award; it must have points, a rule or a reason, and fall in the
-    /// book's year. The caller checks the rule against the profile (the store does).
+    /// Records an award as entry `id`; it must have points, a rule or a reason, and
+    /// fall in the book's year. The caller checks the rule against the profile (the
+    /// store does).
     pub fn award(
         &mut self,
+        id: EntryId,
         member: MemberId,
         points: i64,
         rule: Option<&str>,
         reason: Option<&str>,
         on: Date,
-    ) -> Result<EntryId> {
+    ) -> Result<()> {
         if points == 0 {
             return Err(Error::invalid("points", "0"));
         }
@@ -129,7 +131,6 @@ impl PointsBook {
             return Err(Error::EmptyField { field: "reason" });
         }
         check_year(self.year, on)?;
-        let id = EntryId::random();
         self.awards.insert(
             id.to_string(),
             Award {
@@ -140,7 +141,7 @@ impl PointsBook {
                 on,
             },
         );
-        Ok(id)
+        Ok(())
     }
 
     /// Takes back an award recorded by mistake.
@@ -150,15 +151,15 @@ impl PointsBook {
             .ok_or(Error::UnknownEntry(id))
     }
 
-    /// Records a thought report received on `received`, due on `due`.
+    /// Records a thought report received on `received`, due on `due`, as entry `id`.
     pub fn receive_thought_report(
         &mut self,
+        id: EntryId,
         member: MemberId,
         due: Date,
         received: Date,
-    ) -> Result<EntryId> {
+    ) -> Result<()> {
         check_year(self.year, received)?;
-        let id = EntryId::random();
         self.thought_reports.insert(
             id.to_string(),
             ThoughtReport {
@@ -167,7 +168,7 @@ impl PointsBook {
                 received,
             },
         );
-        Ok(id)
+        Ok(())
     }
 }
 
@@ -185,20 +186,32 @@ mod tests {
         let m = MemberId::random();
         let on = day("2026-04-01");
         assert_eq!(
-            book.award(m, 0, None, Some("task"), on).unwrap_err().code(),
+            book.award(EntryId::random(), m, 0, None, Some("task"), on)
+                .unwrap_err()
+                .code(),
             "input.invalid"
         );
         assert_eq!(
-            book.award(m, 5, None, Some("  "), on).unwrap_err().code(),
+            book.award(EntryId::random(), m, 5, None, Some("  "), on)
+                .unwrap_err()
+                .code(),
             "input.empty"
         );
         assert_eq!(
-            book.award(m, 5, Some("major_task"), None, day("2025-12-31"))
-                .unwrap_err()
-                .code(),
+            book.award(
+                EntryId::random(),
+                m,
+                5,
+                Some("major_task"),
+                None,
+                day("2025-12-31")
+            )
+            .unwrap_err()
+            .code(),
             "ledger.outside_year"
         );
-        let id = book.award(m, 5, Some("major_task"), None, on).unwrap();
+        let id = EntryId::random();
+        book.award(id, m, 5, Some("major_task"), None, on).unwrap();
         assert_eq!(book.awards.len(), 1);
         assert_eq!(book.withdraw_award(id).unwrap().points, 5);
         assert_eq!(
@@ -211,9 +224,9 @@ mod tests {
     fn a_thought_report_is_on_time_by_its_due_day() {
         let mut book = PointsBook::new(BranchId::random(), 2026);
         let m = MemberId::random();
-        book.receive_thought_report(m, day("2026-03-31"), day("2026-03-31"))
+        book.receive_thought_report(EntryId::random(), m, day("2026-03-31"), day("2026-03-31"))
             .unwrap();
-        book.receive_thought_report(m, day("2026-06-30"), day("2026-07-02"))
+        book.receive_thought_report(EntryId::random(), m, day("2026-06-30"), day("2026-07-02"))
             .unwrap();
         let on_time: Vec<bool> = book.thought_reports.values().map(|r| r.on_time()).collect();
         assert_eq!(on_time.iter().filter(|t| **t).count(), 1);

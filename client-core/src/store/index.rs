@@ -12,8 +12,8 @@ use rusqlite::{Transaction, params};
 use crate::conflict;
 use crate::error::Result;
 use crate::model::{
-    self, Activity, BranchProfile, DocKind, MemberFile, Meta, Petition, Record, Roster,
-    SCHEMA_VERSION,
+    self, Activity, Applicant, Award, BranchProfile, DocKind, DuesLedger, LibraryEntry, MemberFile,
+    Meta, Petition, PointsBook, Record, Roster, SCHEMA_VERSION,
 };
 
 /// Rewrites the index rows of one document.
@@ -35,9 +35,10 @@ pub(super) fn reindex(tx: &Transaction, meta: &Meta, doc: &AutoCommit) -> Result
         // No rows: the store reads the one box of a branch straight from its
         // document. Its conflicts are still indexed below.
         DocKind::FeedbackBox | DocKind::FeedbackDrafts => Ok(()),
-        DocKind::DuesLedger | DocKind::PointsBook | DocKind::Applicant | DocKind::LibraryEntry => {
-            Ok(())
-        }
+        DocKind::DuesLedger => hydrate(doc).and_then(|l| dues_ledger(tx, &l)),
+        DocKind::PointsBook => hydrate(doc).and_then(|b| points_book(tx, &b)),
+        DocKind::Applicant => hydrate(doc).and_then(|a| applicant(tx, &a)),
+        DocKind::LibraryEntry => hydrate(doc).and_then(|e| library_entry(tx, &e)),
     };
     if let Err(e) = written {
         // A document that does not hydrate (written by a buggy or hostile peer) is
@@ -61,12 +62,23 @@ fn clear(tx: &Transaction, kind: DocKind, id: &str) -> Result<()> {
         DocKind::BranchProfile => &["idx_profiles", "idx_activity_kinds"],
         DocKind::Roster => &["idx_members"],
         DocKind::MemberFile => &["idx_member_files"],
-        DocKind::Activity => &["idx_activities", "idx_activity_branches", "idx_attendance"],
+        DocKind::Activity => &[
+            "idx_activities",
+            "idx_activity_branches",
+            "idx_attendance",
+            "idx_awards",
+        ],
         DocKind::Petition => &["idx_petitions"],
         DocKind::FeedbackBox | DocKind::FeedbackDrafts => &[],
-        DocKind::DuesLedger | DocKind::PointsBook | DocKind::Applicant | DocKind::LibraryEntry => {
-            &[]
-        }
+        DocKind::DuesLedger => &[
+            "idx_yearly",
+            "idx_dues_monthly",
+            "idx_dues_payments",
+            "idx_dues_spending",
+        ],
+        DocKind::PointsBook => &["idx_yearly", "idx_awards", "idx_thought_reports"],
+        DocKind::Applicant => &["idx_applicants"],
+        DocKind::LibraryEntry => &["idx_library"],
     };
     for table in tables.iter().chain(&["idx_conflicts"]) {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE doc_id = ?1"))?
@@ -189,6 +201,28 @@ fn activity(tx: &Transaction, a: &Activity) -> Result<()> {
     for (member, leave) in &a.leaves {
         attendance.execute(params![doc, member, "leave", None::<String>, leave.at.0])?;
     }
+    let legacy: Vec<(String, Award)> = a
+        .bonus_points
+        .iter()
+        .filter_map(|(member, counter)| {
+            Some((
+                format!("counter:{member}"),
+                Award {
+                    member: member.parse().ok()?,
+                    points: counter.value(),
+                    rule: None,
+                    reason: Some(a.title.clone()),
+                    on: a.starts_at.date(),
+                },
+            ))
+        })
+        .filter(|(_, award)| award.points != 0)
+        .collect();
+    awards(
+        tx,
+        &a.meta,
+        a.awards.iter().chain(legacy.iter().map(|(k, v)| (k, v))),
+    )?;
     for (member, sign_in) in &a.sign_ins {
         attendance.execute(params![
             doc,
@@ -198,6 +232,156 @@ fn activity(tx: &Transaction, a: &Activity) -> Result<()> {
             sign_in.at.0
         ])?;
     }
+    Ok(())
+}
+
+/// Awards, of a points book or of an activity (where a build before awards were
+/// entries kept counters: each member's counter is one award, on the activity's day).
+fn awards<'a>(
+    tx: &Transaction,
+    meta: &Meta,
+    entries: impl Iterator<Item = (&'a String, &'a Award)>,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_awards
+         (doc_id, entry_id, branch_id, member_id, points, rule, reason, on_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (entry, a) in entries {
+        stmt.execute(params![
+            meta.id.to_string(),
+            entry,
+            meta.branch.to_string(),
+            a.member.to_string(),
+            a.points,
+            a.rule,
+            a.reason,
+            a.on.to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+fn yearly(tx: &Transaction, meta: &Meta, year: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_yearly (doc_id, kind, branch_id, year) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        meta.id.to_string(),
+        meta.kind,
+        meta.branch.to_string(),
+        year
+    ])?;
+    Ok(())
+}
+
+fn dues_ledger(tx: &Transaction, l: &DuesLedger) -> Result<()> {
+    yearly(tx, &l.meta, l.year)?;
+    let doc = l.meta.id.to_string();
+    let branch = l.meta.branch.to_string();
+    let mut monthly = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_dues_monthly (doc_id, member_id, fen) VALUES (?1, ?2, ?3)",
+    )?;
+    for (member, fen) in &l.monthly_fen {
+        monthly.execute(params![doc, member, fen])?;
+    }
+    let mut payments = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_dues_payments
+         (doc_id, entry_id, branch_id, year, member_id, first_month, last_month, amount_fen,
+          paid_on, voided_on, void_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (entry, p) in &l.payments {
+        payments.execute(params![
+            doc,
+            entry,
+            branch,
+            l.year,
+            p.member.to_string(),
+            p.first_month,
+            p.last_month,
+            p.amount_fen,
+            p.paid_on.to_string(),
+            opt(&p.void.as_ref().map(|v| v.on)),
+            p.void.as_ref().map(|v| v.reason.as_str()),
+        ])?;
+    }
+    let mut spending = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_dues_spending
+         (doc_id, entry_id, branch_id, year, amount_fen, category, purpose, approved_by, spent_on)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (entry, s) in &l.spending {
+        spending.execute(params![
+            doc,
+            entry,
+            branch,
+            l.year,
+            s.amount_fen,
+            s.category.as_str(),
+            s.purpose,
+            s.approved_by,
+            s.spent_on.to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+fn points_book(tx: &Transaction, b: &PointsBook) -> Result<()> {
+    yearly(tx, &b.meta, b.year)?;
+    awards(tx, &b.meta, b.awards.iter())?;
+    let mut reports = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_thought_reports
+         (doc_id, entry_id, branch_id, member_id, due, received)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (entry, r) in &b.thought_reports {
+        reports.execute(params![
+            b.meta.id.to_string(),
+            entry,
+            b.meta.branch.to_string(),
+            r.member.to_string(),
+            r.due.to_string(),
+            r.received.to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+fn applicant(tx: &Transaction, a: &Applicant) -> Result<()> {
+    let stage = a.stage();
+    let introducers: Vec<String> = a.introducers().iter().map(ToString::to_string).collect();
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_applicants
+         (doc_id, branch_id, member_id, stage, stage_on, introducers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        a.meta.id.to_string(),
+        a.meta.branch.to_string(),
+        a.member.to_string(),
+        stage.as_str(),
+        opt(&a.date_of(stage)),
+        introducers.join(","),
+    ])?;
+    Ok(())
+}
+
+fn library_entry(tx: &Transaction, e: &LibraryEntry) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO idx_library
+         (doc_id, branch_id, collection, title, written_on, tags, shared_down)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        e.meta.id.to_string(),
+        e.meta.branch.to_string(),
+        e.collection.as_str(),
+        e.title,
+        e.written_on.to_string(),
+        e.tags().join("\n"),
+        e.shared_down,
+    ])?;
     Ok(())
 }
 

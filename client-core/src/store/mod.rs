@@ -16,6 +16,7 @@
 //! that made it, which is how conflicts say "which device".
 
 mod account;
+pub mod branch_work;
 mod cache;
 mod feedback;
 mod index;
@@ -968,3 +969,6 @@ fn save(tx: &Transaction, cache: &DocCache, loaded: &mut Loaded, origin: Origin)
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod branch_work_tests;

@@ -215,6 +215,93 @@ const MIGRATIONS: &[Migration] = &[
         ",
         rebuilds_index: false,
     },
+    // 6: the branch work: dues, points, applicants, the problem library; and awards
+    // made at activities, which are now entries.
+    Migration {
+        sql: "
+        CREATE TABLE idx_yearly (
+            doc_id    TEXT PRIMARY KEY,
+            kind      TEXT NOT NULL,
+            branch_id TEXT NOT NULL,
+            year      INTEGER NOT NULL
+        );
+        CREATE INDEX idx_yearly_by_branch ON idx_yearly (branch_id, kind, year);
+        CREATE TABLE idx_dues_monthly (
+            doc_id    TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            fen       INTEGER NOT NULL,
+            PRIMARY KEY (doc_id, member_id)
+        );
+        CREATE TABLE idx_dues_payments (
+            doc_id      TEXT NOT NULL,
+            entry_id    TEXT NOT NULL,
+            branch_id   TEXT NOT NULL,
+            year        INTEGER NOT NULL,
+            member_id   TEXT NOT NULL,
+            first_month INTEGER NOT NULL,
+            last_month  INTEGER NOT NULL,
+            amount_fen  INTEGER NOT NULL,
+            paid_on     TEXT NOT NULL,
+            voided_on   TEXT,
+            void_reason TEXT,
+            PRIMARY KEY (doc_id, entry_id)
+        );
+        CREATE INDEX idx_dues_payments_by_year ON idx_dues_payments (branch_id, year);
+        CREATE TABLE idx_dues_spending (
+            doc_id      TEXT NOT NULL,
+            entry_id    TEXT NOT NULL,
+            branch_id   TEXT NOT NULL,
+            year        INTEGER NOT NULL,
+            amount_fen  INTEGER NOT NULL,
+            category    TEXT NOT NULL,
+            purpose     TEXT NOT NULL,
+            approved_by TEXT NOT NULL,
+            spent_on    TEXT NOT NULL,
+            PRIMARY KEY (doc_id, entry_id)
+        );
+        CREATE TABLE idx_awards (
+            doc_id    TEXT NOT NULL,
+            entry_id  TEXT NOT NULL,
+            branch_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            points    INTEGER NOT NULL,
+            rule      TEXT,
+            reason    TEXT,
+            on_day    TEXT NOT NULL,
+            PRIMARY KEY (doc_id, entry_id)
+        );
+        CREATE INDEX idx_awards_by_member ON idx_awards (member_id, on_day);
+        CREATE TABLE idx_thought_reports (
+            doc_id    TEXT NOT NULL,
+            entry_id  TEXT NOT NULL,
+            branch_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            due       TEXT NOT NULL,
+            received  TEXT NOT NULL,
+            PRIMARY KEY (doc_id, entry_id)
+        );
+        CREATE INDEX idx_thought_reports_by_member ON idx_thought_reports (member_id, received);
+        CREATE TABLE idx_applicants (
+            doc_id      TEXT PRIMARY KEY,
+            branch_id   TEXT NOT NULL,
+            member_id   TEXT NOT NULL,
+            stage       TEXT NOT NULL,
+            stage_on    TEXT NOT NULL,
+            introducers TEXT NOT NULL
+        );
+        CREATE INDEX idx_applicants_by_member ON idx_applicants (member_id);
+        CREATE TABLE idx_library (
+            doc_id      TEXT PRIMARY KEY,
+            branch_id   TEXT NOT NULL,
+            collection  TEXT NOT NULL,
+            title       TEXT NOT NULL,
+            written_on  TEXT NOT NULL,
+            tags        TEXT NOT NULL,
+            shared_down INTEGER NOT NULL
+        );
+        ",
+        rebuilds_index: true,
+    },
 ];
 
 /// The store schema version this build creates.
