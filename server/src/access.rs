@@ -15,13 +15,20 @@
 //! | member file | committee of its branch; the member it describes | committee of its branch |
 //! | activity | S, C, M of its branch or of a branch in `shared_with` | same as read |
 //! | petition | committee of its branch; its owner; its submitter | same as read |
+//! | dues ledger | S, C, M of its branch | committee of its branch |
+//! | points book | S, C, M of its branch | committee of its branch |
+//! | applicant | committee of its branch; the member it describes | committee of its branch |
+//! | library entry | S, C, M of its branch, of a branch in `shared_with`, and, when `shared_down`, of every branch below its own | committee of its branch |
 //!
 //! S and C of an ancestor branch (general branch, committee) may read, not
-//! write, the profile, roster, activities and petitions of descendant
-//! branches. A petition's submitter includes the device that created it:
-//! that is how a resident, who has no member id, keeps seeing their own
-//! request. Kinds this build does not know are for the committee of their
-//! branch only.
+//! write, the profile, roster, activities, petitions, dues ledgers and
+//! points books of descendant branches: the higher committee's reports
+//! count meetings, petitions, dues and points. Applicant files are not
+//! overseen (they are confidential), nor are library entries (a branch
+//! shares those down on purpose, or not at all). A petition's submitter
+//! includes the device that created it: that is how a resident, who has
+//! no member id, keeps seeing their own request. Kinds this build does not
+//! know are for the committee of their branch only.
 
 use branchline_core::model::DocKind;
 use branchline_protocol::{BranchId, DeviceId, MemberId, Role};
@@ -69,6 +76,15 @@ pub enum DocClass {
     /// `feedback_drafts`: one per branch, answers not yet published; the
     /// committee's only.
     FeedbackDrafts,
+    /// `dues_ledger`: one per branch and year, the public dues ledger.
+    DuesLedger,
+    /// `points_book`: one per branch and year, awards and thought reports.
+    PointsBook,
+    /// `applicant`: one per person on the way to membership; confidential.
+    Applicant,
+    /// `library_entry`: an entry of the problem library or the case
+    /// collection, shared across branches.
+    LibraryEntry,
     /// A kind this build does not know (written by a newer client).
     Other,
 }
@@ -85,6 +101,10 @@ impl DocClass {
             (DocKind::Petition, DocClass::Petition),
             (DocKind::FeedbackBox, DocClass::FeedbackBox),
             (DocKind::FeedbackDrafts, DocClass::FeedbackDrafts),
+            (DocKind::DuesLedger, DocClass::DuesLedger),
+            (DocKind::PointsBook, DocClass::PointsBook),
+            (DocKind::Applicant, DocClass::Applicant),
+            (DocKind::LibraryEntry, DocClass::LibraryEntry),
         ]
         .into_iter()
         .find(|(known, _)| known.as_str() == kind)
@@ -99,13 +119,15 @@ pub struct DocAttributes {
     pub kind: String,
     /// The owning branch (`meta.branch`).
     pub branch: BranchId,
-    /// Partner branches a joint activity is shared with.
+    /// Partner branches a joint activity or a library entry is shared with.
     pub shared_with: Vec<BranchId>,
+    /// Whether a library entry is shared with every branch below its own.
+    pub shared_down: bool,
     /// A petition's owner.
     pub owner: Option<MemberId>,
     /// A petition's submitter, when a member submitted it.
     pub submitter: Option<MemberId>,
-    /// The member a member file describes.
+    /// The member a member file or an applicant file describes.
     pub subject: Option<MemberId>,
     /// The device that first delivered the document to the server (none for
     /// documents the server wrote itself).
@@ -119,6 +141,7 @@ impl DocAttributes {
             kind: kind.into(),
             branch,
             shared_with: Vec::new(),
+            shared_down: false,
             owner: None,
             submitter: None,
             subject: None,
@@ -159,15 +182,29 @@ impl Access {
 }
 
 /// What `who` may do with a document with attributes `doc`, whose owning
-/// branch has the ancestors `home_ancestors` (parent first, any order works).
-pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId]) -> Access {
+/// branch has the ancestors `home_ancestors` and the device's own branch the
+/// ancestors `viewer_ancestors` (parent first; any order works).
+///
+/// Only a library entry shared down the hierarchy reads `viewer_ancestors`;
+/// where [`needs_viewer_ancestors`] says no, an empty slice gives the same
+/// answer, so callers need not walk the hierarchy for every document.
+pub fn decide(
+    who: &Principal,
+    doc: &DocAttributes,
+    home_ancestors: &[BranchId],
+    viewer_ancestors: &[BranchId],
+) -> Access {
     let class = DocClass::of(&doc.kind);
     let home = who.branch == doc.branch;
     let committee_here = home && who.is_committee();
     let is_member = |m: Option<MemberId>| who.member.is_some() && who.member == m;
 
     let local = match class {
-        DocClass::BranchProfile | DocClass::Roster | DocClass::FeedbackBox => {
+        DocClass::BranchProfile
+        | DocClass::Roster
+        | DocClass::FeedbackBox
+        | DocClass::DuesLedger
+        | DocClass::PointsBook => {
             if committee_here {
                 Access::READ_WRITE
             } else if home && who.is_member_or_above() {
@@ -183,7 +220,7 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
                 Access::NONE
             }
         }
-        DocClass::MemberFile => {
+        DocClass::MemberFile | DocClass::Applicant => {
             if committee_here {
                 Access::READ_WRITE
             } else if is_member(doc.subject) {
@@ -209,6 +246,17 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
                 Access::NONE
             }
         }
+        DocClass::LibraryEntry => {
+            let partner = doc.shared_with.contains(&who.branch);
+            let below = doc.shared_down && viewer_ancestors.contains(&doc.branch);
+            if committee_here {
+                Access::READ_WRITE
+            } else if (home || partner || below) && who.is_member_or_above() {
+                Access::READ
+            } else {
+                Access::NONE
+            }
+        }
         DocClass::Other => {
             if committee_here {
                 Access::READ_WRITE
@@ -220,7 +268,12 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
 
     let oversight = matches!(
         class,
-        DocClass::BranchProfile | DocClass::Roster | DocClass::Activity | DocClass::Petition
+        DocClass::BranchProfile
+            | DocClass::Roster
+            | DocClass::Activity
+            | DocClass::Petition
+            | DocClass::DuesLedger
+            | DocClass::PointsBook
     ) && who.is_committee()
         && home_ancestors.contains(&who.branch);
     if oversight {
@@ -228,6 +281,12 @@ pub fn decide(who: &Principal, doc: &DocAttributes, home_ancestors: &[BranchId])
     } else {
         local
     }
+}
+
+/// Whether [`decide`] needs the ancestors of `who`'s branch for `doc`: only
+/// for a library entry shared down, seen from another branch.
+pub fn needs_viewer_ancestors(who: &Principal, doc: &DocAttributes) -> bool {
+    doc.shared_down && who.branch != doc.branch && DocClass::of(&doc.kind) == DocClass::LibraryEntry
 }
 
 /// Whether `who` may create a new document of `kind` owned by `branch`:
@@ -272,10 +331,16 @@ mod tests {
     enum Relation {
         /// Same branch, no personal link.
         Home,
+        /// Same branch; the device's member is described by the file.
+        HomeSubject,
         /// Another branch, unrelated.
         Stranger,
         /// The device's branch is an ancestor of the document's branch.
         Ancestor,
+        /// The device's branch is below the document's, which is shared down.
+        Descendant,
+        /// The device's branch is below the document's, not shared down.
+        DescendantUnshared,
         /// The device's branch is a partner in `shared_with`.
         Partner,
         /// Another branch; the device's member is the petition owner.
@@ -288,10 +353,13 @@ mod tests {
         Creator,
     }
 
-    const RELATIONS: [Relation; 8] = [
+    const RELATIONS: [Relation; 11] = [
         Relation::Home,
+        Relation::HomeSubject,
         Relation::Stranger,
         Relation::Ancestor,
+        Relation::Descendant,
+        Relation::DescendantUnshared,
         Relation::Partner,
         Relation::Owner,
         Relation::Submitter,
@@ -299,7 +367,7 @@ mod tests {
         Relation::Creator,
     ];
 
-    const KINDS: [&str; 8] = [
+    const KINDS: [&str; 12] = [
         "branch_profile",
         "roster",
         "feedback_box",
@@ -307,37 +375,58 @@ mod tests {
         "member_file",
         "activity",
         "petition",
+        "dues_ledger",
+        "points_book",
+        "applicant",
+        "library_entry",
         "from_the_future",
     ];
 
-    fn scenario(role: Role, relation: Relation, kind: &str) -> Access {
+    /// The device, the document and both branches' ancestors of one row.
+    fn setting(
+        role: Role,
+        relation: Relation,
+        kind: &str,
+    ) -> (Principal, DocAttributes, Vec<BranchId>, Vec<BranchId>) {
         let home = BranchId::from_bytes([1; 16]);
         let other = BranchId::from_bytes([2; 16]);
         let member = MemberId::from_bytes([3; 16]);
         let device = DeviceId::from_bytes([4; 16]);
+        let at_home = matches!(relation, Relation::Home | Relation::HomeSubject);
         let who = Principal {
             device,
             role,
-            branch: if relation == Relation::Home {
-                home
-            } else {
-                other
-            },
+            branch: if at_home { home } else { other },
             member: (role != Role::Resident).then_some(member),
         };
         let mut doc = DocAttributes::new(kind, home);
         doc.creator = Some(DeviceId::from_bytes([9; 16]));
         let mut ancestors = vec![BranchId::from_bytes([7; 16])];
+        let mut viewer_ancestors = if at_home {
+            ancestors.clone()
+        } else {
+            vec![BranchId::from_bytes([6; 16])]
+        };
         match relation {
             Relation::Home | Relation::Stranger => {}
             Relation::Ancestor => ancestors.push(other),
+            // Every kind is marked shared down: only library entries heed it.
+            Relation::Descendant | Relation::DescendantUnshared => {
+                doc.shared_down = relation == Relation::Descendant;
+                viewer_ancestors = vec![home, BranchId::from_bytes([7; 16])];
+            }
             Relation::Partner => doc.shared_with = vec![BranchId::from_bytes([8; 16]), other],
             Relation::Owner => doc.owner = Some(member),
             Relation::Submitter => doc.submitter = Some(member),
-            Relation::Subject => doc.subject = Some(member),
+            Relation::Subject | Relation::HomeSubject => doc.subject = Some(member),
             Relation::Creator => doc.creator = Some(device),
         }
-        decide(&who, &doc, &ancestors)
+        (who, doc, ancestors, viewer_ancestors)
+    }
+
+    fn scenario(role: Role, relation: Relation, kind: &str) -> Access {
+        let (who, doc, ancestors, viewer_ancestors) = setting(role, relation, kind);
+        decide(&who, &doc, &ancestors, &viewer_ancestors)
     }
 
     /// The design's table, written out row by row: `(kind, relation)` →
@@ -346,6 +435,9 @@ mod tests {
         use Relation::*;
         let none = ["-", "-", "-", "-"];
         match (kind, relation) {
+            // Being described by a file only matters for the files.
+            ("member_file" | "applicant", HomeSubject) => ["rw", "rw", "r", "-"],
+            (_, HomeSubject) => expected(kind, Home),
             ("branch_profile" | "roster", Home) => ["rw", "rw", "r", "-"],
             ("branch_profile" | "roster", Ancestor) => ["r", "r", "-", "-"],
             // Suggestions are the branch's own business: no oversight.
@@ -361,6 +453,15 @@ mod tests {
             ("petition", Owner | Submitter) => ["rw", "rw", "rw", "-"],
             ("petition", Creator) => ["rw", "rw", "rw", "rw"],
             ("petition", Ancestor) => ["r", "r", "-", "-"],
+            // The public ledger and the published rankings: members read,
+            // the committee keeps them, the higher committee reports on them.
+            ("dues_ledger" | "points_book", Home) => ["rw", "rw", "r", "-"],
+            ("dues_ledger" | "points_book", Ancestor) => ["r", "r", "-", "-"],
+            // Confidential: the committee and the applicant, nobody above.
+            ("applicant", Home) => ["rw", "rw", "-", "-"],
+            ("applicant", Subject) => ["r", "r", "r", "-"],
+            ("library_entry", Home) => ["rw", "rw", "r", "-"],
+            ("library_entry", Partner | Descendant) => ["r", "r", "r", "-"],
             ("from_the_future", Home) => ["rw", "rw", "-", "-"],
             _ => none,
         }
@@ -414,9 +515,31 @@ mod tests {
         };
         let doc = DocAttributes::new("petition", branch);
         // Neither side has a member: that is no match.
-        assert_eq!(decide(&who, &doc, &[]), Access::NONE);
-        let doc = DocAttributes::new("member_file", branch);
-        assert_eq!(decide(&who, &doc, &[]), Access::NONE);
+        assert_eq!(decide(&who, &doc, &[], &[]), Access::NONE);
+        for kind in ["member_file", "applicant"] {
+            let doc = DocAttributes::new(kind, branch);
+            assert_eq!(decide(&who, &doc, &[], &[]), Access::NONE, "{kind}");
+        }
+    }
+
+    #[test]
+    fn the_viewers_ancestors_matter_only_where_it_is_said_they_do() {
+        for kind in KINDS {
+            for relation in RELATIONS {
+                for role in ROLES {
+                    let (who, doc, ancestors, viewer_ancestors) = setting(role, relation, kind);
+                    if !needs_viewer_ancestors(&who, &doc) {
+                        assert_eq!(
+                            decide(&who, &doc, &ancestors, &[]),
+                            decide(&who, &doc, &ancestors, &viewer_ancestors),
+                            "{role} / {relation:?} / {kind}"
+                        );
+                    }
+                }
+            }
+        }
+        let (who, doc, ..) = setting(Role::Member, Relation::Descendant, "library_entry");
+        assert!(needs_viewer_ancestors(&who, &doc));
     }
 
     #[test]

@@ -146,6 +146,13 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX audit_by_event ON audit (event, at_ms);
     ",
+    // 4: whether a library entry is shared with every branch below its own
+    // (0 or 1), an access attribute beside `shared_with`. Rows stored before
+    // say 0, which shares less, never more; the next write of such a
+    // document sets it from its content.
+    "
+    ALTER TABLE documents ADD COLUMN shared_down INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Where a data directory's database is.

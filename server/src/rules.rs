@@ -22,17 +22,23 @@
 //! | kind | path | set | clear | code |
 //! |---|---|---|---|---|
 //! | every kind | `meta/**` | nobody | nobody | `sync.invalid_document` |
-//! | branch profile, roster, member file, feedback box, unknown kinds | `**` | committee | committee | `rule.committee_only` |
+//! | branch profile, roster, member file, feedback box, dues ledger, points book, applicant, unknown kinds | `**` | committee | committee | `rule.committee_only` |
 //! | activity | `sign_ins/{key}/**`, `leaves/{key}/**` | the member named by the key, the organizer, the committee | same | `rule.not_own_entry` |
 //! | activity | `shared_with/{key}` | the committee, when the key names a branch allied with the activity's own | the committee | `rule.not_allied` (`rule.committee_only` for others) |
 //! | activity | `**` | the organizer, the committee | same | `rule.organizer_only` |
 //! | petition | `progress/**`, `resolution/**`, `status` | the owner, the committee | same | `rule.owner_only` |
 //! | petition | `rating/**` | the submitter, once resolved | the owner, the committee (reopening) | `rule.submitter_only` (`rule.not_resolved` for the submitter before resolution) |
 //! | petition | `**` (owner, deadline, title, description, submitter…) | the committee | the committee | `rule.committee_only` |
+//! | library entry | `shared_with/{key}` | the committee, when the key names a branch allied with the entry's own | the committee | `rule.not_allied` (`rule.committee_only` for others) |
+//! | library entry | `**` (texts, tags, `shared_down`…) | the committee | the committee | `rule.committee_only` |
 //!
 //! "Committee" is the secretary or a committee member of a branch with write
 //! access (for an activity, its home branch or a partner branch it is shared
-//! with). "The organizer", "the owner" and "the submitter" are read from the
+//! with; for every other kind, its home branch). Members read a dues
+//! ledger, a points book, their own applicant file and a library entry but
+//! may not write them at all, so access control refuses their changes
+//! (`access.read_only`) before these tables are asked; the tables still say
+//! committee, so a change to those kinds passes only as the committee's. "The organizer", "the owner" and "the submitter" are read from the
 //! document **as the change's author saw it** (at the change's
 //! dependencies), not as the server holds it now: an owner who adds a
 //! progress note offline while the committee reassigns the petition made an
@@ -45,7 +51,9 @@
 //!   hold (no dependencies) is checked by [`access::may_create`]; a petition
 //!   created by a member or a resident must also be a fresh submission: open,
 //!   with no owner, progress, resolution or rating, and naming no submitter
-//!   but the sender (`rule.not_a_new_submission`).
+//!   but the sender (`rule.not_a_new_submission`). An activity or a library
+//!   entry created already shared names only allied branches
+//!   (`rule.not_allied`).
 //! - **Authorship.** Every change must be written under the sender's own
 //!   actor id (`rule.foreign_actor`): the actor is how the audit log and the
 //!   conflict list name a change's device, so it may not be borrowed.
@@ -59,7 +67,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::{Automerge, Change, ChangeHash, ObjType, Patch, PatchAction, Prop, Value};
 use automerge::{ReadDoc, ScalarValue};
-use branchline_core::model::{FieldPath, PetitionStatus, activity, paths, petition};
+use branchline_core::model::{FieldPath, PetitionStatus, activity, library, paths, petition};
 use branchline_protocol::{DeviceId, ErrorCode, MemberId};
 
 use crate::access::{self, DocAttributes, DocClass, Principal};
@@ -143,7 +151,8 @@ const HEADER: Rule = Rule {
 };
 
 /// Kinds only the committee changes: branch profile, roster, member file,
-/// feedback box (members write to it through the server), unknown kinds.
+/// feedback box (members write to it through the server), dues ledger,
+/// points book, applicant file, unknown kinds.
 const COMMITTEE_TABLE: &[Rule] = &[
     HEADER,
     Rule {
@@ -179,6 +188,24 @@ const ACTIVITY_TABLE: &[Rule] = &[
         set: ORGANIZER,
         clear: ORGANIZER,
         refusal: Refusal::OrganizerOnly,
+    },
+];
+
+/// A library entry is the committee's; sharing it names only allied
+/// branches, as sharing an activity does.
+const LIBRARY_TABLE: &[Rule] = &[
+    HEADER,
+    Rule {
+        path: &[Field(library::paths::SHARED_WITH), Any, Rest],
+        set: &[CommitteeOfAlliedKey],
+        clear: COMMITTEE,
+        refusal: Refusal::CommitteeOnly,
+    },
+    Rule {
+        path: &[Rest],
+        set: COMMITTEE,
+        clear: COMMITTEE,
+        refusal: Refusal::CommitteeOnly,
     },
 ];
 
@@ -221,12 +248,35 @@ fn table(class: DocClass) -> &'static [Rule] {
     match class {
         DocClass::Activity => ACTIVITY_TABLE,
         DocClass::Petition => PETITION_TABLE,
+        DocClass::LibraryEntry => LIBRARY_TABLE,
         DocClass::BranchProfile
         | DocClass::Roster
         | DocClass::MemberFile
         | DocClass::FeedbackBox
         | DocClass::FeedbackDrafts
+        | DocClass::DuesLedger
+        | DocClass::PointsBook
+        | DocClass::Applicant
         | DocClass::Other => COMMITTEE_TABLE,
+    }
+}
+
+/// Where a kind keeps the set of allied branches it is shared with, if it
+/// has one.
+fn shared_with_field(class: DocClass) -> Option<FieldPath> {
+    match class {
+        DocClass::Activity => Some(activity::paths::SHARED_WITH),
+        DocClass::LibraryEntry => Some(library::paths::SHARED_WITH),
+        DocClass::BranchProfile
+        | DocClass::Roster
+        | DocClass::MemberFile
+        | DocClass::Petition
+        | DocClass::FeedbackBox
+        | DocClass::FeedbackDrafts
+        | DocClass::DuesLedger
+        | DocClass::PointsBook
+        | DocClass::Applicant
+        | DocClass::Other => None,
     }
 }
 
@@ -260,7 +310,7 @@ pub struct Subject<'a> {
     /// The document's kind and branch from its header, as now applied.
     pub kind: &'a str,
     /// Whether a branch (its id as text) is allied with the document's
-    /// own branch, so an activity may be shared with it.
+    /// own branch, so an activity or a library entry may be shared with it.
     pub allied: &'a dyn Fn(&str) -> bool,
 }
 
@@ -552,9 +602,8 @@ fn check_creation(
             who.role
         )));
     }
-    if DocClass::of(&kind) == DocClass::Activity
-        && let Ok(Some((Value::Object(ObjType::Map), shared))) =
-            activity::paths::SHARED_WITH.get(doc, Some(here))
+    if let Some(field) = shared_with_field(DocClass::of(&kind))
+        && let Ok(Some((Value::Object(ObjType::Map), shared))) = field.get(doc, Some(here))
         && let Some(stranger) = doc
             .keys_at(&shared, here)
             .find(|key| !(subject.allied)(key))
@@ -602,9 +651,11 @@ fn check_creation(
 #[cfg(test)]
 mod tests {
     use automerge::{ActorId, AutoCommit};
+    use branchline_core::EntryId;
     use branchline_core::model::{
-        self, Activity, Date, LocalDateTime, NewActivity, NewMember, NewPetition, Petition, Record,
-        Roster, SignInMode, Submitter, Timestamp,
+        self, Activity, Applicant, Collection, Date, DuesLedger, LibraryEntry, LocalDateTime,
+        NewActivity, NewLibraryEntry, NewMember, NewPetition, Petition, PointsBook, Record, Roster,
+        SignInMode, Stage, Submitter, Timestamp,
     };
     use branchline_protocol::{BranchId, Role};
 
@@ -921,6 +972,145 @@ mod tests {
             Some("rule.not_allied"),
             "nor created already shared with a stranger"
         );
+    }
+
+    fn library_entry(branch: BranchId) -> LibraryEntry {
+        LibraryEntry::new(
+            branch.into(),
+            NewLibraryEntry {
+                collection: Collection::Problem,
+                title: "路灯坏了没人管".into(),
+                problem: "老旧小区路灯长期不亮".into(),
+                solution: "联系街道，结对单位出资修好".into(),
+                tags: vec!["路灯".into()],
+                written_on: Date::ymd(2026, 5, 1).unwrap(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn library_entries_are_the_committees_and_shared_only_with_allied_branches() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let member = person(Role::Member, branch);
+        let mut lab = Lab::new(&library_entry(branch), &secretary, branch);
+        let ally: branchline_core::BranchId = ALLY.parse().unwrap();
+        let stranger = branchline_core::BranchId::random();
+
+        let revised = lab.edit(&member, |e: &mut LibraryEntry| {
+            e.revise(None, None, Some("我觉得应该这样"))
+        });
+        assert_eq!(
+            code(lab.check(&revised, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let by_member = lab.edit(&member, |e: &mut LibraryEntry| e.share_with(ally));
+        assert_eq!(
+            code(lab.check(&by_member, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let down_by_member = lab.edit(&member, |e: &mut LibraryEntry| {
+            e.share_down(true);
+            Ok(())
+        });
+        assert_eq!(
+            code(lab.check(&down_by_member, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let unallied = lab.edit(&secretary, |e: &mut LibraryEntry| e.share_with(stranger));
+        assert_eq!(
+            code(lab.check(&unallied, &secretary)).as_deref(),
+            Some("rule.not_allied")
+        );
+        let allied = lab.edit(&secretary, |e: &mut LibraryEntry| e.share_with(ally));
+        assert_eq!(code(lab.check(&allied, &secretary)), None);
+        let down = lab.edit(&secretary, |e: &mut LibraryEntry| {
+            e.share_down(true);
+            e.revise(None, None, Some("街道出资修好"))
+        });
+        assert_eq!(code(lab.check(&down, &secretary)), None);
+        let unshared = lab.edit(&secretary, |e: &mut LibraryEntry| {
+            e.shared_with.clear();
+            Ok(())
+        });
+        assert_eq!(
+            code(lab.check(&unshared, &secretary)),
+            None,
+            "the committee stops sharing with any branch"
+        );
+
+        let mut shared = library_entry(branch);
+        shared.share_with(stranger).unwrap();
+        assert_eq!(
+            code(creation(&shared, &secretary)).as_deref(),
+            Some("rule.not_allied"),
+            "nor created already shared with a stranger"
+        );
+        let mut shared = library_entry(branch);
+        shared.share_with(ally).unwrap();
+        shared.share_down(true);
+        assert_eq!(code(creation(&shared, &secretary)), None);
+        assert_eq!(
+            code(creation(&library_entry(branch), &member)).as_deref(),
+            Some("sync.invalid_document"),
+            "members do not write library entries"
+        );
+    }
+
+    #[test]
+    fn only_the_committee_keeps_dues_points_and_applicant_files() {
+        let branch = BranchId::new_random();
+        let secretary = person(Role::Secretary, branch);
+        let member = person(Role::Member, branch);
+        let me = core_member(&member);
+        let day = Date::ymd(2026, 4, 2).unwrap();
+
+        let mut ledger = Lab::new(&DuesLedger::new(branch.into(), 2026), &secretary, branch);
+        let paid = |l: &mut DuesLedger| l.record_payment(EntryId::random(), me, 1..=3, 300, day);
+        let by_member = ledger.edit(&member, paid);
+        assert_eq!(
+            code(ledger.check(&by_member, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let by_secretary = ledger.edit(&secretary, paid);
+        assert_eq!(code(ledger.check(&by_secretary, &secretary)), None);
+
+        let mut book = Lab::new(&PointsBook::new(branch.into(), 2026), &secretary, branch);
+        let award =
+            |b: &mut PointsBook| b.award(EntryId::random(), me, 5, None, Some("自评满分"), day);
+        let by_member = book.edit(&member, award);
+        assert_eq!(
+            code(book.check(&by_member, &member)).as_deref(),
+            Some("rule.committee_only")
+        );
+        let by_secretary = book.edit(&secretary, award);
+        assert_eq!(code(book.check(&by_secretary, &secretary)), None);
+
+        let applied = Date::ymd(2026, 1, 5).unwrap();
+        let file = Applicant::new(branch.into(), me, applied);
+        let mut lab = Lab::new(&file, &secretary, branch);
+        let activist = |a: &mut Applicant| a.record_stage(Stage::Activist, day, None);
+        let by_applicant = lab.edit(&member, activist);
+        assert_eq!(
+            code(lab.check(&by_applicant, &member)).as_deref(),
+            Some("rule.committee_only"),
+            "an applicant does not record their own steps"
+        );
+        let by_secretary = lab.edit(&secretary, activist);
+        assert_eq!(code(lab.check(&by_secretary, &secretary)), None);
+        let created = [
+            creation(&DuesLedger::new(branch.into(), 2026), &member),
+            creation(&PointsBook::new(branch.into(), 2026), &member),
+            creation(&file, &member),
+        ];
+        for refused in created {
+            assert_eq!(
+                code(refused).as_deref(),
+                Some("sync.invalid_document"),
+                "members create none of them"
+            );
+        }
     }
 
     #[test]
@@ -1263,6 +1453,10 @@ mod tests {
             DocClass::Petition => Petition::PATHS,
             DocClass::FeedbackBox => model::FeedbackBox::PATHS,
             DocClass::FeedbackDrafts => model::FeedbackDrafts::PATHS,
+            DocClass::DuesLedger => DuesLedger::PATHS,
+            DocClass::PointsBook => PointsBook::PATHS,
+            DocClass::Applicant => Applicant::PATHS,
+            DocClass::LibraryEntry => LibraryEntry::PATHS,
             DocClass::Other => &[],
         }
     }
@@ -1277,6 +1471,10 @@ mod tests {
             DocClass::Petition,
             DocClass::FeedbackBox,
             DocClass::FeedbackDrafts,
+            DocClass::DuesLedger,
+            DocClass::PointsBook,
+            DocClass::Applicant,
+            DocClass::LibraryEntry,
             DocClass::Other,
         ];
         let mut named = 0;

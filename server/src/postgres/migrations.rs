@@ -128,6 +128,11 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms BIGINT NOT NULL
     );
     ",
+    // 2: the SQLite schema's version 4, a library entry's `shared_down`
+    // (0 or 1, as SQLite keeps it).
+    "
+    ALTER TABLE documents ADD COLUMN shared_down BIGINT NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use automerge::{Automerge, ChangeHash, ObjType, ReadDoc, Value};
-use branchline_core::model::{FieldPath, activity, member_file, petition};
+use branchline_core::model::{FieldPath, activity, applicant, library, member_file, petition};
 use branchline_protocol::{BranchId, DeviceId, DocId, Heads, MemberId};
 use rusqlite::Connection;
 
@@ -96,8 +96,8 @@ pub(crate) fn insert(
         &format!(
             "INSERT INTO documents (doc_id, kind, branch_id, shared_with, owner_member,
                  submitter_member, subject_member, creator_device, heads, snapshot, snapshot_len,
-                 change_seq, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, {}, ?12, ?12)
+                 shared_down, change_seq, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, {}, ?12, ?12)
              ON CONFLICT (doc_id) DO NOTHING
              RETURNING change_seq",
             next_seq(conn)
@@ -115,6 +115,7 @@ pub(crate) fn insert(
             snapshot,
             snapshot.len() as i64,
             now,
+            i64::from(attrs.shared_down),
         ],
     )?;
     let Some(inserted) = inserted else {
@@ -162,7 +163,7 @@ pub(crate) fn append(
         &format!(
             "UPDATE documents SET chunks_len = chunks_len + ?2, next_chunk = ?3, heads = ?4,
                  shared_with = ?5, owner_member = ?6, submitter_member = ?7, subject_member = ?8,
-                 change_seq = {}, updated_at_ms = ?9{}
+                 shared_down = ?10, change_seq = {}, updated_at_ms = ?9{}
              WHERE doc_id = ?1
              RETURNING change_seq",
             next_seq(conn),
@@ -178,6 +179,7 @@ pub(crate) fn append(
             &attrs.submitter.map(|m| m.to_string()),
             &attrs.subject.map(|m| m.to_string()),
             db::now_ms(),
+            i64::from(attrs.shared_down),
         ],
     )?
     .int(0)
@@ -237,7 +239,7 @@ fn parsed<T>(
 }
 
 const ROW_COLUMNS: &str = "doc_id, kind, branch_id, shared_with, owner_member, submitter_member,
-    subject_member, creator_device, heads, change_seq";
+    subject_member, creator_device, heads, change_seq, shared_down";
 
 fn parse_row(raw: &Row) -> Result<DocRow> {
     let doc_id = raw.text(0)?;
@@ -249,6 +251,7 @@ fn parse_row(raw: &Row) -> Result<DocRow> {
             kind: raw.text(1)?,
             branch: parse_id(&raw.text(2)?)?,
             shared_with: shared.iter().map(|b| parse_id(b)).collect::<Result<_>>()?,
+            shared_down: raw.int(10)? != 0,
             owner: parse_opt_id(raw.opt_text(4)?)?,
             submitter: parse_opt_id(raw.opt_text(5)?)?,
             subject: parse_opt_id(raw.opt_text(6)?)?,
@@ -532,6 +535,30 @@ fn read_member(doc: &Automerge, field: FieldPath) -> Option<MemberId> {
     read_str(doc, field).and_then(|text| text.parse().ok())
 }
 
+/// Whether `field` holds `true`; anything else (absent, not a bool) is false.
+fn read_bool(doc: &Automerge, field: FieldPath) -> bool {
+    matches!(field.get(doc, None), Ok(Some((Value::Scalar(v), _))) if v.as_bool() == Some(true))
+}
+
+/// The branches of a set kept as a map from branch id to `true` (an
+/// activity's or a library entry's partners), sorted, each once; keys that
+/// are not branch ids, or whose value is not `true`, are left out.
+fn read_branch_set(doc: &Automerge, field: FieldPath) -> Vec<BranchId> {
+    let Some(set) = read_map(doc, field) else {
+        return Vec::new();
+    };
+    let mut branches: Vec<BranchId> = doc
+        .keys(&set)
+        .filter(|key| {
+            matches!(doc.get(&set, key.as_str()), Ok(Some((Value::Scalar(v), _))) if v.as_bool() == Some(true))
+        })
+        .filter_map(|key| key.parse().ok())
+        .collect();
+    branches.sort();
+    branches.dedup();
+    branches
+}
+
 /// The access attributes of a document whose header says `kind` and
 /// `branch`, read from its content; `creator` is the device that delivered
 /// it first.
@@ -549,28 +576,24 @@ pub(crate) fn attributes_of(
     attrs.creator = creator;
     match DocClass::of(kind) {
         DocClass::Activity => {
-            if let Some(shared) = read_map(doc, activity::paths::SHARED_WITH) {
-                let mut partners: Vec<BranchId> = doc
-                    .keys(&shared)
-                    .filter(|key| {
-                        matches!(doc.get(&shared, key.as_str()), Ok(Some((Value::Scalar(v), _))) if v.as_bool() == Some(true))
-                    })
-                    .filter_map(|key| key.parse().ok())
-                    .collect();
-                partners.sort();
-                partners.dedup();
-                attrs.shared_with = partners;
-            }
+            attrs.shared_with = read_branch_set(doc, activity::paths::SHARED_WITH)
         }
         DocClass::Petition => {
             attrs.owner = read_member(doc, petition::paths::OWNER);
             attrs.submitter = read_member(doc, petition::paths::SUBMITTER_MEMBER);
         }
         DocClass::MemberFile => attrs.subject = read_member(doc, member_file::paths::MEMBER),
+        DocClass::Applicant => attrs.subject = read_member(doc, applicant::paths::MEMBER),
+        DocClass::LibraryEntry => {
+            attrs.shared_with = read_branch_set(doc, library::paths::SHARED_WITH);
+            attrs.shared_down = read_bool(doc, library::paths::SHARED_DOWN);
+        }
         DocClass::BranchProfile
         | DocClass::Roster
         | DocClass::FeedbackBox
         | DocClass::FeedbackDrafts
+        | DocClass::DuesLedger
+        | DocClass::PointsBook
         | DocClass::Other => {}
     }
     attrs

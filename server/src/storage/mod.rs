@@ -674,9 +674,21 @@ impl<D: Database> Storage<D> {
         Some(self.decide(who, &attrs))
     }
 
-    /// The access decision for a document with `attrs`.
+    /// The access decision for a document with `attrs`. The device's own
+    /// ancestors are looked up only for the few documents that need them
+    /// (a library entry shared down): manifests decide every document.
     pub(crate) fn decide(&self, who: &Principal, attrs: &DocAttributes) -> Access {
-        access::decide(who, attrs, &self.shared.ancestors(attrs.branch))
+        let viewer_ancestors = if access::needs_viewer_ancestors(who, attrs) {
+            self.shared.ancestors(who.branch)
+        } else {
+            Vec::new()
+        };
+        access::decide(
+            who,
+            attrs,
+            &self.shared.ancestors(attrs.branch),
+            &viewer_ancestors,
+        )
     }
 
     /// The manifest of every document `who` may read.
