@@ -16,11 +16,14 @@ use std::time::Duration;
 
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc as _};
-use branchline_core::model::{self, Activity, DocKind, FeedbackBox, NewActivity, Timestamp};
-use branchline_protocol::{BranchId, DeviceId, DocId, ErrorCode, Heads, Role};
+use branchline_core::model::{
+    self, Activity, Applicant, Collection, DocKind, FeedbackBox, LibraryEntry, NewActivity,
+    NewLibraryEntry, Timestamp,
+};
+use branchline_protocol::{BranchId, DeviceId, DocId, ErrorCode, Heads, MemberId, Role};
 
 use super::{Backend, CreateGuard, NoticeEvent, StepContext};
-use crate::access::Principal;
+use crate::access::{DocAttributes, Principal};
 use crate::audit::{AuditRecord, event};
 
 use crate::auth::AuthFailure;
@@ -230,6 +233,107 @@ pub(crate) fn the_catalog_decides_access(h: &dyn Harness) {
     };
     let refused = f.backend.sync_step(&cx, &mut state, &[]).unwrap_err();
     assert_eq!(refused.code, ErrorCode::AccessDenied);
+}
+
+/// The access attributes a document's content gives it (partner branches,
+/// `shared_down`, the member a file describes) are stored with it, on
+/// creation and on every later write, and read back the same after a
+/// reopen and by a second process; access after the reopen follows them.
+pub(crate) fn access_attributes_are_stored(h: &dyn Harness) {
+    let f = h.fresh();
+    let backend = &*f.backend;
+    let partner = BranchId::new_random();
+    let mut entry = LibraryEntry::new(
+        f.branch.into(),
+        NewLibraryEntry {
+            collection: Collection::Case,
+            title: "Night patrol rota".into(),
+            problem: "Nobody kept the rota".into(),
+            solution: "A shared sign-up sheet".into(),
+            tags: Vec::new(),
+            written_on: "2026-03-01".parse().expect("a date"),
+        },
+    )
+    .expect("a valid entry");
+    entry.share_with(partner.into()).expect("another branch");
+    let doc = model::create_document(&entry, backend.server_actor()).unwrap();
+    let (library, _) = backend
+        .create_as_server(doc, None, Vec::new(), CreateGuard::Always)
+        .unwrap();
+    // Shared down by a later write, which stores the attributes again.
+    let mut share_down = |doc: &mut AutoCommit| {
+        model::edit(doc, |e: &mut LibraryEntry| {
+            e.share_down(true);
+            Ok(())
+        })
+        .map_err(Into::into)
+    };
+    backend
+        .edit_as_server(library, Vec::new(), &mut share_down)
+        .unwrap();
+    let who = secretary(&f, b"conformance-attrs");
+    let subject = MemberId::new_random();
+    let file = Applicant::new(
+        f.branch.into(),
+        subject.into(),
+        "2026-01-05".parse().expect("a date"),
+    );
+    let applicant: DocId = file.meta.id.into();
+    let mut doc =
+        model::create_document(&file, automerge::ActorId::from(&b"conformance-attrs"[..])).unwrap();
+    sync_doc(backend, &who, 1, applicant, &mut doc).expect("acknowledged");
+
+    let attrs_in = |backend: &dyn Backend, id: DocId| -> DocAttributes {
+        let notice = backend
+            .changed_since(0)
+            .into_iter()
+            .find(|n| n.doc_id == id)
+            .expect("the document is in the catalog");
+        (*notice.attrs).clone()
+    };
+    let mut want_library = DocAttributes::new(DocKind::LibraryEntry.as_str(), f.branch);
+    want_library.shared_with = vec![partner];
+    want_library.shared_down = true;
+    let mut want_applicant = DocAttributes::new(DocKind::Applicant.as_str(), f.branch);
+    want_applicant.subject = Some(subject);
+    want_applicant.creator = Some(who.device);
+    assert_eq!(attrs_in(backend, library), want_library);
+    assert_eq!(attrs_in(backend, applicant), want_applicant);
+
+    let second = h.second(&f);
+    assert_eq!(
+        attrs_in(&*second, library),
+        want_library,
+        "a second process"
+    );
+    assert_eq!(attrs_in(&*second, applicant), want_applicant);
+    drop(second);
+    let f = h.reopen(f);
+    assert_eq!(
+        attrs_in(&*f.backend, library),
+        want_library,
+        "after a reopen"
+    );
+    assert_eq!(attrs_in(&*f.backend, applicant), want_applicant);
+    let member = |branch: BranchId, member: Option<MemberId>| Principal {
+        device: DeviceId::new_random(),
+        role: Role::Member,
+        branch,
+        member,
+    };
+    let guest = f.backend.readable_manifest(&member(partner, None));
+    assert!(guest.get(library).is_some(), "the partner branch reads it");
+    let own = f
+        .backend
+        .readable_manifest(&member(f.branch, Some(subject)));
+    assert!(
+        own.get(applicant).is_some(),
+        "the applicant reads their file"
+    );
+    let other = f
+        .backend
+        .readable_manifest(&member(f.branch, Some(MemberId::new_random())));
+    assert!(other.get(applicant).is_none(), "nobody else's file");
 }
 
 /// Every stored change is announced once to subscribers, with its write
@@ -732,6 +836,11 @@ macro_rules! backend_conformance {
             #[test]
             fn the_catalog_decides_access() {
                 check::the_catalog_decides_access(&$harness);
+            }
+
+            #[test]
+            fn access_attributes_are_stored() {
+                check::access_attributes_are_stored(&$harness);
             }
 
             #[test]
