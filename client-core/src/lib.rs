@@ -7,6 +7,8 @@
 //! - [`store`]: the SQLite store: documents persisted incrementally, an index for
 //!   queries that never parses documents, and acknowledgement tracking.
 //! - [`report`]: the branch's reports, computed on the device from the index.
+//! - [`rollup`]: the higher committee's roll-up and star rating of the branches
+//!   below it.
 //! - [`refusal`]: why the server refused, in English and Chinese words.
 //! - [`sync`]: the sync engine, sans I/O: one session per connection to the branch
 //!   server, driven by the transport.
@@ -20,6 +22,7 @@ pub mod net;
 pub mod qr;
 pub mod refusal;
 pub mod report;
+pub mod rollup;
 pub mod store;
 pub mod sync;
 pub mod workload;

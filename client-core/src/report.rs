@@ -122,6 +122,8 @@ pub struct PetitionReport {
     pub resolved_in_time: u32,
     /// Of the resolved, rated by the submitter.
     pub rated: u32,
+    /// Of the rated, satisfied (a rating of 4 or 5).
+    pub satisfied: u32,
     /// Mean rating (1 to 5) of the rated.
     pub average_satisfaction: Option<f64>,
 }
@@ -435,6 +437,7 @@ impl Store {
             resolved: 0,
             resolved_in_time: 0,
             rated: 0,
+            satisfied: 0,
             average_satisfaction: None,
         };
         let mut rating_sum = 0u32;
@@ -450,6 +453,7 @@ impl Store {
                 }
                 if let Some(score) = rating {
                     report.rated += 1;
+                    report.satisfied += u32::from(score >= 4);
                     rating_sum += u32::from(score);
                 }
             } else {

@@ -16,11 +16,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
-use crate::ids::{BranchId, DeviceId, DocId, MemberId};
+use crate::ids::{BranchId, DeviceId, DocId, EntryId, MemberId};
 use crate::model::{
-    self, Activity, BranchProfile, Category, Date, DocKind, EvaluationGrade, Gender, Level,
-    LocalDateTime, MemberFile, NewActivity, NewMember, NewPetition, Petition, Record, Roster,
-    SignInMode, Submitter, Timestamp,
+    self, Activity, Applicant, BranchProfile, Category, Collection, Date, DocKind, DuesLedger,
+    EvaluationGrade, Gender, Level, LibraryEntry, LocalDateTime, MemberFile, NewActivity,
+    NewLibraryEntry, NewMember, NewPetition, Petition, PointsBook, Record, Roster, SignInMode,
+    SpendingCategory, Stage, Submitter, Timestamp,
 };
 
 /// What branch to generate.
@@ -42,6 +43,10 @@ pub struct WorkloadSpec {
     pub petitions: usize,
     /// The first day of the history.
     pub start: Date,
+    /// The general branch or committee above the branch, if any.
+    pub parent: Option<BranchId>,
+    /// The branch's number in its community (第一党支部, 第二党支部…), from 1.
+    pub number: u32,
 }
 
 impl Default for WorkloadSpec {
@@ -55,6 +60,8 @@ impl Default for WorkloadSpec {
             leave: 0.4,
             petitions: 300,
             start: Date(NaiveDate::from_ymd_opt(2024, 1, 1).expect("a valid date")),
+            parent: None,
+            number: 1,
         }
     }
 }
@@ -96,6 +103,14 @@ pub struct GeneratedBranch {
     pub activities: Vec<Activity>,
     /// Every petition.
     pub petitions: Vec<Petition>,
+    /// One dues ledger per year.
+    pub dues_ledgers: Vec<DuesLedger>,
+    /// One points book per year.
+    pub points_books: Vec<PointsBook>,
+    /// One file per applicant and activist.
+    pub applicants: Vec<Applicant>,
+    /// The branch's problem-library and case-collection entries.
+    pub library: Vec<LibraryEntry>,
     /// All documents, saved.
     pub documents: Vec<GeneratedDoc>,
     /// Who wrote as each actor: every change's author, for replaying the
@@ -235,7 +250,8 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
     let mut documents = Vec::new();
 
     // Profile: the usual kinds, groups, a committee term and the dues rate.
-    let mut profile = BranchProfile::new(branch, "幸福里社区第一党支部", Level::Branch, None)?;
+    let name = format!("幸福里社区第{}党支部", chinese_number(spec.number));
+    let mut profile = BranchProfile::new(branch, &name, Level::Branch, spec.parent)?;
     profile.meta.id = DocId::from_bytes(g.id());
     let mut b = Builder::new(&profile, secretary_device)?;
     b.edit(secretary_device, |p: &mut BranchProfile| {
@@ -516,6 +532,18 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         documents.push(doc);
     }
 
+    let work = BranchWork {
+        branch,
+        secretary: secretary_device,
+        roster: &roster,
+        start,
+        end,
+    };
+    let dues_ledgers = work.dues(&mut g, &mut documents)?;
+    let points_books = work.points(&mut g, &mut documents)?;
+    let applicants = work.applicants(&mut g, &mut documents)?;
+    let library = work.library(&mut g, &mut documents)?;
+
     authors.insert(secretary_device, Author::Secretary);
     authors.extend(
         devices
@@ -530,7 +558,343 @@ pub fn generate(spec: &WorkloadSpec) -> Result<GeneratedBranch> {
         member_files,
         activities,
         petitions,
+        dues_ledgers,
+        points_books,
+        applicants,
+        library,
         documents,
         authors,
     })
+}
+
+/// A generated committee (党委) over general branches (党总支) over branches.
+#[derive(Clone, Debug)]
+pub struct GeneratedCommittee {
+    /// The committee's profile.
+    pub committee: BranchProfile,
+    /// The general branches' profiles.
+    pub general_branches: Vec<BranchProfile>,
+    /// The branches, each with its whole history.
+    pub branches: Vec<GeneratedBranch>,
+    /// The committee's and general branches' documents, saved (the branches'
+    /// are in each [`GeneratedBranch`]).
+    pub documents: Vec<GeneratedDoc>,
+}
+
+impl GeneratedCommittee {
+    /// Every document of the committee and all branches below it.
+    pub fn all_documents(&self) -> impl Iterator<Item = &GeneratedDoc> {
+        self.documents
+            .iter()
+            .chain(self.branches.iter().flat_map(|b| &b.documents))
+    }
+}
+
+/// Generates a committee over `general_branches` general branches with
+/// `branches` branches shared out among them, each branch generated from `spec`
+/// with its own seed (`spec.seed` plus its number).
+pub fn generate_committee(
+    spec: &WorkloadSpec,
+    general_branches: u32,
+    branches: u32,
+) -> Result<GeneratedCommittee> {
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed_c0de),
+    };
+    let secretary = DeviceId::from_bytes(g.id());
+    let mut documents = Vec::new();
+    let mut level = |name: &str, level: Level, parent: Option<BranchId>| -> Result<BranchProfile> {
+        let branch = BranchId::from_bytes(g.id());
+        let mut profile = BranchProfile::new(branch, name, level, parent)?;
+        profile.meta.id = DocId::from_bytes(g.id());
+        let (profile, doc) = Builder::new(&profile, secretary)?.finish::<BranchProfile>()?;
+        documents.push(doc);
+        let mut roster = Roster::new(branch);
+        roster.meta.id = DocId::from_bytes(g.id());
+        let (_, doc) = Builder::new(&roster, secretary)?.finish::<Roster>()?;
+        documents.push(doc);
+        Ok(profile)
+    };
+    let committee = level("幸福街道党工委", Level::Committee, None)?;
+    let general: Vec<BranchProfile> = (1..=general_branches.max(1))
+        .map(|n| {
+            level(
+                &format!("幸福里第{}社区党总支", chinese_number(n)),
+                Level::GeneralBranch,
+                Some(committee.meta.branch),
+            )
+        })
+        .collect::<Result<_>>()?;
+    let branches = (1..=branches)
+        .map(|n| {
+            let parent = &general[(n as usize - 1) % general.len()];
+            generate(&WorkloadSpec {
+                seed: spec.seed.wrapping_add(u64::from(n)),
+                parent: Some(parent.meta.branch),
+                number: n,
+                ..spec.clone()
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(GeneratedCommittee {
+        committee,
+        general_branches: general,
+        branches,
+        documents,
+    })
+}
+
+/// 1 to 99 in Chinese numerals (一, 十二, 二十…), as branches are numbered.
+fn chinese_number(n: u32) -> String {
+    const DIGITS: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    match n {
+        0..=9 => DIGITS[n as usize].to_owned(),
+        10..=19 => format!(
+            "十{}",
+            if n == 10 {
+                ""
+            } else {
+                DIGITS[(n % 10) as usize]
+            }
+        ),
+        20..=99 => format!(
+            "{}十{}",
+            DIGITS[(n / 10) as usize],
+            if n.is_multiple_of(10) {
+                ""
+            } else {
+                DIGITS[(n % 10) as usize]
+            }
+        ),
+        _ => n.to_string(),
+    }
+}
+
+/// The branch work of a generated branch: dues, points, applicants, the library,
+/// written by the secretary over the history.
+struct BranchWork<'a> {
+    branch: BranchId,
+    secretary: DeviceId,
+    roster: &'a Roster,
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+impl BranchWork<'_> {
+    fn years(&self) -> std::ops::RangeInclusive<i32> {
+        chrono::Datelike::year(&self.start)..=chrono::Datelike::year(&self.end)
+    }
+
+    /// Members pay each quarter's dues early in the next quarter; about one payment
+    /// in eight is missed, so some members are behind. The committee buys study
+    /// materials twice a year.
+    fn dues(&self, g: &mut Gen, documents: &mut Vec<GeneratedDoc>) -> Result<Vec<DuesLedger>> {
+        let mut out = Vec::new();
+        for year in self.years() {
+            let mut ledger = DuesLedger::new(self.branch, i64::from(year));
+            ledger.meta.id = DocId::from_bytes(g.id());
+            let mut b = Builder::new(&ledger, self.secretary)?;
+            for member in self.roster.members.values() {
+                if !member.category.is_member() || g.rng.random_bool(0.1) {
+                    continue;
+                }
+                if g.rng.random_bool(0.15) {
+                    let fen = *g.pick(&[1000i64, 3000, 5000]);
+                    b.edit(self.secretary, |l: &mut DuesLedger| {
+                        l.set_monthly(member.id, Some(fen))
+                    })?;
+                }
+            }
+            for quarter in 0..4u32 {
+                let Some(paid_on) = NaiveDate::from_ymd_opt(year, quarter * 3 + 1, 1)
+                    .and_then(|d| d.checked_add_months(Months::new(3)))
+                    .map(|d| d + Duration::days(g.rng.random_range(0..10)))
+                else {
+                    continue;
+                };
+                if paid_on > self.end {
+                    break;
+                }
+                for member in self.roster.members.values() {
+                    if !member.category.is_member()
+                        || member.joined.is_some_and(|j| j.0 > paid_on)
+                        || g.rng.random_bool(0.125)
+                    {
+                        continue;
+                    }
+                    let entry = EntryId::from_bytes(g.id());
+                    b.edit(self.secretary, |l: &mut DuesLedger| {
+                        let monthly = l.monthly_of(member.id).unwrap_or(2000);
+                        let months = quarter * 3 + 1..=quarter * 3 + 3;
+                        l.record_payment(entry, member.id, months, monthly * 3, Date(paid_on))
+                    })?;
+                }
+            }
+            for (month, purpose) in [(5, "订阅党报党刊"), (11, "购买学习资料")] {
+                let Some(day) = NaiveDate::from_ymd_opt(year, month, 15).filter(|d| *d <= self.end)
+                else {
+                    continue;
+                };
+                let entry = EntryId::from_bytes(g.id());
+                let fen = g.rng.random_range(5_000..20_000);
+                b.edit(self.secretary, |l: &mut DuesLedger| {
+                    l.record_spending(
+                        entry,
+                        fen,
+                        SpendingCategory::StudyMaterials,
+                        purpose,
+                        "支委会",
+                        Date(day),
+                    )
+                })?;
+            }
+            let (ledger, doc) = b.finish::<DuesLedger>()?;
+            out.push(ledger);
+            documents.push(doc);
+        }
+        Ok(out)
+    }
+
+    /// A few bonus awards a year, and a thought report a quarter from each activist
+    /// and applicant, one in five late.
+    fn points(&self, g: &mut Gen, documents: &mut Vec<GeneratedDoc>) -> Result<Vec<PointsBook>> {
+        let mut out = Vec::new();
+        let people: Vec<&model::Member> = self.roster.members.values().collect();
+        for year in self.years() {
+            let mut book = PointsBook::new(self.branch, i64::from(year));
+            book.meta.id = DocId::from_bytes(g.id());
+            let mut b = Builder::new(&book, self.secretary)?;
+            for _ in 0..g.rng.random_range(2..6) {
+                let member = g.pick(&people).id;
+                let (rule, points) = *g.pick(&[("major_task", 5i64), ("commendation", 5)]);
+                let day = Date(
+                    g.day_between(
+                        NaiveDate::from_ymd_opt(year, 1, 1)
+                            .expect("date")
+                            .max(self.start),
+                        NaiveDate::from_ymd_opt(year, 12, 31)
+                            .expect("date")
+                            .min(self.end),
+                    ),
+                );
+                let entry = EntryId::from_bytes(g.id());
+                b.edit(self.secretary, |p: &mut PointsBook| {
+                    p.award(entry, member, points, Some(rule), None, day)
+                })?;
+            }
+            for quarter in 0..4u32 {
+                let Some(due) = NaiveDate::from_ymd_opt(year, quarter * 3 + 1, 1)
+                    .and_then(|d| d.checked_add_months(Months::new(3)))
+                    .and_then(|d| d.pred_opt())
+                else {
+                    continue;
+                };
+                if due > self.end {
+                    break;
+                }
+                for person in people.iter().filter(|m| !m.category.is_member()) {
+                    let received = if g.rng.random_bool(0.2) {
+                        due + Duration::days(g.rng.random_range(1..20))
+                    } else {
+                        due - Duration::days(g.rng.random_range(0..20))
+                    };
+                    if chrono::Datelike::year(&received) != year || received > self.end {
+                        continue;
+                    }
+                    let entry = EntryId::from_bytes(g.id());
+                    b.edit(self.secretary, |p: &mut PointsBook| {
+                        p.receive_thought_report(entry, person.id, Date(due), Date(received))
+                    })?;
+                }
+            }
+            let (book, doc) = b.finish::<PointsBook>()?;
+            out.push(book);
+            documents.push(doc);
+        }
+        Ok(out)
+    }
+
+    /// A file for each applicant and activist, with the steps their category says
+    /// they took, and introducers for the activists.
+    fn applicants(&self, g: &mut Gen, documents: &mut Vec<GeneratedDoc>) -> Result<Vec<Applicant>> {
+        let full: Vec<MemberId> = self
+            .roster
+            .members
+            .values()
+            .filter(|m| m.category == Category::Full)
+            .map(|m| m.id)
+            .collect();
+        let mut out = Vec::new();
+        for person in self.roster.members.values() {
+            if person.category.is_member() {
+                continue;
+            }
+            let applied = person.joined.unwrap_or(Date(self.start));
+            let mut file = Applicant::new(self.branch, person.id, applied);
+            file.meta.id = DocId::from_bytes(g.id());
+            let mut b = Builder::new(&file, self.secretary)?;
+            if person.category == Category::Activist {
+                let day = Date(applied.0 + Duration::days(g.rng.random_range(5..28)));
+                b.edit(self.secretary, |a: &mut Applicant| {
+                    a.record_stage(Stage::Activist, day, Some("支委会研究确定"))
+                })?;
+                for introducer in full.sample(&mut g.rng, 2) {
+                    b.edit(self.secretary, |a: &mut Applicant| {
+                        a.add_introducer(*introducer)
+                    })?;
+                }
+            }
+            let (file, doc) = b.finish::<Applicant>()?;
+            out.push(file);
+            documents.push(doc);
+        }
+        Ok(out)
+    }
+
+    /// Two entries: a problem shared down the hierarchy and a case kept at home.
+    fn library(&self, g: &mut Gen, documents: &mut Vec<GeneratedDoc>) -> Result<Vec<LibraryEntry>> {
+        let entries = [
+            (
+                Collection::Problem,
+                "老旧小区路灯长期不亮",
+                "居民多次反映北门路灯不亮，物业推诿。",
+                "支部牵头联系街道和结对单位，两周内更换。",
+                true,
+            ),
+            (
+                Collection::Case,
+                "云党日让流动党员按时参加组织生活",
+                "外出务工党员难以到场参会。",
+                "开通远程签到，会后推送会议纪要，参与率提高四成。",
+                false,
+            ),
+        ];
+        let mut out = Vec::new();
+        for (collection, title, problem, solution, down) in entries {
+            let written_on = Date(g.day_between(self.start, self.end));
+            let mut entry = LibraryEntry::new(
+                self.branch,
+                NewLibraryEntry {
+                    collection,
+                    title: title.to_owned(),
+                    problem: problem.to_owned(),
+                    solution: solution.to_owned(),
+                    tags: vec!["基层治理".to_owned()],
+                    written_on,
+                },
+            )?;
+            entry.meta.id = DocId::from_bytes(g.id());
+            let mut b = Builder::new(&entry, self.secretary)?;
+            if down {
+                b.edit(self.secretary, |e: &mut LibraryEntry| {
+                    e.share_down(true);
+                    Ok(())
+                })?;
+            }
+            let (entry, doc) = b.finish::<LibraryEntry>()?;
+            out.push(entry);
+            documents.push(doc);
+        }
+        Ok(out)
+    }
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeSet;
 
 use automerge::AutoSerde;
 use branchline_core::model::{
-    Activity, Date, Level, MemberUpdate, NewActivity, NewMember, NewPetition, Petition, SignInMode,
-    Submitter, Timestamp,
+    Activity, Collection, Date, Level, MemberUpdate, NewActivity, NewLibraryEntry, NewMember,
+    NewPetition, Petition, SignInMode, Stage, Submitter, Timestamp,
 };
 use branchline_core::report::Period;
+use branchline_core::store::branch_work::LibraryFilter;
 use branchline_core::store::query::{ActivityFilter, MemberFilter, PetitionFilter};
-use branchline_core::{BranchId, DocId, MemberId, Store};
+use branchline_core::{BranchId, DocId, EntryId, MemberId, Store};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -32,6 +33,18 @@ enum Op {
     Resolve(u8),
     Rate(u8, u8),
     Reopen(u8),
+    /// A member pays a month's dues (the year's ledger is opened on first use, on
+    /// every replica that needs one: two ledgers of a year must read as one).
+    PayDues(u8, u8),
+    VoidPayment(u8),
+    AwardBook(u8, i8),
+    ThoughtReport(u8, bool),
+    AddApplicant(u8),
+    Stage(u8, u8),
+    Introducer(u8, u8),
+    LibraryAdd(u8),
+    LibraryRevise(u8, u8),
+    LibraryTag(u8, u8),
     /// Replica `from` sends everything it has to replica `to`.
     Sync(u8, u8),
 }
@@ -54,6 +67,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i().prop_map(Op::Resolve),
         1 => (i(), 1u8..=5).prop_map(|(p, s)| Op::Rate(p, s)),
         1 => i().prop_map(Op::Reopen),
+        2 => (i(), 1u8..=12).prop_map(|(m, month)| Op::PayDues(m, month)),
+        1 => i().prop_map(Op::VoidPayment),
+        2 => (i(), prop_oneof![-3i8..0, 1i8..6]).prop_map(|(m, p)| Op::AwardBook(m, p)),
+        1 => (i(), any::<bool>()).prop_map(|(m, late)| Op::ThoughtReport(m, late)),
+        1 => i().prop_map(Op::AddApplicant),
+        1 => (i(), i()).prop_map(|(m, s)| Op::Stage(m, s)),
+        1 => (i(), i()).prop_map(|(m, x)| Op::Introducer(m, x)),
+        1 => i().prop_map(Op::LibraryAdd),
+        1 => (i(), i()).prop_map(|(e, t)| Op::LibraryRevise(e, t)),
+        1 => (i(), i()).prop_map(|(e, t)| Op::LibraryTag(e, t)),
         3 => (i(), i()).prop_map(|(a, b)| Op::Sync(a, b)),
     ]
 }
@@ -83,6 +106,8 @@ struct World {
     signed_in: BTreeSet<(DocId, MemberId)>,
     notes: BTreeSet<(DocId, String)>,
     next_note: u32,
+    /// Payments, awards and thought reports recorded: none may be lost.
+    entries: BTreeSet<EntryId>,
 }
 
 impl World {
@@ -132,6 +157,7 @@ impl World {
             signed_in: BTreeSet::new(),
             notes: BTreeSet::new(),
             next_note: 0,
+            entries: BTreeSet::new(),
         }
     }
 
@@ -153,6 +179,13 @@ impl World {
         ids
     }
 
+    fn library(&self, r: usize) -> Vec<DocId> {
+        let rows = self.replicas[r].library(&LibraryFilter::default()).unwrap();
+        let mut ids: Vec<_> = rows.into_iter().map(|e| e.id).collect();
+        ids.sort();
+        ids
+    }
+
     fn petitions(&self, r: usize) -> Vec<DocId> {
         let today = Date::ymd(2025, 3, 5).unwrap();
         let rows = self.replicas[r]
@@ -170,6 +203,7 @@ impl World {
         let members = self.members(r);
         let activities = self.activities(r);
         let petitions = self.petitions(r);
+        let library = self.library(r);
         let branch = self.branch;
         let deadline = Date::ymd(2025, 3, 20).unwrap();
         let store = &mut self.replicas[r];
@@ -285,6 +319,110 @@ impl World {
                 Some(p) => store.reopen_petition(p, None, "不满意"),
                 None => Ok(()),
             },
+            Op::PayDues(m, month) => match pick(&members, m) {
+                Some(m) => {
+                    let month = u32::from(month);
+                    let paid = store.record_dues_payment(
+                        branch,
+                        m,
+                        2025,
+                        month..=month,
+                        Some(2000),
+                        Date::ymd(2025, 3, 5).unwrap(),
+                    );
+                    paid.map(|id| {
+                        self.entries.insert(id);
+                    })
+                }
+                None => Ok(()),
+            },
+            Op::VoidPayment(i) => {
+                let view = store.dues_ledger_view(branch, 2025).unwrap();
+                let ids: Vec<EntryId> = view.payments.iter().map(|p| p.entry).collect();
+                match pick(&ids, i) {
+                    Some(id) => {
+                        store.void_dues_payment(id, "记错了", Date::ymd(2025, 3, 5).unwrap())
+                    }
+                    None => Ok(()),
+                }
+            }
+            Op::AwardBook(m, points) => match pick(&members, m) {
+                Some(m) => store
+                    .award(
+                        branch,
+                        m,
+                        None,
+                        Some(i64::from(points)),
+                        Some("志愿服务"),
+                        Date::ymd(2025, 3, 5).unwrap(),
+                    )
+                    .map(|id| {
+                        self.entries.insert(id);
+                    }),
+                None => Ok(()),
+            },
+            Op::ThoughtReport(m, late) => match pick(&members, m) {
+                Some(m) => {
+                    let due = Date::ymd(2025, 3, if late { 1 } else { 31 }).unwrap();
+                    store
+                        .record_thought_report(branch, m, due, Date::ymd(2025, 3, 5).unwrap())
+                        .map(|id| {
+                            self.entries.insert(id);
+                        })
+                }
+                None => Ok(()),
+            },
+            Op::AddApplicant(m) => match pick(&members, m) {
+                Some(m) => store
+                    .add_applicant(branch, m, Date::ymd(2024, 1, 10).unwrap())
+                    .map(drop),
+                None => Ok(()),
+            },
+            Op::Stage(m, s) => match pick(&members, m) {
+                Some(m) => {
+                    let stage = Stage::ALL[usize::from(s) % Stage::ALL.len()];
+                    let on = Date(
+                        Date::ymd(2024, 2, 1).unwrap().0
+                            + chrono::Days::new(u64::from(s % 7) * 100),
+                    );
+                    store.record_applicant_stage(m, stage, on, None)
+                }
+                None => Ok(()),
+            },
+            Op::Introducer(m, x) => match (pick(&members, m), pick(&members, x)) {
+                (Some(m), Some(x)) => store.add_introducer(m, x),
+                _ => Ok(()),
+            },
+            Op::LibraryAdd(t) => store
+                .write_library_entry(
+                    branch,
+                    NewLibraryEntry {
+                        collection: if t % 2 == 0 {
+                            Collection::Problem
+                        } else {
+                            Collection::Case
+                        },
+                        title: format!("经验{t}"),
+                        problem: "问题".into(),
+                        solution: LINES[usize::from(t) % LINES.len()].into(),
+                        tags: vec![],
+                        written_on: Date::ymd(2025, 3, 5).unwrap(),
+                    },
+                )
+                .map(drop),
+            Op::LibraryRevise(e, t) => match pick(&library, e) {
+                Some(e) => {
+                    let current = store.library_entry(e).unwrap();
+                    let line = LINES[usize::from(t) % LINES.len()];
+                    let solution = format!("{}{line}", current.solution.as_str());
+                    store.revise_library_entry(e, None, None, Some(&solution))
+                }
+                None => Ok(()),
+            },
+            Op::LibraryTag(e, t) => match pick(&library, e) {
+                Some(e) => store.tag_library_entry(e, &[GROUPS[usize::from(t) % 3].to_owned()]),
+                None => Ok(()),
+            },
             Op::Sync(from, to) => {
                 let (from, to) = (usize::from(from) % n, usize::from(to) % n);
                 if from != to {
@@ -305,7 +443,10 @@ impl World {
             assert!(
                 code.starts_with("activity.")
                     || code.starts_with("petition.")
-                    || code.starts_with("member."),
+                    || code.starts_with("member.")
+                    || code.starts_with("ledger.")
+                    || code.starts_with("applicant.")
+                    || code.starts_with("input."),
                 "unexpected error {code}: {e}"
             );
         }
@@ -348,9 +489,25 @@ impl World {
                 .unwrap()
         );
         out += &format!("{:?}\n", store.report(self.branch, period, today).unwrap());
+        out += &format!("{:?}\n", store.dues_ledger_view(self.branch, 2025).unwrap());
+        out += &format!(
+            "{:?}\n",
+            store.dues_overview(self.branch, 2025, today).unwrap()
+        );
+        out += &format!("{:?}\n", store.ranking(self.branch, period).unwrap());
+        out += &format!("{:?}\n", store.applicants(self.branch).unwrap());
+        out += &format!("{:?}\n", store.library(&LibraryFilter::default()).unwrap());
         out += &format!("{:?}\n", store.conflicts().unwrap());
         out
     }
+}
+
+fn period_2025() -> Period {
+    Period::new(
+        Date::ymd(2025, 1, 1).unwrap(),
+        Date::ymd(2025, 12, 31).unwrap(),
+    )
+    .unwrap()
 }
 
 proptest! {
@@ -384,6 +541,15 @@ proptest! {
         for (activity, member) in &world.signed_in {
             let rows = world.replicas[0].attendance(*activity).unwrap();
             prop_assert!(rows.iter().any(|row| row.member == *member && row.present), "lost sign-in");
+        }
+        let view = world.replicas[0].dues_ledger_view(world.branch, 2025).unwrap();
+        let mut recorded: BTreeSet<EntryId> = view.payments.iter().map(|p| p.entry).collect();
+        recorded.extend(world.replicas[0].awards(world.branch, period_2025()).unwrap().iter().map(|a| a.entry));
+        for m in world.members(0) {
+            recorded.extend(world.replicas[0].thought_reports(m).unwrap().iter().map(|t| t.entry));
+        }
+        for entry in &world.entries {
+            prop_assert!(recorded.contains(entry), "lost ledger entry {}", entry);
         }
         for (petition, text) in &world.notes {
             let p: Petition = world.replicas[0].get(*petition).unwrap();
