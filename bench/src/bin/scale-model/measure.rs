@@ -360,7 +360,9 @@ fn readers(
     let mut sums = Readers::default();
     let (mut docs, mut changes) = (0.0, 0.0);
     for (id, doc) in &attrs {
-        let can = |p: &&Principal| decide(p, doc, &ancestors).read;
+        // The model holds no library entries, the one kind that reads the
+        // viewer's own ancestors.
+        let can = |p: &&Principal| decide(p, doc, &ancestors, &[]).read;
         let m = members.iter().filter(can).count() as f64;
         let r = residents.iter().filter(can).count() as f64;
         let o = if overseers.is_empty() {
