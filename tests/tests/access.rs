@@ -1,6 +1,7 @@
 //! The access matrix, end to end: for every role and document kind, what a
 //! device receives and whether the server keeps its edits; other branches'
-//! documents stay out of reach, alliance documents reach every partner, and
+//! documents stay out of reach, alliance documents reach every partner, a
+//! library entry shared down reaches the branches below and no others, and
 //! a revoked device is cut off.
 
 use std::collections::BTreeMap;
@@ -8,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use branchline_core::model::{
-    Activity, BranchProfile, DocKind, Level, MemberFile, NewActivity, NewMember, NewPetition,
-    Petition, Roster, SignInMode, Submitter,
+    Activity, BranchProfile, Collection, DocKind, Level, MemberFile, NewActivity, NewLibraryEntry,
+    NewMember, NewPetition, Petition, Roster, SignInMode, Submitter,
 };
 use branchline_core::net::{ClientEvent, Status};
+use branchline_core::store::branch_work::LibraryFilter;
 use branchline_core::sync::SyncEvent;
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{ErrorCode, Role};
@@ -412,7 +414,93 @@ async fn a_revoked_device_is_disconnected_and_refused(backend: Backend) -> Resul
     Ok(())
 }
 
+/// A library entry reaches the members of its branch, of an allied branch
+/// it is shared with and, once shared down, of the branches below its own,
+/// who read it but may not change it; an unrelated branch and the higher
+/// committee never receive it.
+async fn a_library_entry_shared_down_reaches_the_branches_below_only(
+    backend: Backend,
+) -> Result<()> {
+    let server = TestServer::on(backend).await?;
+    let town = server.root("Town committee", Level::Committee)?;
+    let general = server.child_branch("East general branch", Level::GeneralBranch, town)?;
+    let below = server.child_branch("Riverside", Level::Branch, general)?;
+    let unrelated = server.branch("Hillside")?;
+    let partner = server.branch("Factory branch")?;
+    server
+        .admin()
+        .add_alliance("East and Factory", &[general, partner])?;
+    let secretary = server
+        .device("East secretary", general, Role::Secretary, None)
+        .await?;
+    let entry = secretary.store().write_library_entry(
+        general,
+        NewLibraryEntry {
+            collection: Collection::Case,
+            title: "Evening sign-in for shift workers".into(),
+            problem: "Members on night shifts missed every meeting".into(),
+            solution: "A second, evening session with remote sign-in".into(),
+            tags: vec!["attendance".into()],
+            written_on: "2026-05-01".parse()?,
+        },
+    )?;
+    secretary.store().share_library_entry(entry, partner)?;
+    secretary.wait_in_sync().await?;
+
+    let home_member = server
+        .device("East member", general, Role::Member, None)
+        .await?;
+    let below_member = server
+        .device("Riverside member", below, Role::Member, None)
+        .await?;
+    let unrelated_member = server
+        .device("Hillside member", unrelated, Role::Member, None)
+        .await?;
+    let partner_member = server
+        .device("Factory member", partner, Role::Member, None)
+        .await?;
+    let overseer = server
+        .device("Town committee", town, Role::Committee, None)
+        .await?;
+    let holds = |device: &Device| device.store().load_document(entry).is_ok();
+    assert!(holds(&home_member), "its own branch reads it");
+    assert!(
+        holds(&partner_member),
+        "the allied branch it is shared with"
+    );
+    assert!(!holds(&below_member), "not shared down yet");
+
+    secretary.store().share_library_entry_down(entry, true)?;
+    secretary.wait_in_sync().await?;
+    below_member
+        .eventually("the entry shared down", |s| {
+            s.library(&LibraryFilter::default())
+                .is_ok_and(|rows| rows.iter().any(|r| r.id == entry && r.shared_down))
+        })
+        .await?;
+    for device in [&unrelated_member, &overseer] {
+        device.client().sync_now();
+        device.wait_in_sync().await?;
+        assert!(!holds(device), "{} must not receive it", device.name);
+    }
+
+    // Reading is all the branches below may do.
+    let mut events = below_member.client().subscribe();
+    let before = server.heads(entry)?.context("server copy")?;
+    below_member
+        .store()
+        .revise_library_entry(entry, Some("Ours now"), None, None)?;
+    below_member.client().sync_now();
+    assert_eq!(
+        wait_for_refusal(&mut events, entry).await,
+        Some(ErrorCode::ReadOnly)
+    );
+    assert_eq!(server.heads(entry)?.context("server copy")?, before);
+    Ok(())
+}
+
 branchline_tests::on_both_backends!(
     every_role_sees_and_changes_exactly_what_it_should,
-    a_revoked_device_is_disconnected_and_refused
+    a_revoked_device_is_disconnected_and_refused,
+    a_library_entry_shared_down_reaches_the_branches_below_only
 );

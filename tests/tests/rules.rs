@@ -1,18 +1,21 @@
 //! The server checks every change against the sender's role: a hostile
 //! client speaking the raw protocol tries each forbidden edit, gets each
 //! refused with its code, nobody else ever sees them, and its honest
-//! changes afterwards go through.
+//! changes afterwards go through. Ordinary devices editing the committee's
+//! books (dues, points, applicant files, the problem library) through their
+//! store are refused the same way.
 
 use anyhow::{Context as _, Result, bail};
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use branchline_core::model::{
-    self, Activity, DocKind, NewMember, NewPetition, Petition, Record, Roster, SignInMode,
-    Submitter, Timestamp,
+    self, Activity, Applicant, Collection, Date, DocKind, DuesLedger, LibraryEntry,
+    NewLibraryEntry, NewMember, NewPetition, Petition, PointsBook, Record, Roster, SignInMode,
+    Stage, Submitter, Timestamp,
 };
 use branchline_core::{BranchId, DocId, MemberId};
 use branchline_protocol::{ErrorCode, Message, Role};
 use branchline_tests::raw::Raw;
-use branchline_tests::{Backend, TestServer, init_tracing};
+use branchline_tests::{Backend, Device, TestServer, init_tracing};
 
 /// A client that follows the protocol but not the rules.
 struct Hostile {
@@ -398,6 +401,203 @@ async fn every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody(
     Ok(())
 }
 
+/// Syncs `device` and waits until it recorded the server's refusal of its
+/// change to `doc`; returns the code the server sent.
+async fn refusal_recorded(device: &Device, doc: DocId) -> Result<String> {
+    device.client().sync_now();
+    let mut code = None;
+    device
+        .eventually("the server's refusal", |s| {
+            code = s
+                .rejections(None)
+                .ok()
+                .and_then(|all| all.into_iter().find(|r| r.doc_id == doc))
+                .map(|r| r.code);
+            code.is_some()
+        })
+        .await?;
+    code.context("a refusal")
+}
+
+/// The server's heads of `doc`.
+fn server_heads(server: &TestServer, doc: DocId) -> Result<Vec<ChangeHash>> {
+    server.heads(doc)?.context("the server holds the document")
+}
+
+/// The dues ledger, the points book, an applicant file and the problem
+/// library are the committee's: a member's edits to each are refused with
+/// the code the server sends and never stored, a committee sharing an entry
+/// with a branch outside its alliances is refused, and the committee's own
+/// edits are kept and reach the members.
+async fn members_read_the_committees_books_and_sharing_stays_among_allies(
+    backend: Backend,
+) -> Result<()> {
+    init_tracing();
+    let server = TestServer::on(backend).await?;
+    let branch: BranchId = server.branch("幸福里支部")?;
+    let ally: BranchId = server.branch("光明路支部")?;
+    let stranger: BranchId = server.branch("向阳村支部")?;
+    server
+        .admin()
+        .add_alliance("幸福里党建联盟", &[branch, ally])?;
+    let secretary = server
+        .device("secretary", branch, Role::Secretary, None)
+        .await?;
+    let day: Date = "2026-04-02".parse()?;
+    let (member_id, applicant_id) = {
+        let mut store = secretary.store();
+        let mut add = |name: &str| {
+            store.add_member(
+                branch,
+                NewMember {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            )
+        };
+        (add("李明")?, add("赵强")?)
+    };
+    let (ledger, book, file, entry) = {
+        let mut store = secretary.store();
+        store.record_dues_payment(branch, member_id, 2026, 1..=3, Some(300), day)?;
+        store.award(branch, member_id, None, Some(5), Some("志愿服务"), day)?;
+        let file = store.add_applicant(branch, applicant_id, "2026-01-05".parse()?)?;
+        let entry = store.write_library_entry(
+            branch,
+            NewLibraryEntry {
+                collection: Collection::Problem,
+                title: "路灯坏了没人管".into(),
+                problem: "老旧小区路灯长期不亮".into(),
+                solution: "联系街道维修".into(),
+                tags: vec!["路灯".into()],
+                written_on: day,
+            },
+        )?;
+        (
+            store.dues_ledger(branch, 2026)?,
+            store.points_book(branch, 2026)?,
+            file,
+            entry,
+        )
+    };
+    secretary.wait_in_sync().await?;
+    let member = server
+        .device("member", branch, Role::Member, Some(member_id))
+        .await?;
+    let applicant = server
+        .device("applicant", branch, Role::Member, Some(applicant_id))
+        .await?;
+    for doc in [ledger, book, entry] {
+        assert!(member.store().load_document(doc).is_ok(), "members read it");
+    }
+    assert!(applicant.store().get::<Applicant>(file).is_ok());
+    assert!(
+        member.store().load_document(file).is_err(),
+        "another member's applicant file stays with the committee"
+    );
+
+    // Each forbidden edit: the device makes it locally, the server refuses
+    // it with the code it sends, and keeps none of it.
+    let before = server_heads(&server, ledger)?;
+    member
+        .store()
+        .record_dues_payment(branch, member_id, 2026, 4..=6, Some(300), day)?;
+    assert_eq!(
+        refusal_recorded(&member, ledger).await?,
+        ErrorCode::ReadOnly.as_str(),
+        "a member records a dues payment"
+    );
+    assert_eq!(server_heads(&server, ledger)?, before);
+
+    let before = server_heads(&server, book)?;
+    member
+        .store()
+        .award(branch, member_id, None, Some(50), Some("自己加分"), day)?;
+    assert_eq!(
+        refusal_recorded(&member, book).await?,
+        ErrorCode::ReadOnly.as_str(),
+        "a member awards points"
+    );
+    assert_eq!(server_heads(&server, book)?, before);
+
+    let before = server_heads(&server, entry)?;
+    member
+        .store()
+        .revise_library_entry(entry, None, None, Some("我觉得应该这样"))?;
+    assert_eq!(
+        refusal_recorded(&member, entry).await?,
+        ErrorCode::ReadOnly.as_str(),
+        "a member edits a library entry"
+    );
+    assert_eq!(server_heads(&server, entry)?, before);
+
+    let before = server_heads(&server, file)?;
+    applicant.store().update(file, |a: &mut Applicant| {
+        a.record_stage(Stage::Activist, day, Some("自己记的"))
+    })?;
+    assert_eq!(
+        refusal_recorded(&applicant, file).await?,
+        ErrorCode::ReadOnly.as_str(),
+        "an applicant edits their own file"
+    );
+    assert_eq!(server_heads(&server, file)?, before);
+
+    let before = server_heads(&server, entry)?;
+    secretary.store().share_library_entry(entry, stranger)?;
+    assert_eq!(
+        refusal_recorded(&secretary, entry).await?,
+        ErrorCode::NotAllied.as_str(),
+        "the committee shares an entry with a branch outside its alliances"
+    );
+    assert_eq!(server_heads(&server, entry)?, before);
+    assert!(
+        secretary
+            .store()
+            .get::<LibraryEntry>(entry)?
+            .shared_with
+            .is_empty(),
+        "the device dropped the refused share"
+    );
+
+    // The committee's own edits are kept and reach the member devices.
+    {
+        let mut store = secretary.store();
+        store.record_dues_payment(branch, member_id, 2026, 4..=6, Some(300), day)?;
+        store.award(branch, member_id, None, Some(3), Some("党课主讲"), day)?;
+        store.revise_library_entry(entry, None, None, Some("联系街道，结对单位出资修好"))?;
+        store.share_library_entry(entry, ally)?;
+        store.record_applicant_stage(applicant_id, Stage::Activist, day, None)?;
+    }
+    secretary.wait_in_sync().await?;
+    assert_eq!(
+        secretary.store().rejections(None)?.len(),
+        1,
+        "only the share with a stranger was refused"
+    );
+    member
+        .eventually("the committee's edits", |s| {
+            s.get::<DuesLedger>(ledger)
+                .is_ok_and(|l| l.payments.len() == 2)
+                && s.get::<PointsBook>(book).is_ok_and(|b| b.awards.len() == 2)
+                && s.get::<LibraryEntry>(entry)
+                    .is_ok_and(|e| e.solution.as_str() == "联系街道，结对单位出资修好")
+        })
+        .await?;
+    applicant
+        .eventually("the step the committee recorded", |s| {
+            s.get::<Applicant>(file)
+                .is_ok_and(|a| a.stage() == Stage::Activist)
+        })
+        .await?;
+    assert_eq!(
+        member.store().rejections(None)?.len(),
+        3,
+        "the member's three refusals, and nothing else"
+    );
+    Ok(())
+}
+
 branchline_tests::on_both_backends!(
-    every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody
+    every_forbidden_edit_is_refused_with_its_code_and_reaches_nobody,
+    members_read_the_committees_books_and_sharing_stays_among_allies
 );
