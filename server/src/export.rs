@@ -18,6 +18,14 @@
 //!   rating, and whether it is overdue today. The submitter's contact is
 //!   private and never exported.
 //!
+//! - **Dues** (党费): every payment of the branch's ledgers, voided ones marked,
+//!   and every spending, amounts in yuan.
+//! - **Points** (积分): every award (of the points books and at activities) and
+//!   every thought report received, on time or late.
+//! - **Applicants** (入党流程): each person's steps with their days, and the
+//!   introducers.
+//! - **Library** (问题库 / 案例集): the branch's own entries.
+//!
 //! Submission and resolution days are UTC days, as in the reports.
 //! Everything is written into a staging directory inside the output
 //! directory and renamed into place only when every file is complete, so a
@@ -31,8 +39,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use branchline_core::BranchId;
 use branchline_core::model::{
-    Activity, BranchProfile, Category, Date, DocKind, Gender, Member, MemberStatus, Petition,
-    PetitionStatus, Roster, SignInMode,
+    Activity, Applicant, Award, BranchProfile, Category, Collection, Date, DocKind, DuesLedger,
+    Gender, LibraryEntry, Member, MemberStatus, Payment, Petition, PetitionStatus, PointsBook,
+    Roster, SignInMode, Spending, SpendingCategory, Stage, ThoughtReport,
 };
 use branchline_server::Admin;
 use branchline_server::admin::AllianceInfo;
@@ -46,7 +55,19 @@ pub const ROSTER_CSV: &str = "roster.csv";
 pub const ATTENDANCE_CSV: &str = "attendance.csv";
 /// The petition ledger.
 pub const PETITIONS_CSV: &str = "petitions.csv";
-/// The workbook with all three tables.
+/// Dues payments.
+pub const DUES_CSV: &str = "dues.csv";
+/// Dues spending.
+pub const SPENDING_CSV: &str = "dues_spending.csv";
+/// Points awards.
+pub const AWARDS_CSV: &str = "points.csv";
+/// Thought reports received.
+pub const THOUGHT_REPORTS_CSV: &str = "thought_reports.csv";
+/// The applicant pipeline.
+pub const APPLICANTS_CSV: &str = "applicants.csv";
+/// The problem library and case collection.
+pub const LIBRARY_CSV: &str = "library.csv";
+/// The workbook with every table.
 pub const WORKBOOK: &str = "branchline-export.xlsx";
 
 /// Which files to write.
@@ -98,6 +119,10 @@ pub struct ExportSummary {
     pub attendance_rows: usize,
     /// Petitions.
     pub petitions: usize,
+    /// Dues payments.
+    pub payments: usize,
+    /// Applicants.
+    pub applicants: usize,
     /// Documents left out because they could not be read with this build.
     pub skipped: usize,
     /// The alliances the branch belongs to.
@@ -211,6 +236,10 @@ struct BranchRecords {
     roster: Roster,
     activities: Vec<Activity>,
     petitions: Vec<Petition>,
+    ledgers: Vec<DuesLedger>,
+    books: Vec<PointsBook>,
+    applicants: Vec<Applicant>,
+    library: Vec<LibraryEntry>,
     skipped: usize,
 }
 
@@ -219,9 +248,29 @@ fn load(admin: &Admin, branch: BranchId) -> anyhow::Result<BranchRecords> {
     let roster = admin.roster(branch)?;
     let mut activities = Vec::new();
     let mut petitions = Vec::new();
+    let (mut ledgers, mut books, mut applicants, mut library) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut skipped = 0;
     for (doc, kind) in admin.branch_documents(branch)? {
-        let loaded = if kind == DocKind::Activity.as_str() {
+        // Partners' documents reach this list only as shared activities.
+        let own = |b: BranchId| b == branch;
+        let loaded = if kind == DocKind::DuesLedger.as_str() {
+            admin
+                .hydrate::<DuesLedger>(doc)
+                .map(|l| ledgers.extend(own(l.meta.branch).then_some(l)))
+        } else if kind == DocKind::PointsBook.as_str() {
+            admin
+                .hydrate::<PointsBook>(doc)
+                .map(|b| books.extend(own(b.meta.branch).then_some(b)))
+        } else if kind == DocKind::Applicant.as_str() {
+            admin
+                .hydrate::<Applicant>(doc)
+                .map(|a| applicants.extend(own(a.meta.branch).then_some(a)))
+        } else if kind == DocKind::LibraryEntry.as_str() {
+            admin
+                .hydrate::<LibraryEntry>(doc)
+                .map(|e| library.extend(own(e.meta.branch).then_some(e)))
+        } else if kind == DocKind::Activity.as_str() {
             admin.hydrate::<Activity>(doc).map(|a| activities.push(a))
         } else if kind == DocKind::Petition.as_str() {
             admin.hydrate::<Petition>(doc).map(|p| {
@@ -240,11 +289,18 @@ fn load(admin: &Admin, branch: BranchId) -> anyhow::Result<BranchRecords> {
     }
     activities.sort_by_key(|a| (a.starts_at, a.meta.id));
     petitions.sort_by_key(|p| (p.submitted_at, p.meta.id));
+    ledgers.sort_by_key(|l| (l.year, l.meta.id));
+    books.sort_by_key(|b| (b.year, b.meta.id));
+    library.sort_by_key(|e| (e.written_on, e.meta.id));
     Ok(BranchRecords {
         profile,
         roster,
         activities,
         petitions,
+        ledgers,
+        books,
+        applicants,
+        library,
         skipped,
     })
 }
@@ -438,6 +494,251 @@ fn petition_table(lang: Lang, records: &BranchRecords, today: Date) -> Table {
     }
 }
 
+/// Fen as yuan, for a spreadsheet.
+fn yuan(fen: i64) -> Cell {
+    Cell::Number(fen as f64 / 100.0)
+}
+
+/// A member's name from the roster, else the id.
+fn name_of(roster: &Roster, member: branchline_core::MemberId) -> String {
+    roster
+        .member(member)
+        .map_or_else(|_| member.to_string(), |m| m.name.clone())
+}
+
+fn dues_tables(lang: Lang, records: &BranchRecords) -> [Table; 2] {
+    let mut payments: Vec<(i64, &String, &Payment)> = records
+        .ledgers
+        .iter()
+        .flat_map(|l| l.payments.iter().map(move |(id, p)| (l.year, id, p)))
+        .collect();
+    payments.sort_by(|a, b| (a.0, a.2.paid_on, a.1).cmp(&(b.0, b.2.paid_on, b.1)));
+    let payment_rows = payments
+        .into_iter()
+        .map(|(year, id, p)| {
+            vec![
+                Cell::text(id),
+                Cell::Number(year as f64),
+                Cell::text(name_of(&records.roster, p.member)),
+                Cell::Number(f64::from(p.first_month)),
+                Cell::Number(f64::from(p.last_month)),
+                yuan(p.amount_fen),
+                Cell::Day(p.paid_on),
+                Cell::opt_day(p.void.as_ref().map(|v| v.on)),
+                Cell::opt_text(p.void.as_ref().map(|v| v.reason.as_str())),
+            ]
+        })
+        .collect();
+    let mut spending: Vec<(&String, &Spending)> =
+        records.ledgers.iter().flat_map(|l| &l.spending).collect();
+    spending.sort_by(|a, b| (a.1.spent_on, a.0).cmp(&(b.1.spent_on, b.0)));
+    let spending_rows = spending
+        .into_iter()
+        .map(|(id, s)| {
+            vec![
+                Cell::text(id),
+                Cell::Day(s.spent_on),
+                yuan(s.amount_fen),
+                Cell::text(spending_category(lang, s.category)),
+                Cell::text(&s.purpose),
+                Cell::text(&s.approved_by),
+            ]
+        })
+        .collect();
+    [
+        Table {
+            file: DUES_CSV,
+            sheet: t(lang, "Dues", "党费收缴"),
+            columns: vec![
+                (t(lang, "Entry", "编号"), 38.0),
+                (t(lang, "Year", "年度"), 8.0),
+                (t(lang, "Member", "党员"), 14.0),
+                (t(lang, "From month", "起始月"), 10.0),
+                (t(lang, "To month", "截止月"), 10.0),
+                (t(lang, "Amount (yuan)", "金额（元）"), 12.0),
+                (t(lang, "Paid on", "缴纳日期"), 12.0),
+                (t(lang, "Voided on", "作废日期"), 12.0),
+                (t(lang, "Void reason", "作废原因"), 20.0),
+            ],
+            rows: payment_rows,
+        },
+        Table {
+            file: SPENDING_CSV,
+            sheet: t(lang, "Dues spending", "党费使用"),
+            columns: vec![
+                (t(lang, "Entry", "编号"), 38.0),
+                (t(lang, "Date", "日期"), 12.0),
+                (t(lang, "Amount (yuan)", "金额（元）"), 12.0),
+                (t(lang, "Category", "类别"), 16.0),
+                (t(lang, "Purpose", "用途"), 30.0),
+                (t(lang, "Approved by", "审批"), 14.0),
+            ],
+            rows: spending_rows,
+        },
+    ]
+}
+
+fn spending_category(lang: Lang, c: SpendingCategory) -> &'static str {
+    match c {
+        SpendingCategory::Education => t(lang, "education", "党员教育培训"),
+        SpendingCategory::StudyMaterials => t(lang, "study materials", "学习资料"),
+        SpendingCategory::Commendation => t(lang, "commendation", "表彰先进"),
+        SpendingCategory::HardshipSupport => t(lang, "hardship support", "慰问困难党员"),
+        SpendingCategory::BranchActivity => t(lang, "branch activity", "组织生活"),
+    }
+}
+
+fn points_tables(lang: Lang, records: &BranchRecords) -> [Table; 2] {
+    let mut awards: Vec<(&String, &Award, Option<&str>)> = records
+        .books
+        .iter()
+        .flat_map(|b| b.awards.iter().map(|(id, a)| (id, a, None)))
+        .chain(records.activities.iter().flat_map(|act| {
+            act.awards
+                .iter()
+                .map(move |(id, a)| (id, a, Some(act.title.as_str())))
+        }))
+        .collect();
+    awards.sort_by(|a, b| (a.1.on, a.0).cmp(&(b.1.on, b.0)));
+    let rule_name = |code: &str| {
+        records
+            .profile
+            .point_rules
+            .get(code)
+            .map_or_else(|| code.to_owned(), |r| r.description.clone())
+    };
+    let award_rows = awards
+        .into_iter()
+        .map(|(id, a, activity)| {
+            vec![
+                Cell::text(id),
+                Cell::Day(a.on),
+                Cell::text(name_of(&records.roster, a.member)),
+                Cell::Number(a.points as f64),
+                Cell::opt_text(a.rule.as_deref().map(rule_name).as_deref()),
+                Cell::opt_text(a.reason.as_deref()),
+                Cell::opt_text(activity),
+            ]
+        })
+        .collect();
+    let mut reports: Vec<(&String, &ThoughtReport)> = records
+        .books
+        .iter()
+        .flat_map(|b| &b.thought_reports)
+        .collect();
+    reports.sort_by(|a, b| (a.1.received, a.0).cmp(&(b.1.received, b.0)));
+    let report_rows = reports
+        .into_iter()
+        .map(|(id, r)| {
+            vec![
+                Cell::text(id),
+                Cell::text(name_of(&records.roster, r.member)),
+                Cell::Day(r.due),
+                Cell::Day(r.received),
+                Cell::text(yes_no(lang, r.on_time())),
+            ]
+        })
+        .collect();
+    [
+        Table {
+            file: AWARDS_CSV,
+            sheet: t(lang, "Points", "积分"),
+            columns: vec![
+                (t(lang, "Entry", "编号"), 38.0),
+                (t(lang, "Date", "日期"), 12.0),
+                (t(lang, "Member", "党员"), 14.0),
+                (t(lang, "Points", "分值"), 8.0),
+                (t(lang, "Item", "积分项目"), 20.0),
+                (t(lang, "Reason", "事由"), 24.0),
+                (t(lang, "Activity", "活动"), 24.0),
+            ],
+            rows: award_rows,
+        },
+        Table {
+            file: THOUGHT_REPORTS_CSV,
+            sheet: t(lang, "Thought reports", "思想汇报"),
+            columns: vec![
+                (t(lang, "Entry", "编号"), 38.0),
+                (t(lang, "Member", "姓名"), 14.0),
+                (t(lang, "Due", "应交日期"), 12.0),
+                (t(lang, "Received", "提交日期"), 12.0),
+                (t(lang, "On time", "按时"), 8.0),
+            ],
+            rows: report_rows,
+        },
+    ]
+}
+
+fn applicant_table(lang: Lang, records: &BranchRecords) -> Table {
+    let mut applicants: Vec<&Applicant> = records.applicants.iter().collect();
+    applicants.sort_by_key(|a| (a.date_of(Stage::Applied), a.member));
+    let rows = applicants
+        .into_iter()
+        .map(|a| {
+            let mut row = vec![Cell::text(name_of(&records.roster, a.member))];
+            row.extend(Stage::ALL.iter().map(|s| Cell::opt_day(a.date_of(*s))));
+            let introducers: Vec<String> = a
+                .introducers()
+                .into_iter()
+                .map(|m| name_of(&records.roster, m))
+                .collect();
+            row.push(Cell::text(introducers.join("、")));
+            row
+        })
+        .collect();
+    Table {
+        file: APPLICANTS_CSV,
+        sheet: t(lang, "Applicants", "入党流程"),
+        columns: vec![
+            (t(lang, "Name", "姓名"), 14.0),
+            (t(lang, "Applied", "递交申请"), 12.0),
+            (t(lang, "Activist", "确定积极分子"), 14.0),
+            (t(lang, "Candidate", "确定发展对象"), 14.0),
+            (t(lang, "Probationary", "接收预备党员"), 14.0),
+            (t(lang, "Full member", "转为正式党员"), 14.0),
+            (t(lang, "Introducers", "入党介绍人"), 20.0),
+        ],
+        rows,
+    }
+}
+
+fn library_table(lang: Lang, records: &BranchRecords) -> Table {
+    let rows = records
+        .library
+        .iter()
+        .map(|e| {
+            vec![
+                Cell::text(e.meta.id.to_string()),
+                Cell::text(match e.collection {
+                    Collection::Problem => t(lang, "problem", "问题库"),
+                    Collection::Case => t(lang, "case", "案例集"),
+                }),
+                Cell::text(&e.title),
+                Cell::Day(e.written_on),
+                Cell::text(e.problem.as_str()),
+                Cell::text(e.solution.as_str()),
+                Cell::text(e.tags().join("、")),
+                Cell::text(yes_no(lang, e.shared_down)),
+            ]
+        })
+        .collect();
+    Table {
+        file: LIBRARY_CSV,
+        sheet: t(lang, "Library", "问题库与案例集"),
+        columns: vec![
+            (t(lang, "Entry", "编号"), 38.0),
+            (t(lang, "Collection", "类别"), 10.0),
+            (t(lang, "Title", "标题"), 30.0),
+            (t(lang, "Written", "日期"), 12.0),
+            (t(lang, "Problem", "问题"), 40.0),
+            (t(lang, "Solution", "做法"), 40.0),
+            (t(lang, "Tags", "标签"), 20.0),
+            (t(lang, "Shared down", "向下共享"), 10.0),
+        ],
+        rows,
+    }
+}
+
 /// Exports a branch as `request` says, and returns what was written.
 pub fn export(admin: &Admin, request: &ExportRequest) -> anyhow::Result<ExportSummary> {
     if let (Some(from), Some(to)) = (request.from, request.to)
@@ -483,6 +784,8 @@ pub fn export(admin: &Admin, request: &ExportRequest) -> anyhow::Result<ExportSu
         })
         .collect();
 
+    let [dues, spending] = dues_tables(lang, &records);
+    let [awards, reports] = points_tables(lang, &records);
     let tables = [
         roster_table(lang, &records.roster),
         attendance_table(
@@ -494,6 +797,12 @@ pub fn export(admin: &Admin, request: &ExportRequest) -> anyhow::Result<ExportSu
             &kind_names,
         ),
         petition_table(lang, &records, request.today),
+        dues,
+        spending,
+        awards,
+        reports,
+        applicant_table(lang, &records),
+        library_table(lang, &records),
     ];
     let files = write_all(&tables, request)?;
     Ok(ExportSummary {
@@ -507,6 +816,8 @@ pub fn export(admin: &Admin, request: &ExportRequest) -> anyhow::Result<ExportSu
             .count(),
         attendance_rows: tables[1].rows.len(),
         petitions: records.petitions.len(),
+        payments: tables[3].rows.len(),
+        applicants: records.applicants.len(),
         skipped: records.skipped,
         alliances: admin.alliances(Some(branch))?,
     })

@@ -684,21 +684,26 @@ fn run(cli: Cli, lang: Lang) -> anyhow::Result<()> {
                     lang,
                     &format!(
                         "exported {:?}: {} members, {} activities ({shared} shared by partner \
-                         branches), {} attendance rows, {} petitions",
+                         branches), {} attendance rows, {} petitions, {} dues payments, {} \
+                         applicants",
                         summary.branch_name,
                         summary.members,
                         summary.activities,
                         summary.attendance_rows,
-                        summary.petitions
+                        summary.petitions,
+                        summary.payments,
+                        summary.applicants
                     ),
                     &format!(
                         "已导出“{}”：党员 {} 人，活动 {} 次（其中结对组织共享 {shared} 次），\
-                         考勤 {} 行，问题 {} 件",
+                         考勤 {} 行，问题 {} 件，党费缴纳 {} 笔，入党申请人 {} 名",
                         summary.branch_name,
                         summary.members,
                         summary.activities,
                         summary.attendance_rows,
-                        summary.petitions
+                        summary.petitions,
+                        summary.payments,
+                        summary.applicants
                     ),
                 )
             );

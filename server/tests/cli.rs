@@ -293,14 +293,20 @@ fn an_administrator_sets_up_a_server_and_exports_a_branch() -> Result<()> {
         ],
     )?;
     let written: Vec<&str> = written.lines().collect();
-    assert_eq!(written.len(), 4, "{written:?}");
+    assert_eq!(written.len(), 10, "{written:?}");
     assert_eq!(
         files_in(&out)?,
         [
+            "applicants.csv",
             "attendance.csv",
             "branchline-export.xlsx",
+            "dues.csv",
+            "dues_spending.csv",
+            "library.csv",
             "petitions.csv",
-            "roster.csv"
+            "points.csv",
+            "roster.csv",
+            "thought_reports.csv",
         ]
     );
     let roster_bytes = std::fs::read(out.join("roster.csv"))?;
@@ -353,8 +359,53 @@ fn an_administrator_sets_up_a_server_and_exports_a_branch() -> Result<()> {
     let mut workbook: Xlsx<_> = open_workbook(out.join("branchline-export.xlsx"))?;
     assert_eq!(
         workbook.sheet_names(),
-        ["Roster", "Attendance", "Petitions"]
+        [
+            "Roster",
+            "Attendance",
+            "Petitions",
+            "Dues",
+            "Dues spending",
+            "Points",
+            "Thought reports",
+            "Applicants",
+            "Library"
+        ]
     );
+    // The branch work: every generated payment, award and applicant, by name.
+    let dues = csv_rows(&out.join("dues.csv"))?;
+    let payments: usize = generated
+        .dues_ledgers
+        .iter()
+        .map(|l| l.payments.len())
+        .sum();
+    assert_eq!(dues.len(), 1 + payments);
+    assert!(payments > 0);
+    let payer = generated.roster.member(
+        generated.dues_ledgers[0]
+            .payments
+            .values()
+            .next()
+            .context("a payment")?
+            .member,
+    )?;
+    assert!(dues.iter().any(|r| r[2] == payer.name));
+    let points = csv_rows(&out.join("points.csv"))?;
+    let awards: usize = generated
+        .points_books
+        .iter()
+        .map(|b| b.awards.len())
+        .sum::<usize>()
+        + generated
+            .activities
+            .iter()
+            .map(|a| a.awards.len())
+            .sum::<usize>();
+    assert_eq!(points.len(), 1 + awards);
+    let applicants = csv_rows(&out.join("applicants.csv"))?;
+    assert_eq!(applicants.len(), 1 + generated.applicants.len());
+    let library = csv_rows(&out.join("library.csv"))?;
+    assert_eq!(library.len(), 1 + generated.library.len());
+    assert_eq!(library[0][4], "Problem");
     let sheet = workbook.worksheet_range("Roster")?;
     let header: Vec<String> = sheet
         .rows()
@@ -402,11 +453,9 @@ fn an_administrator_sets_up_a_server_and_exports_a_branch() -> Result<()> {
             "--bom",
         ],
     )?;
-    assert_eq!(written.lines().count(), 3);
-    assert_eq!(
-        files_in(&zh)?,
-        ["attendance.csv", "petitions.csv", "roster.csv"]
-    );
+    assert_eq!(written.lines().count(), 9);
+    assert_eq!(files_in(&zh)?.len(), 9);
+    assert_eq!(csv_rows(&zh.join("dues.csv"))?[0][5], "金额（元）");
     assert!(
         std::fs::read(zh.join("roster.csv"))?.starts_with(b"\xEF\xBB\xBF\xE7\xBC\x96\xE5\x8F\xB7")
     );
