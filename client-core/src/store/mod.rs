@@ -93,6 +93,9 @@ pub struct Store {
     conn: Connection,
     device: DeviceId,
     clock: Clock,
+    /// How far the device's clock is behind the server's (ms), when it is off by
+    /// more than [`CLOCK_TOLERANCE_MS`]; 0 otherwise. [`Store::now`] adds it.
+    clock_offset_ms: i64,
     listener: Option<ChangeListener>,
     /// The documents loaded or saved last, parsed.
     docs: DocCache,
@@ -145,11 +148,16 @@ impl Store {
         if migrated.rebuild_index {
             index::rebuild_all(&tx)?;
         }
+        // An unreadable offset is forgotten: the next Welcome measures it again.
+        let clock_offset_ms = info(&tx, CLOCK_OFFSET_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         tx.commit()?;
         Ok(Store {
             conn,
             device,
             clock: Box::new(Timestamp::now),
+            clock_offset_ms,
             listener: None,
             docs: DocCache::default(),
         })
@@ -169,9 +177,50 @@ impl Store {
         self.clock = clock;
     }
 
-    /// The current time by the store's clock.
+    /// The current time: the store's clock, corrected by the server's when a
+    /// server found it off (cheap phones lose the date after a battery change).
+    /// Sign-ins, notes and resolutions are stamped with it.
     pub fn now(&self) -> Timestamp {
-        (self.clock)()
+        Timestamp((self.clock)().0.saturating_add(self.clock_offset_ms))
+    }
+
+    /// Today, in the device's time zone, by [`Store::now`]: what overdue flags,
+    /// reminders and reports should count from.
+    pub fn today(&self) -> crate::model::Date {
+        let now = chrono::DateTime::from_timestamp_millis(self.now().0).unwrap_or_default();
+        crate::model::Date(now.with_timezone(&chrono::Local).date_naive())
+    }
+
+    /// How far (ms) the device's clock was behind the server's when last seen
+    /// (negative when ahead), if by more than [`CLOCK_TOLERANCE_MS`]: the app
+    /// should tell the person to set the date.
+    pub fn clock_offset(&self) -> Option<i64> {
+        (self.clock_offset_ms != 0).then_some(self.clock_offset_ms)
+    }
+
+    /// Takes the server's clock (`server_ms`, read from its Welcome) as the
+    /// reference: an offset beyond [`CLOCK_TOLERANCE_MS`] is kept, and persisted,
+    /// until a server finds the clock right again. Returns the offset now in force.
+    pub fn observe_server_time(&mut self, server_ms: i64) -> Result<i64> {
+        let offset = server_ms.saturating_sub((self.clock)().0);
+        let offset = if offset.abs() > CLOCK_TOLERANCE_MS {
+            offset
+        } else {
+            0
+        };
+        if offset != self.clock_offset_ms {
+            let tx = self.conn.transaction()?;
+            set_info(&tx, CLOCK_OFFSET_KEY, &offset.to_string())?;
+            tx.commit()?;
+            self.clock_offset_ms = offset;
+            if offset != 0 {
+                tracing::warn!(
+                    offset_ms = offset,
+                    "the device's clock is off; using the server's"
+                );
+            }
+        }
+        Ok(offset)
     }
 
     /// Sets (or, with `None`, removes) the function told about every committed local
@@ -709,6 +758,14 @@ impl Store {
 }
 
 // --- persistence ---------------------------------------------------------------------
+
+/// How far a device's clock may be from the server's before the store corrects
+/// it: a minute, well above network delay and ordinary drift, well below a wrong
+/// day.
+pub const CLOCK_TOLERANCE_MS: i64 = 60_000;
+
+/// The `store_info` key of the clock offset.
+const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
 
 /// The `store_info` key of the last time the device was in sync.
 const LAST_SYNCED_KEY: &str = "last_synced_ms";

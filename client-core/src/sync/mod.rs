@@ -115,6 +115,10 @@ pub enum SyncEvent {
         member: Option<MemberId>,
         /// The server's clock, in milliseconds since the Unix epoch.
         server_time_ms: i64,
+        /// How far the device's clock is behind the server's (ms; negative when
+        /// ahead), 0 when within a minute: the store now stamps records by the
+        /// server's time, and the app should ask the person to set the date.
+        clock_offset_ms: i64,
     },
     /// Changes from the server were stored in this document (it may be new).
     DocUpdated(DocId),
@@ -588,11 +592,13 @@ impl Session {
         };
         self.join = Join::Resume(account);
         self.version = version;
+        let clock_offset_ms = store.observe_server_time(welcome.server_time_ms)?;
         self.events.push(SyncEvent::Welcomed {
             branch: welcome.branch,
             role: welcome.role,
             member: welcome.member,
             server_time_ms: welcome.server_time_ms,
+            clock_offset_ms,
         });
         self.phase = Phase::Digest;
         Ok(())

@@ -1478,3 +1478,61 @@ fn documents_not_sent_whole_or_broken_are_synced_the_ordinary_way() {
     assert_eq!(s.store.get::<Petition>(broken).unwrap().title, "楼道堆物");
     assert_eq!(s.store.get::<Petition>(whole).unwrap().title, "路灯不亮");
 }
+
+#[test]
+fn a_phone_whose_clock_lost_years_stamps_records_by_the_servers_time() {
+    // A cheap phone after a battery change: its clock says 2022, the server's 2025.
+    let behind = 3 * 365 * 24 * 3600 * 1000;
+    let mut store = Store::open_in_memory().unwrap();
+    store.set_clock(Box::new(move || Timestamp(NOW.0 - behind)));
+    let branch = store
+        .create_branch("幸福里第一党支部", Level::Branch, None)
+        .unwrap();
+    let mut server = Responder::new(branch);
+    let join = enroll(&server);
+    let (_, trace) = run(&mut store, &mut server, join);
+    assert!(trace.events.iter().any(|e| matches!(
+        e,
+        SyncEvent::Welcomed { clock_offset_ms, .. } if *clock_offset_ms == behind
+    )));
+    assert_eq!(store.clock_offset(), Some(behind));
+    assert_eq!(store.now(), NOW, "records are stamped by the server's time");
+    assert_eq!(store.today().0.format("%Y").to_string(), "2025");
+    let petition = store
+        .submit_petition(
+            branch,
+            NewPetition {
+                category: "道路交通".into(),
+                title: "路灯损坏".into(),
+                description: "北门路灯不亮".into(),
+                submitter: Submitter::default(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let stored: Petition = store.get(petition).unwrap();
+    assert_eq!(stored.submitted_at, NOW);
+
+    // Once the person sets the date, the next Welcome clears the correction.
+    store.set_clock(Box::new(|| Timestamp(NOW.0 + 20_000)));
+    assert_eq!(store.observe_server_time(NOW.0).unwrap(), 0);
+    assert_eq!(store.clock_offset(), None, "20 s apart is within tolerance");
+    assert_eq!(store.now(), Timestamp(NOW.0 + 20_000));
+}
+
+#[test]
+fn the_clock_correction_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let ahead = -40 * 24 * 3600 * 1000;
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.set_clock(Box::new(move || Timestamp(NOW.0 - ahead)));
+        store.observe_server_time(NOW.0).unwrap();
+        assert_eq!(store.clock_offset(), Some(ahead));
+    }
+    let mut store = Store::open(&path).unwrap();
+    store.set_clock(Box::new(move || Timestamp(NOW.0 - ahead)));
+    assert_eq!(store.clock_offset(), Some(ahead));
+    assert_eq!(store.now(), NOW);
+}
