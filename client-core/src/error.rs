@@ -177,6 +177,10 @@ pub enum Error {
         /// The newest store schema this build knows.
         supported: i64,
     },
+    /// The store's file is damaged (a page that does not read back as written);
+    /// `Store::salvage` rebuilds it from what can be read and the server.
+    #[error("the store is damaged: {0}")]
+    StoreDamaged(String),
     /// The file exists but is not a Branchline store.
     #[error("not a Branchline store: {0}")]
     NotAStore(String),
@@ -233,6 +237,7 @@ impl Error {
             Error::ConflictNotFound(_) => "conflict.not_found",
             Error::StoreTooNew { .. } => "store.too_new",
             Error::NotAStore(_) => "store.not_a_store",
+            Error::StoreDamaged(_) => "store.damaged",
             Error::Sqlite(_) => "store.sqlite",
             Error::DeviceRevoked => "auth.device_revoked",
         }

@@ -23,6 +23,7 @@ mod index;
 pub mod query;
 mod reject;
 mod remote;
+mod salvage;
 pub(crate) mod schema;
 
 use std::path::Path;
@@ -44,6 +45,7 @@ pub(crate) use account::hex;
 pub use account::{Account, Revocation};
 pub use reject::{RejectedChange, Rejection};
 pub use remote::Applied;
+pub use salvage::Salvage;
 pub(crate) use remote::{change_hashes, wire_heads};
 
 /// A source of the current time, replaceable in tests and simulations.
@@ -131,6 +133,7 @@ impl Store {
         };
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(not_ours)?;
+        salvage::quick_check(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let tx = conn.transaction()?;
