@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use branchline_core::BranchId;
 use branchline_core::model::{
-    ActivityStatus, Category, Date, Gender, LocalDateTime, MemberStatus, PetitionStatus,
+    ActivityStatus, Category, Collection, Date, Gender, Indicator, LocalDateTime, MemberStatus,
+    PetitionStatus, SpendingCategory, Stage,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -69,8 +70,26 @@ pub enum Command {
     /// Residents' requests: submit, assign, progress, resolve, rate.
     #[command(subcommand)]
     Petition(PetitionCommand),
+    /// Dues (党费): payments, spending, the public ledger and reminders.
+    #[command(subcommand)]
+    Dues(DuesCommand),
+    /// Points (积分): awards, thought reports, rankings and the point rules.
+    #[command(subcommand)]
+    Points(PointsCommand),
+    /// The way to membership (入党流程): steps, introducers, reminders.
+    #[command(subcommand)]
+    Applicant(ApplicantCommand),
+    /// The problem library and case collection (问题库 / 案例集), shared
+    /// between branches.
+    #[command(subcommand)]
+    Library(LibraryCommand),
+    /// The branch's settings: monthly dues, and how the branches below it are
+    /// rated.
+    #[command(subcommand)]
+    Branch(BranchCommand),
     /// The branch's reports for a period: attendance, petitions, meeting
-    /// compliance, term, ages.
+    /// compliance, term, ages; with --branches, the committee's roll-up of
+    /// every branch below it.
     Report {
         /// First day (default: 1 January of this year).
         #[arg(long)]
@@ -81,6 +100,12 @@ pub enum Command {
         /// The day counted as today for overdue items and ages (default: today).
         #[arg(long)]
         as_of: Option<Date>,
+        /// The committee's roll-up: every branch below this one, rated.
+        #[arg(long)]
+        branches: bool,
+        /// Also write the roll-up as an XLSX workbook to this file.
+        #[arg(long, requires = "branches")]
+        xlsx: Option<PathBuf>,
     },
     /// Fields two devices changed at the same time, and settling them.
     #[command(subcommand)]
@@ -134,6 +159,29 @@ impl Command {
                 PetitionCommand::List { .. } | PetitionCommand::Show { .. }
             ),
             Command::Conflicts(c) => !matches!(c, ConflictCommand::List),
+            Command::Dues(c) => !matches!(
+                c,
+                DuesCommand::Ledger { .. }
+                    | DuesCommand::Overdue { .. }
+                    | DuesCommand::Status { .. }
+                    | DuesCommand::Export { .. }
+            ),
+            Command::Points(c) => !matches!(
+                c,
+                PointsCommand::Ranking { .. }
+                    | PointsCommand::Export { .. }
+                    | PointsCommand::Rules(RulesCommand::List)
+            ),
+            Command::Applicant(c) => !matches!(
+                c,
+                ApplicantCommand::List
+                    | ApplicantCommand::Reminders { .. }
+                    | ApplicantCommand::Show { .. }
+            ),
+            Command::Library(c) => {
+                !matches!(c, LibraryCommand::List { .. } | LibraryCommand::Show { .. })
+            }
+            Command::Branch(c) => !matches!(c, BranchCommand::Show),
             Command::Feedback(c) => !matches!(c, FeedbackCommand::List { .. }),
             Command::Enroll { .. }
             | Command::Sync { .. }
@@ -485,6 +533,386 @@ pub enum FeedbackCommand {
         /// Take the answer off the board instead.
         #[arg(long)]
         unpublish: bool,
+    },
+}
+
+/// Which files an export writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV files, one per table.
+    Csv,
+    /// One XLSX workbook, a sheet per table.
+    Xlsx,
+    /// Both.
+    All,
+}
+
+/// `branchline dues …`
+#[derive(Subcommand, Debug)]
+pub enum DuesCommand {
+    /// Record dues a member paid for months of a year; prints the entry's id.
+    Pay {
+        /// The member (id, prefix or name).
+        member: String,
+        /// The months paid for: one (4) or a run (1-3).
+        #[arg(long)]
+        months: String,
+        /// The amount in yuan, e.g. 30.00 (default: the member's monthly
+        /// amount times the months).
+        #[arg(long, allow_hyphen_values = true)]
+        amount: Option<String>,
+        /// The day paid (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+        /// The year the months belong to (default: the year of the day paid).
+        #[arg(long)]
+        year: Option<i64>,
+    },
+    /// Void a payment recorded by mistake; it stays in the ledger, marked.
+    Void {
+        /// The payment's entry id or id prefix (from `dues ledger`).
+        entry: String,
+        /// Why it is voided.
+        #[arg(long)]
+        reason: String,
+        /// The year of the ledger holding it (default: this year).
+        #[arg(long)]
+        year: Option<i64>,
+    },
+    /// Set what a member pays a month, or put them back on the branch's amount.
+    SetAmount {
+        /// The member (id, prefix or name).
+        member: String,
+        /// Yuan a month, e.g. 12.50.
+        #[arg(
+            required_unless_present = "default",
+            conflicts_with = "default",
+            allow_hyphen_values = true
+        )]
+        yuan: Option<String>,
+        /// Pay the branch's monthly amount again.
+        #[arg(long)]
+        default: bool,
+        /// The year it applies to (default: this year).
+        #[arg(long)]
+        year: Option<i64>,
+    },
+    /// Record money spent from the dues on branch work; prints the entry's id.
+    Spend {
+        /// The amount in yuan, e.g. 120.00.
+        #[arg(allow_hyphen_values = true)]
+        yuan: String,
+        /// What kind of branch work: education, study_materials,
+        /// commendation, hardship_support or branch_activity.
+        #[arg(long)]
+        category: SpendingCategory,
+        /// What exactly it paid for.
+        #[arg(long)]
+        purpose: String,
+        /// Who approved it, e.g. 支委会.
+        #[arg(long)]
+        approved_by: String,
+        /// The day spent (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// The public ledger (党费公示) of a year: payments, spending, balance.
+    Ledger {
+        /// The year (default: this year).
+        #[arg(long)]
+        year: Option<i64>,
+    },
+    /// Members behind with their dues: the reminder list.
+    Overdue {
+        /// The day counted as today (default: today).
+        #[arg(long)]
+        as_of: Option<Date>,
+    },
+    /// One member's dues for a year (default: this device's member).
+    Status {
+        /// The member (id, prefix or name).
+        member: Option<String>,
+        /// The year (default: this year).
+        #[arg(long)]
+        year: Option<i64>,
+        /// The day counted as today (default: today).
+        #[arg(long)]
+        as_of: Option<Date>,
+    },
+    /// Write the public ledger of a year as CSV files and an XLSX workbook.
+    Export {
+        /// Which files: csv, xlsx or all.
+        #[arg(long, value_enum, default_value = "all")]
+        format: ExportFormat,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The year (default: this year).
+        #[arg(long)]
+        year: Option<i64>,
+        /// Start the CSV files with a UTF-8 byte order mark, for Excel.
+        #[arg(long)]
+        bom: bool,
+    },
+}
+
+/// `branchline points …`
+#[derive(Subcommand, Debug)]
+pub enum PointsCommand {
+    /// Award points to a member by a point rule or for a reason of its own;
+    /// prints the entry's id.
+    Award {
+        /// The member (id, prefix or name).
+        member: String,
+        /// The branch's point rule (see `points rules list`).
+        #[arg(long, required_unless_present = "points")]
+        rule: Option<String>,
+        /// Points (the rule's unless given; negative to deduct).
+        #[arg(long, allow_hyphen_values = true)]
+        points: Option<i64>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// The day it counts for (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// Take back an award recorded by mistake.
+    Withdraw {
+        /// The award's entry id or id prefix (from `points ranking --json`
+        /// or the award's own output).
+        entry: String,
+        /// The year of the award (default: this year).
+        #[arg(long)]
+        year: Option<i32>,
+    },
+    /// Record a thought report (思想汇报) a member handed in; on time it earns
+    /// the thought_report rule's points. Prints the entry's id.
+    ReportReceived {
+        /// The member (id, prefix or name).
+        member: String,
+        /// The day it was due.
+        #[arg(long)]
+        due: Date,
+        /// The day it was handed in (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// The points ranking of a quarter (default: this quarter) or a year.
+    Ranking {
+        /// A quarter, e.g. 2026-Q2.
+        #[arg(long, conflicts_with = "year")]
+        quarter: Option<String>,
+        /// A whole year, e.g. 2026.
+        #[arg(long)]
+        year: Option<i32>,
+    },
+    /// The branch's point rules (积分项目).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Write the ranking as a CSV file and an XLSX workbook.
+    Export {
+        /// Which files: csv, xlsx or all.
+        #[arg(long, value_enum, default_value = "all")]
+        format: ExportFormat,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// A quarter, e.g. 2026-Q2 (default: this quarter).
+        #[arg(long, conflicts_with = "year")]
+        quarter: Option<String>,
+        /// A whole year, e.g. 2026.
+        #[arg(long)]
+        year: Option<i32>,
+        /// Start the CSV file with a UTF-8 byte order mark, for Excel.
+        #[arg(long)]
+        bom: bool,
+    },
+}
+
+/// `branchline points rules …`
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// The point rules the branch profile defines.
+    List,
+    /// Add or change a point rule (committee).
+    Set {
+        /// The rule's code, e.g. major_task.
+        code: String,
+        /// Points it is worth (negative for a deduction).
+        #[arg(long, allow_hyphen_values = true)]
+        points: i64,
+        /// What earns them, e.g. 完成急难险重任务.
+        #[arg(long)]
+        description: String,
+        /// A base item every member can earn, rather than a bonus item.
+        #[arg(long)]
+        base: bool,
+    },
+}
+
+/// `branchline applicant …`
+#[derive(Subcommand, Debug)]
+pub enum ApplicantCommand {
+    /// Open the file of a person on the roster who applied; prints its id.
+    Add {
+        /// The person (id, prefix or name), on the roster already.
+        member: String,
+        /// The day the application was handed in.
+        #[arg(long)]
+        applied: Date,
+    },
+    /// Record a step of the way: activist, candidate, probationary or full.
+    Step {
+        /// The applicant (id, prefix or name).
+        member: String,
+        /// The step: activist, candidate, probationary or full.
+        stage: Stage,
+        /// The day it was taken.
+        #[arg(long)]
+        on: Date,
+        /// A note, e.g. the meeting that decided it.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Name an introducer (入党介绍人), an active full member.
+    Introducer {
+        /// The applicant (id, prefix or name).
+        member: String,
+        /// The introducer (id, prefix or name).
+        introducer: String,
+    },
+    /// Everyone on the way to membership, furthest along first.
+    List,
+    /// Steps and thought reports that are due.
+    Reminders {
+        /// The day counted as today (default: today).
+        #[arg(long)]
+        as_of: Option<Date>,
+    },
+    /// One applicant: steps with their dates, introducers, thought reports.
+    Show {
+        /// The applicant (id, prefix or name).
+        member: String,
+    },
+}
+
+/// `branchline library …`
+#[derive(Subcommand, Debug)]
+pub enum LibraryCommand {
+    /// Write a new entry (committee); prints its id.
+    Add {
+        /// problem (问题库) or case (案例集).
+        #[arg(long)]
+        collection: Collection,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// The problem, or the situation of a case.
+        #[arg(long)]
+        problem: String,
+        /// How it was solved, or what was done.
+        #[arg(long)]
+        solution: String,
+        /// A tag (repeat for more).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// The day written (default: today).
+        #[arg(long)]
+        on: Option<Date>,
+    },
+    /// Entries on this device, the branch's own and those shared with it,
+    /// newest first.
+    List {
+        /// Only this collection: problem or case.
+        #[arg(long)]
+        collection: Option<Collection>,
+        /// Only entries with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only titles containing this text.
+        #[arg(long)]
+        title_contains: Option<String>,
+    },
+    /// One entry, whole.
+    Show {
+        /// Entry id, id prefix, or exact title.
+        entry: String,
+    },
+    /// Rewrite an entry's title, problem or solution (only those given).
+    Revise {
+        /// Entry id, id prefix, or exact title.
+        entry: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New problem text.
+        #[arg(long)]
+        problem: Option<String>,
+        /// New solution text.
+        #[arg(long)]
+        solution: Option<String>,
+    },
+    /// Add tags to an entry.
+    Tag {
+        /// Entry id, id prefix, or exact title.
+        entry: String,
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Share an entry with an allied branch.
+    Share {
+        /// Entry id, id prefix, or exact title.
+        entry: String,
+        /// The branch: its name (where this device knows it) or its id.
+        branch: String,
+    },
+    /// Share an entry with every branch below this one, or stop with --off.
+    ShareDown {
+        /// Entry id, id prefix, or exact title.
+        entry: String,
+        /// Stop sharing it down.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+/// `branchline branch …`
+#[derive(Subcommand, Debug)]
+pub enum BranchCommand {
+    /// The branch's settings: monthly dues, point rules, rating.
+    Show,
+    /// Set what a member pays a month unless set otherwise (committee).
+    SetDues {
+        /// Yuan a month, e.g. 30.00.
+        #[arg(allow_hyphen_values = true)]
+        yuan: String,
+    },
+    /// How the branches below this one are rated (星级评定).
+    #[command(subcommand)]
+    Rating(RatingCommand),
+}
+
+/// `branchline branch rating …`
+#[derive(Subcommand, Debug)]
+pub enum RatingCommand {
+    /// Set how an indicator counts: its weight, and the value that earns it.
+    SetIndicator {
+        /// meeting_compliance, dues_collection, petitions_in_time,
+        /// satisfaction or term_current.
+        indicator: Indicator,
+        /// Its share of the score (0 leaves it out).
+        #[arg(long)]
+        weight: u32,
+        /// The value in percent (1-100) that earns the whole weight.
+        #[arg(long)]
+        target: u32,
+    },
+    /// Set the scores (percent) one to five stars need, e.g. 20,40,60,80,95.
+    SetStars {
+        /// Five rising scores, separated by commas.
+        thresholds: String,
     },
 }
 

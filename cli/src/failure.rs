@@ -116,6 +116,27 @@ impl Failure {
                 format!("{} has already signed in", name(*m)),
                 format!("{} 已经签到", name(*m)),
             ),
+            E::NotAnApplicant(m) => (
+                format!(
+                    "{} is not on the way to membership; open their file with \
+                     `branchline applicant add`",
+                    name(*m)
+                ),
+                format!(
+                    "{} 不在入党流程中；请先用 branchline applicant add 建立档案",
+                    name(*m)
+                ),
+            ),
+            E::UnknownPointRule(code) => (
+                format!(
+                    "the branch has no point rule {code:?} (see `branchline points rules list`)"
+                ),
+                format!("支部没有积分项目 {code:?}（见 branchline points rules list）"),
+            ),
+            E::UnknownEntry(entry) => (
+                format!("no entry {} in the ledger", crate::output::short(entry)),
+                format!("账目中没有记录 {}", crate::output::short(entry)),
+            ),
             E::AlreadyOnLeave(m) => (
                 format!("{} has already asked for leave", name(*m)),
                 format!("{} 已经请过假", name(*m)),
@@ -142,6 +163,23 @@ pub(crate) fn core_zh(e: &branchline_core::Error) -> String {
         E::EmptyField { field } => format!("{}不能为空", field_zh(field)),
         E::InvalidValue { what, value } => format!("无效的{}：{value:?}", field_zh(what)),
         E::EndBeforeStart => "活动的结束时间必须晚于开始时间".into(),
+        E::UnknownEntry(id) => format!("账目中没有记录 {id}"),
+        E::AlreadyVoided(id) => format!("缴费记录 {id} 已经作废"),
+        E::OutsideYear { year, day } => format!("{day} 不在账目所属的 {year} 年内"),
+        E::StageOutOfOrder { stage, missing } => format!(
+            "登记“{}”之前须先登记“{}”",
+            stage_zh(stage),
+            stage_zh(missing)
+        ),
+        E::StageTooEarly { stage, earliest } => {
+            format!("“{}”最早可在 {earliest} 登记", stage_zh(stage))
+        }
+        E::IntroducersMissing { needed } => format!("须先确定 {needed} 名入党介绍人"),
+        E::ApplicantExists(doc) => format!("此人已有入党申请人档案（{doc}）"),
+        E::NotAnApplicant(m) => format!("党员 {m} 不在入党流程中"),
+        E::UnknownPointRule(code) => {
+            format!("支部没有积分项目 {code:?}（见 branchline points rules list）")
+        }
         E::UnknownActivityKind(kind) => {
             format!("支部没有设置活动类型 {kind:?}（见 branchline activity kinds）")
         }
@@ -186,6 +224,14 @@ pub(crate) fn core_zh(e: &branchline_core::Error) -> String {
     }
 }
 
+/// A step of the way to membership, by its stable name, in Chinese.
+fn stage_zh(stage: &str) -> &str {
+    match stage.parse() {
+        Ok(stage) => crate::words::stage(stage, Lang::Zh),
+        Err(_) => stage,
+    }
+}
+
 /// A field or value name of the records, in Chinese.
 fn field_zh(field: &str) -> &str {
     match field {
@@ -216,6 +262,31 @@ fn field_zh(field: &str) -> &str {
         "sign-in mode" => "签到方式",
         "date (YYYY-MM-DD)" => "日期（YYYY-MM-DD）",
         "date and time (YYYY-MM-DDTHH:MM)" => "日期时间（YYYY-MM-DDTHH:MM）",
+        "amount in fen" => "金额（分）",
+        "amount (the branch sets no monthly dues)" => "金额（支部尚未设定每月党费）",
+        "months (1-12)" => "月份（1-12）",
+        "purpose" => "用途",
+        "approved by" => "批准人",
+        "spending category" => "支出类别",
+        "applicant stage" => "入党阶段",
+        "library collection" => "条目类别",
+        "rating indicator" => "评定指标",
+        "problem" => "问题",
+        "solution" => "解决办法",
+        "point rule code" => "积分项目代码",
+        "point rule description" => "积分项目内容",
+        "target percentage (1-100)" => "目标百分比（1-100）",
+        "star thresholds (rising, at most 100)" => "星级分数线（须依次升高，最高 100）",
+        "introducer (the applicant)" => "入党介绍人（不能是申请人本人）",
+        "introducer (there are two already)" => "入党介绍人（已有两名）",
+        "introducer (an active full member of the branch)" => {
+            "入党介绍人（须为本支部在册的正式党员）"
+        }
+        "date (after the next step's)" => "日期（晚于下一阶段的日期）",
+        "partner branch (it wrote the entry)" => "共建支部（该条目就是它编写的）",
+        "parent (a branch has no branches below it)" => "上级（党支部以下没有其他支部）",
+        "quarter (1-4)" => "季度（1-4）",
+        "period (end before start)" => "时期（截止日早于起始日）",
         other => other,
     }
 }

@@ -470,17 +470,25 @@ fn what_zh(what: &str) -> &str {
         "answer suggestions" => "答复意见",
         "publish answers" => "公开答复",
         "change this activity" => "修改此活动",
+        "keep the dues ledger" => "记录党费账目",
+        "award points" => "记录积分",
+        "change the point rules" => "修改积分项目",
+        "keep applicant files" => "管理入党申请人档案",
+        "write the problem library" => "编写问题库",
+        "change the branch's settings" => "修改支部设置",
         other => other,
     }
 }
 
 /// Ids are shown shortened to 8 characters; at least 4 are needed to look one up.
-fn prefix_matches(id: &str, text: &str) -> bool {
+pub(crate) fn prefix_matches(id: &str, text: &str) -> bool {
     let text = text.trim().to_ascii_lowercase();
     text.len() >= 4 && id.starts_with(&text)
 }
 
-fn unique<T: Copy + PartialEq>(
+/// The one candidate, or a failure: `code` when none matches `text`, and
+/// `input.ambiguous` when several do.
+pub(crate) fn unique<T: Copy + PartialEq>(
     candidates: impl Iterator<Item = T>,
     code: &str,
     what: &str,
@@ -497,6 +505,10 @@ fn unique<T: Copy + PartialEq>(
         "activity" => "活动",
         "petition" => "诉求",
         "suggestion" => "意见",
+        "payment" => "缴费记录",
+        "award" => "加分记录",
+        "library entry" => "条目",
+        "branch" => "支部",
         other => other,
     };
     match found.as_slice() {

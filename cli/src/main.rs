@@ -10,6 +10,7 @@
 
 mod cli;
 mod commands;
+mod export;
 mod failure;
 mod help;
 mod home;

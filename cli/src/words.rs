@@ -4,7 +4,9 @@
 //! `branch_meeting`); people read them in their language. A value this
 //! build does not know (written by a newer one) is shown as it is stored.
 
-use branchline_core::model::BranchProfile;
+use branchline_core::model::{
+    BranchProfile, Collection, Indicator, Level, SpendingCategory, Stage,
+};
 
 use crate::output::Lang;
 
@@ -112,6 +114,114 @@ pub fn activity_kind(code: &str, profile: Option<&BranchProfile>, lang: Lang) ->
     }
 }
 
+/// What dues were spent on, in `lang`.
+pub fn spending_category(category: SpendingCategory, lang: Lang) -> &'static str {
+    let (en, zh) = match category {
+        SpendingCategory::Education => ("education and training", "党员教育培训"),
+        SpendingCategory::StudyMaterials => ("study materials", "学习资料"),
+        SpendingCategory::Commendation => ("commendations", "表彰先进"),
+        SpendingCategory::HardshipSupport => ("support for members in hardship", "慰问困难党员"),
+        SpendingCategory::BranchActivity => ("branch activities", "支部组织生活"),
+    };
+    lang.pick(en, zh)
+}
+
+/// A step of the way to membership, in `lang`.
+pub fn stage(stage: Stage, lang: Lang) -> &'static str {
+    let (en, zh) = match stage {
+        Stage::Applied => ("applied", "递交申请"),
+        Stage::Activist => ("activist", "入党积极分子"),
+        Stage::Candidate => ("development candidate", "发展对象"),
+        Stage::Probationary => ("probationary member", "预备党员"),
+        Stage::Full => ("full member", "正式党员"),
+    };
+    lang.pick(en, zh)
+}
+
+/// A library collection, in `lang`.
+pub fn collection(collection: Collection, lang: Lang) -> &'static str {
+    let (en, zh) = match collection {
+        Collection::Problem => ("problem library", "问题库"),
+        Collection::Case => ("case collection", "案例集"),
+    };
+    lang.pick(en, zh)
+}
+
+/// A rating indicator, in `lang`.
+pub fn indicator(indicator: Indicator, lang: Lang) -> &'static str {
+    let (en, zh) = match indicator {
+        Indicator::MeetingCompliance => ("meeting compliance", "组织生活完成率"),
+        Indicator::DuesCollection => ("dues collection", "党费收缴率"),
+        Indicator::PetitionsInTime => ("petitions resolved in time", "诉求按期办结率"),
+        Indicator::Satisfaction => ("satisfaction", "群众满意率"),
+        Indicator::TermCurrent => ("term current", "按期换届"),
+    };
+    lang.pick(en, zh)
+}
+
+/// A branch's level, in `lang`.
+pub fn level(level: Level, lang: Lang) -> &'static str {
+    let (en, zh) = match level {
+        Level::Committee => ("committee", "党委"),
+        Level::GeneralBranch => ("general branch", "党总支"),
+        Level::Branch => ("branch", "党支部"),
+    };
+    lang.pick(en, zh)
+}
+
+/// A point rule in `lang`: English names for the usual rules, else the
+/// profile's description (the profile describes rules in Chinese), else the
+/// code.
+pub fn point_rule(code: &str, profile: Option<&BranchProfile>, lang: Lang) -> String {
+    let english = match code {
+        "thought_report" => Some("thought report on time"),
+        "major_task" => Some("major task"),
+        "commendation" => Some("commendation"),
+        _ => None,
+    };
+    let described = profile
+        .and_then(|p| p.point_rules.get(code))
+        .map(|r| r.description.clone());
+    match lang {
+        Lang::Zh => described.unwrap_or_else(|| code.to_owned()),
+        Lang::En => english
+            .map(str::to_owned)
+            .or(described)
+            .unwrap_or_else(|| code.to_owned()),
+    }
+}
+
+/// Fen as yuan with two decimals: `3000` → `30.00`.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", fen / 100, fen % 100)
+}
+
+/// Months of a year as people write them: `1-3, 5`.
+pub fn months(months: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &m in months {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == m => *last = m,
+            _ => runs.push((m, m)),
+        }
+    }
+    if runs.is_empty() {
+        return "-".to_owned();
+    }
+    runs.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The kind of record, as people call it.
 pub fn kind_name(kind: &str, lang: Lang) -> String {
     let (en, zh) = match kind {
@@ -121,6 +231,10 @@ pub fn kind_name(kind: &str, lang: Lang) -> String {
         "activity" => ("activity", "活动"),
         "petition" => ("petition", "诉求"),
         "feedback_box" => ("feedback box", "意见箱"),
+        "dues_ledger" => ("dues ledger", "党费账目"),
+        "points_book" => ("points book", "积分册"),
+        "applicant" => ("applicant file", "入党申请人档案"),
+        "library_entry" => ("library entry", "问题库条目"),
         other => (other, other),
     };
     lang.pick(en, zh).to_owned()
@@ -159,5 +273,32 @@ mod tests {
             "branch meeting"
         );
         assert_eq!(activity_kind("karaoke", None, Lang::Zh), "karaoke");
+    }
+    #[test]
+    fn the_branch_work_values_have_chinese() {
+        for c in SpendingCategory::ALL {
+            assert!(!spending_category(*c, Lang::Zh).is_ascii(), "{c}");
+        }
+        for s in Stage::ALL {
+            assert!(!stage(*s, Lang::Zh).is_ascii(), "{s}");
+        }
+        for c in Collection::ALL {
+            assert!(!collection(*c, Lang::Zh).is_ascii(), "{c}");
+        }
+        for i in Indicator::ALL {
+            assert!(!indicator(*i, Lang::Zh).is_ascii(), "{i}");
+        }
+        for l in Level::ALL {
+            assert!(!level(*l, Lang::Zh).is_ascii(), "{l}");
+        }
+    }
+
+    #[test]
+    fn fen_read_as_yuan_and_months_as_runs() {
+        assert_eq!(yuan(3000), "30.00");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(-1250), "-12.50");
+        assert_eq!(months(&[1, 2, 3, 5, 7, 8]), "1-3, 5, 7-8");
+        assert_eq!(months(&[]), "-");
     }
 }

@@ -1,12 +1,18 @@
 //! One function per subcommand, over a [`Home`](crate::home::Home).
 
 mod activity;
+mod applicant;
+mod branch;
+mod dues;
 mod feedback;
+mod library;
 mod member;
 mod network;
 mod petition;
+mod points;
 mod rejection;
 mod report;
+mod rollup;
 
 use crate::cli::{Cli, Command};
 use crate::failure::Result;
@@ -37,7 +43,26 @@ pub fn run(cli: Cli, out: Out) -> Result<()> {
         Command::Member(command) => member::run(&mut home, command, out),
         Command::Activity(command) => activity::run(&mut home, command, out),
         Command::Petition(command) => petition::run(home, command, out),
-        Command::Report { from, to, as_of } => report::report(&home, from, to, as_of, out),
+        Command::Dues(command) => dues::run(&mut home, command, out),
+        Command::Points(command) => points::run(&mut home, command, out),
+        Command::Applicant(command) => applicant::run(&mut home, command, out),
+        Command::Library(command) => library::run(&mut home, command, out),
+        Command::Branch(command) => branch::run(&mut home, command, out),
+        Command::Report {
+            from,
+            to,
+            as_of,
+            branches,
+            xlsx,
+        } => {
+            let period = report::period(from, to)?;
+            if branches {
+                let as_of = as_of.unwrap_or_else(crate::today);
+                rollup::rollup(&home, period, as_of, xlsx.as_deref(), out)
+            } else {
+                report::report(&home, period, as_of, out)
+            }
+        }
         Command::Conflicts(command) => report::conflicts(&mut home, command, out),
         Command::SubmissionCode { qr, timeout } => network::submission_code(home, qr, timeout, out),
         Command::Suggest {

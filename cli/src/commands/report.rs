@@ -130,24 +130,23 @@ pub fn status(home: &Home, out: Out) -> Result<()> {
     Ok(())
 }
 
-/// Prints the branch's reports for a period.
-pub fn report(
-    home: &Home,
-    from: Option<Date>,
-    to: Option<Date>,
-    as_of: Option<Date>,
-    out: Out,
-) -> Result<()> {
-    let today = today();
-    let to = to.unwrap_or(today);
+/// The period a report covers: from 1 January of the year of its last day
+/// (default: today) unless given.
+pub fn period(from: Option<Date>, to: Option<Date>) -> Result<Period> {
+    let to = to.unwrap_or_else(today);
     let from = from.unwrap_or_else(|| {
         use chrono::Datelike as _;
         Date::ymd(to.0.year(), 1, 1).unwrap_or(to)
     });
-    let period = Period::new(from, to)?;
+    Ok(Period::new(from, to)?)
+}
+
+/// Prints the branch's reports for a period.
+pub fn report(home: &Home, period: Period, as_of: Option<Date>, out: Out) -> Result<()> {
+    let (from, to) = (period.from, period.to);
     let report = home
         .store
-        .report(home.branch(), period, as_of.unwrap_or(today))?;
+        .report(home.branch(), period, as_of.unwrap_or_else(today))?;
     out.show(&report, || {
         let l = |en, zh| out.lang.pick(en, zh);
         let profile_name = home
@@ -160,9 +159,25 @@ pub fn report(
         println!("\n{}", l("Attendance by member", "成员出勤"));
         let mut table = Table::new(match out.lang {
             Lang::En => [
-                "name", "expected", "attended", "leave", "rate", "points", "",
+                "name",
+                "expected",
+                "attended",
+                "leave",
+                "rate",
+                "points",
+                "other points",
+                "",
             ],
-            Lang::Zh => ["姓名", "应到", "实到", "请假", "出勤率", "积分", ""],
+            Lang::Zh => [
+                "姓名",
+                "应到",
+                "实到",
+                "请假",
+                "出勤率",
+                "积分",
+                "其他积分",
+                "",
+            ],
         });
         for m in &report.attendance.members {
             table.row(vec![
@@ -172,6 +187,7 @@ pub fn report(
                 m.on_leave.to_string(),
                 or_dash(m.rate.map(percent)),
                 m.attendance_points.to_string(),
+                m.other_points.to_string(),
                 if m.silent {
                     l("silent", "长期未参加")
                 } else {
