@@ -238,6 +238,11 @@ impl Error {
             Error::StoreTooNew { .. } => "store.too_new",
             Error::NotAStore(_) => "store.not_a_store",
             Error::StoreDamaged(_) => "store.damaged",
+            // The device's storage is full: nothing was written; the same
+            // operation succeeds once space is freed.
+            Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                "store.full"
+            }
             Error::Sqlite(_) => "store.sqlite",
             Error::DeviceRevoked => "auth.device_revoked",
         }

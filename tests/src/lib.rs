@@ -82,6 +82,17 @@ impl TestServer {
         })
     }
 
+    /// Starts a server whose data directory is `dir` (a small volume, say).
+    pub async fn start_in(dir: TempDir) -> Result<Self> {
+        init_tracing();
+        let server = Server::start(Self::config(dir.path().to_path_buf())).await?;
+        Ok(Self {
+            server: Some(server),
+            dir,
+            cluster: None,
+        })
+    }
+
     /// Starts a server whose database is a private PostgreSQL cluster of
     /// its own (as `branchline-server init --database postgres://…` sets
     /// one up), instead of the embedded SQLite file.
@@ -424,6 +435,63 @@ pub fn integrity_check(path: &std::path::Path) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// A tmpfs volume of a few megabytes mounted on a fresh directory, for tests
+/// of a full disk; unmounted when dropped. `None` where this process may not
+/// mount (not root, or no `CAP_SYS_ADMIN`): the caller says so and skips.
+pub struct SmallVolume {
+    /// The mount point (a temporary directory).
+    pub dir: Option<TempDir>,
+    path: PathBuf,
+}
+
+impl SmallVolume {
+    /// Mounts `megabytes` of tmpfs.
+    pub fn mount(megabytes: u32) -> Result<Option<Self>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            dir: Some(dir),
+            path,
+        }))
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Fills the volume with one file until writing fails, leaving it full.
+    pub fn fill(&self) -> Result<PathBuf> {
+        use std::io::Write as _;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler)?;
+        let block = vec![0x5a; 16 * 1024];
+        while file.write_all(&block).is_ok() {}
+        // The last partial block, byte by byte, so nothing is left at all.
+        while file.write_all(&[0x5a]).is_ok() {}
+        let _ = file.sync_all();
+        Ok(filler)
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .stderr(std::process::Stdio::null())
+            .status();
+        drop(self.dir.take());
+    }
 }
 
 /// The server database file in a data directory.
