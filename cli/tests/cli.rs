@@ -1736,3 +1736,367 @@ fn a_desktop_revoked_by_an_earlier_build_still_reads_and_refuses() {
     std::fs::write(pc.join("revoked.json"), "not json").unwrap();
     fails(&pc, &["status"], 6, Some("home.not_enrolled"));
 }
+
+/// Runs a command in Chinese that must fail with exit status 3 and `code`;
+/// returns stderr, which must be Chinese.
+fn fails_zh(home: &Path, args: &[&str], code: &str) -> String {
+    let out = branchline_with(home, Some("zh"), args, &[], None);
+    let text = describe(args, &out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains(&format!("错误 [{code}]：")), "{text}");
+    assert!(!stderr.is_ascii(), "{text}");
+    stderr
+}
+
+/// The cells of one sheet of an XLSX workbook, as text.
+fn sheet(path: &Path, name: &str) -> Vec<Vec<String>> {
+    use calamine::Reader as _;
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook(path).unwrap();
+    let range = workbook.worksheet_range(name).unwrap_or_else(|e| {
+        panic!("{name} in {:?}: {e}", workbook.sheet_names());
+    });
+    range
+        .rows()
+        .map(|row| row.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn dues_are_paid_voided_spent_published_and_exported() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    let wang_pc = homes.path().join("wang");
+    secretary(&hq, branch, &alice);
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    let wang: MemberId = ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    )
+    .parse()
+    .unwrap();
+
+    // Without a monthly amount the payment needs one.
+    fails(
+        &alice,
+        &["dues", "pay", "Li Wei", "--months", "1-3", "--year", "2026"],
+        3,
+        Some("input.empty"),
+    );
+    assert_eq!(
+        ok(&alice, &["branch", "set-dues", "30"]),
+        "members pay 30.00 yuan a month"
+    );
+    assert_eq!(json(&alice, &["branch", "show"])["monthly_dues_fen"], 3000);
+
+    let q1 = ok(
+        &alice,
+        &[
+            "dues",
+            "pay",
+            "Li Wei",
+            "--months",
+            "1-3",
+            "--on",
+            "2026-03-10",
+        ],
+    );
+    let out = branchline(
+        &alice,
+        &[
+            "dues",
+            "pay",
+            "Li Wei",
+            "--months",
+            "4",
+            "--amount",
+            "30.00",
+            "--on",
+            "2026-04-02",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&["dues", "pay"], &out));
+    let april = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        said.trim(),
+        "Li Wei paid 30.00 yuan for 2026 months 4 on 2026-04-02"
+    );
+    ok(
+        &alice,
+        &[
+            "dues",
+            "pay",
+            "Wang Fang",
+            "--months",
+            "1",
+            "--on",
+            "2026-01-20",
+        ],
+    );
+    let said = ok(
+        &alice,
+        &[
+            "dues",
+            "void",
+            &april[..8],
+            "--reason",
+            "recorded twice",
+            "--year",
+            "2026",
+        ],
+    );
+    assert_eq!(
+        said,
+        "Li Wei's payment of 30.00 yuan (months 4) voided: recorded twice"
+    );
+    let spent = ok(
+        &alice,
+        &[
+            "dues",
+            "spend",
+            "45.50",
+            "--category",
+            "study_materials",
+            "--purpose",
+            "学习读本",
+            "--approved-by",
+            "支委会",
+            "--on",
+            "2026-05-06",
+        ],
+    );
+    assert!(spent.parse::<branchline_core::EntryId>().is_ok(), "{spent}");
+
+    let ledger = json(&alice, &["dues", "ledger", "--year", "2026"]);
+    assert_eq!(ledger["collected_fen"], 12000, "{ledger}");
+    assert_eq!(ledger["spent_fen"], 4550, "{ledger}");
+    assert_eq!(ledger["balance_fen"], 7450, "{ledger}");
+    let payments = ledger["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 3, "{ledger}");
+    assert!(
+        payments.iter().any(|p| p["entry"] == q1.as_str()),
+        "{ledger}"
+    );
+    let text = ok(&alice, &["dues", "ledger", "--year", "2026"]);
+    for words in [
+        "dues ledger 2026",
+        "Li Wei",
+        "1-3",
+        "90.00",
+        "VOIDED: recorded twice",
+        "study materials",
+        "学习读本",
+        "balance 74.50 yuan",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    let (text, _) = ok_zh(&alice, &["dues", "ledger", "--year", "2026"]);
+    for words in ["党费公示", "已作废", "学习资料", "结余 74.50 元"] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+
+    // Who is behind on 10 June: Li Wei for April and May, Wang Fang since February.
+    let behind = json(&alice, &["dues", "overdue", "--as-of", "2026-06-10"]);
+    let behind = behind.as_array().unwrap();
+    assert_eq!(behind[0]["name"], "Wang Fang", "{behind:?}");
+    assert_eq!(behind[0]["overdue_months"], serde_json::json!([2, 3, 4, 5]));
+    assert_eq!(behind[1]["name"], "Li Wei");
+    assert_eq!(behind[1]["owed_fen"], 6000);
+    let text = ok(&alice, &["dues", "overdue", "--as-of", "2026-06-10"]);
+    assert!(text.contains("Wang Fang") && text.contains("2-5"), "{text}");
+
+    // A member's own amount, and back to the branch's.
+    assert_eq!(
+        ok(
+            &alice,
+            &["dues", "set-amount", "Wang Fang", "12.50", "--year", "2026"]
+        ),
+        "Wang Fang pays 12.50 yuan a month in 2026"
+    );
+    let status = json(
+        &alice,
+        &[
+            "dues",
+            "status",
+            "Wang Fang",
+            "--year",
+            "2026",
+            "--as-of",
+            "2026-06-10",
+        ],
+    );
+    assert_eq!(status["monthly_fen"], 1250, "{status}");
+    assert_eq!(status["owed_fen"], 5000, "{status}");
+    ok(
+        &alice,
+        &[
+            "dues",
+            "set-amount",
+            "Wang Fang",
+            "--default",
+            "--year",
+            "2026",
+        ],
+    );
+    let text = ok(
+        &alice,
+        &[
+            "dues",
+            "status",
+            "Li Wei",
+            "--year",
+            "2026",
+            "--as-of",
+            "2026-06-10",
+        ],
+    );
+    for words in [
+        "Li Wei — dues 2026",
+        "months paid: 1-3",
+        "OVERDUE: 4-5 (60.00 yuan)",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+
+    // Bad input: a clear error with a stable code, and nothing written.
+    let before = json(&alice, &["status"])["pending_changes"].clone();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["dues", "pay", "Nobody", "--months", "1"],
+            "member.unknown",
+        ),
+        (
+            &["dues", "pay", "Li Wei", "--months", "13-14"],
+            "input.invalid",
+        ),
+        (
+            &["dues", "pay", "Li Wei", "--months", "5-4"],
+            "input.invalid",
+        ),
+        (
+            &[
+                "dues", "pay", "Li Wei", "--months", "5", "--amount", "-30.00",
+            ],
+            "input.invalid",
+        ),
+        (
+            &[
+                "dues", "pay", "Li Wei", "--months", "5", "--amount", "thirty",
+            ],
+            "input.invalid",
+        ),
+        (
+            &[
+                "dues",
+                "spend",
+                "-5",
+                "--category",
+                "education",
+                "--purpose",
+                "x",
+                "--approved-by",
+                "y",
+            ],
+            "input.invalid",
+        ),
+        (
+            &[
+                "dues", "void", "ffffffff", "--reason", "x", "--year", "2026",
+            ],
+            "ledger.unknown_entry",
+        ),
+        (
+            &[
+                "dues", "void", &april, "--reason", "again", "--year", "2026",
+            ],
+            "ledger.already_voided",
+        ),
+    ];
+    for (args, code) in cases {
+        fails(&alice, args, 3, Some(code));
+    }
+    assert_eq!(json(&alice, &["status"])["pending_changes"], before);
+    fails(
+        &alice,
+        &[
+            "dues",
+            "spend",
+            "5",
+            "--category",
+            "party_dinner",
+            "--purpose",
+            "x",
+            "--approved-by",
+            "y",
+        ],
+        2,
+        None,
+    );
+    let stderr = fails_zh(
+        &alice,
+        &["dues", "pay", "Li Wei", "--months", "13-14"],
+        "input.invalid",
+    );
+    assert!(stderr.contains("月份须在 1 到 12 之间"), "{stderr}");
+    let stderr = fails_zh(
+        &alice,
+        &[
+            "dues", "void", &april, "--reason", "again", "--year", "2026",
+        ],
+        "ledger.already_voided",
+    );
+    assert!(stderr.contains("已经作废"), "{stderr}");
+
+    // The ledger as CSV files and a workbook.
+    let dir = homes.path().join("export");
+    let files = json(
+        &alice,
+        &[
+            "dues",
+            "export",
+            "--format",
+            "all",
+            "--out",
+            dir.to_str().unwrap(),
+            "--year",
+            "2026",
+        ],
+    );
+    assert_eq!(files["files"].as_array().unwrap().len(), 4, "{files}");
+    let payments = std::fs::read_to_string(dir.join("dues-payments-2026.csv")).unwrap();
+    assert!(payments.starts_with("entry,paid on,name,"), "{payments}");
+    assert!(payments.contains("Li Wei,1,3,90.00,"), "{payments}");
+    assert!(
+        payments.contains("2026-04-02,Li Wei,4,4,30.00,"),
+        "{payments}"
+    );
+    let summary = std::fs::read_to_string(dir.join("dues-summary-2026.csv")).unwrap();
+    assert!(summary.contains("balance,74.50"), "{summary}");
+    let cells = sheet(&dir.join("dues-ledger-2026.xlsx"), "Spending");
+    assert_eq!(cells[1][3], "学习读本", "{cells:?}");
+    assert_eq!(cells[1][5], "45.5", "{cells:?}");
+
+    // A member reads the public ledger and their own dues, and may not write it.
+    ok(&alice, &["sync"]);
+    let link = hq.invite(branch, Role::Member, Some(wang)).to_string();
+    ok(&wang_pc, &["enroll", &link]);
+    let own = json(
+        &wang_pc,
+        &["dues", "status", "--year", "2026", "--as-of", "2026-02-10"],
+    );
+    assert_eq!(own["name"], "Wang Fang", "{own}");
+    assert_eq!(own["paid_months"], serde_json::json!([1]), "{own}");
+    assert_eq!(
+        json(&wang_pc, &["dues", "ledger", "--year", "2026"])["balance_fen"],
+        7450
+    );
+    fails(
+        &wang_pc,
+        &["dues", "pay", "Wang Fang", "--months", "2"],
+        3,
+        Some("access.read_only"),
+    );
+}
