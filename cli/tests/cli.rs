@@ -2100,3 +2100,219 @@ fn dues_are_paid_voided_spent_published_and_exported() {
         Some("access.read_only"),
     );
 }
+
+#[test]
+fn points_are_awarded_ranked_withdrawn_and_exported() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    );
+
+    // The usual rules come with the branch; the committee changes them.
+    let rules = json(&alice, &["points", "rules", "list"]);
+    let codes: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"thought_report") && codes.contains(&"major_task"),
+        "{rules}"
+    );
+    ok(
+        &alice,
+        &[
+            "points",
+            "rules",
+            "set",
+            "flood_duty",
+            "--points",
+            "8",
+            "--description",
+            "防汛值守",
+        ],
+    );
+    let (text, _) = ok_zh(&alice, &["points", "rules", "list"]);
+    assert!(
+        text.contains("防汛值守") && text.contains("基础分"),
+        "{text}"
+    );
+
+    let out = branchline(
+        &alice,
+        &[
+            "points",
+            "award",
+            "Li Wei",
+            "--rule",
+            "flood_duty",
+            "--on",
+            "2026-04-10",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        describe(&["points", "award"], &out)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Li Wei: +8 points for 防汛值守 (2026-04-10)"),
+        "{said}"
+    );
+    let helped = ok(
+        &alice,
+        &[
+            "points",
+            "award",
+            "Wang Fang",
+            "--points",
+            "3",
+            "--reason",
+            "organized the clean-up",
+            "--on",
+            "2026-05-01",
+        ],
+    );
+    let said = ok(
+        &alice,
+        &[
+            "points",
+            "report-received",
+            "Li Wei",
+            "--due",
+            "2026-04-30",
+            "--on",
+            "2026-04-28",
+        ],
+    );
+    assert!(!said.is_empty());
+    ok(
+        &alice,
+        &[
+            "points",
+            "report-received",
+            "Wang Fang",
+            "--due",
+            "2026-04-30",
+            "--on",
+            "2026-05-03",
+        ],
+    );
+
+    let ranking = json(&alice, &["points", "ranking", "--quarter", "2026-Q2"]);
+    assert_eq!(ranking["period"], "2026-Q2", "{ranking}");
+    let rows = ranking["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["name"], "Li Wei", "{ranking}");
+    assert_eq!(rows[0]["total"], 10, "{ranking}");
+    assert_eq!(rows[0]["report_points"], 2, "{ranking}");
+    assert_eq!(rows[1]["name"], "Wang Fang", "{ranking}");
+    assert_eq!(rows[1]["total"], 3, "{ranking}");
+    let text = ok(&alice, &["points", "ranking", "--year", "2026"]);
+    assert!(
+        text.contains("Points ranking 2026 (2026-01-01 .. 2026-12-31)"),
+        "{text}"
+    );
+    let first = text.lines().find(|l| l.starts_with('1')).unwrap();
+    assert!(first.contains("Li Wei") && first.ends_with("10"), "{text}");
+    let (text, _) = ok_zh(&alice, &["points", "ranking", "--quarter", "2026-Q2"]);
+    assert!(text.contains("积分排名") && text.contains("总分"), "{text}");
+    // Nothing in the first quarter.
+    let q1 = json(&alice, &["points", "ranking", "--quarter", "2026-Q1"]);
+    assert!(
+        q1["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["total"] == 0),
+        "{q1}"
+    );
+
+    let said = ok(
+        &alice,
+        &["points", "withdraw", &helped[..8], "--year", "2026"],
+    );
+    assert_eq!(
+        said,
+        "Wang Fang's award of +3 points (2026-05-01) withdrawn"
+    );
+    let ranking = json(&alice, &["points", "ranking", "--quarter", "2026-Q2"]);
+    assert_eq!(ranking["rows"][1]["total"], 0, "{ranking}");
+
+    let before = json(&alice, &["status"])["pending_changes"].clone();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["points", "award", "Li Wei", "--rule", "karaoke"],
+            "points.unknown_rule",
+        ),
+        (
+            &[
+                "points", "award", "Nobody", "--points", "2", "--reason", "x",
+            ],
+            "member.unknown",
+        ),
+        (
+            &[
+                "points", "award", "Li Wei", "--points", "0", "--reason", "x",
+            ],
+            "input.invalid",
+        ),
+        (
+            &["points", "award", "Li Wei", "--points", "2"],
+            "input.empty",
+        ),
+        (
+            &["points", "ranking", "--quarter", "2026-Q5"],
+            "input.invalid",
+        ),
+        (
+            &["points", "withdraw", &helped, "--year", "2026"],
+            "ledger.unknown_entry",
+        ),
+        (
+            &["points", "withdraw", "ffffffff", "--year", "2026"],
+            "ledger.unknown_entry",
+        ),
+    ];
+    for (args, code) in cases {
+        fails(&alice, args, 3, Some(code));
+    }
+    assert_eq!(json(&alice, &["status"])["pending_changes"], before);
+    // Neither a rule nor points: clap says what is missing.
+    fails(&alice, &["points", "award", "Li Wei"], 2, None);
+    let stderr = fails_zh(
+        &alice,
+        &["points", "award", "Li Wei", "--rule", "karaoke"],
+        "points.unknown_rule",
+    );
+    assert!(stderr.contains("支部没有积分项目"), "{stderr}");
+
+    let dir = homes.path().join("ranking");
+    ok(
+        &alice,
+        &[
+            "points",
+            "export",
+            "--out",
+            dir.to_str().unwrap(),
+            "--quarter",
+            "2026-Q2",
+        ],
+    );
+    let csv = std::fs::read_to_string(dir.join("ranking-2026-Q2.csv")).unwrap();
+    assert!(
+        csv.starts_with("rank,name,attendance,thought reports,awards,total\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("1,Li Wei,0,2,8,10\n"), "{csv}");
+    let cells = sheet(&dir.join("ranking-2026-Q2.xlsx"), "Ranking");
+    assert_eq!(cells[1][1], "Li Wei", "{cells:?}");
+    assert_eq!(cells[1][5], "10", "{cells:?}");
+}
