@@ -2316,3 +2316,396 @@ fn points_are_awarded_ranked_withdrawn_and_exported() {
     assert_eq!(cells[1][1], "Li Wei", "{cells:?}");
     assert_eq!(cells[1][5], "10", "{cells:?}");
 }
+
+#[test]
+fn an_applicant_moves_step_by_step_with_introducers_and_reminders() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+    ok(&alice, &["member", "add", "Li Wei", "--gender", "male"]);
+    ok(
+        &alice,
+        &["member", "add", "Wang Fang", "--gender", "female"],
+    );
+    ok(
+        &alice,
+        &[
+            "member",
+            "add",
+            "Zhao Lei",
+            "--gender",
+            "male",
+            "--category",
+            "applicant",
+        ],
+    );
+
+    ok(
+        &alice,
+        &["applicant", "add", "Zhao Lei", "--applied", "2024-03-01"],
+    );
+    fails(
+        &alice,
+        &["applicant", "add", "Zhao Lei", "--applied", "2024-03-01"],
+        3,
+        Some("applicant.exists"),
+    );
+    let reminders = json(&alice, &["applicant", "reminders", "--as-of", "2024-04-02"]);
+    assert_eq!(reminders[0]["name"], "Zhao Lei", "{reminders}");
+    assert_eq!(reminders[0]["due"]["stage"], "activist", "{reminders}");
+    let said = ok(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "activist",
+            "--on",
+            "2024-03-20",
+            "--note",
+            "支委会",
+        ],
+    );
+    assert_eq!(said, "Zhao Lei: activist on 2024-03-20");
+    fails(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "candidate",
+            "--on",
+            "2025-01-01",
+        ],
+        3,
+        Some("applicant.too_early"),
+    );
+    fails(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "full",
+            "--on",
+            "2026-01-01",
+        ],
+        3,
+        Some("applicant.out_of_order"),
+    );
+    let stderr = fails_zh(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "candidate",
+            "--on",
+            "2025-01-01",
+        ],
+        "applicant.too_early",
+    );
+    assert!(
+        stderr.contains("“发展对象”最早可在 2025-03-20 登记"),
+        "{stderr}"
+    );
+    ok(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "candidate",
+            "--on",
+            "2025-03-20",
+        ],
+    );
+    fails(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "probationary",
+            "--on",
+            "2025-07-01",
+        ],
+        3,
+        Some("applicant.introducers_missing"),
+    );
+    let said = ok(&alice, &["applicant", "introducer", "Zhao Lei", "Li Wei"]);
+    assert_eq!(said, "Li Wei is an introducer of Zhao Lei");
+    ok(
+        &alice,
+        &["applicant", "introducer", "Zhao Lei", "Wang Fang"],
+    );
+    fails(
+        &alice,
+        &["applicant", "introducer", "Zhao Lei", "Nobody"],
+        3,
+        Some("member.unknown"),
+    );
+    ok(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "probationary",
+            "--on",
+            "2025-07-01",
+        ],
+    );
+    ok(
+        &alice,
+        &[
+            "points",
+            "report-received",
+            "Zhao Lei",
+            "--due",
+            "2025-09-30",
+            "--on",
+            "2025-09-28",
+        ],
+    );
+
+    let list = json(&alice, &["applicant", "list"]);
+    assert_eq!(list[0]["stage"], "probationary", "{list}");
+    assert_eq!(list[0]["thought_reports"], 1, "{list}");
+    let text = ok(&alice, &["applicant", "list"]);
+    assert!(
+        text.contains("Zhao Lei") && text.contains("Li Wei, Wang Fang"),
+        "{text}"
+    );
+    // The roster moved along with the steps.
+    let roster = json(&alice, &["member", "list", "--name", "Zhao"]);
+    assert_eq!(roster[0]["category"], "probationary", "{roster}");
+
+    let shown = json(&alice, &["applicant", "show", "Zhao Lei"]);
+    assert_eq!(shown["steps"].as_array().unwrap().len(), 4, "{shown}");
+    assert_eq!(shown["steps"][1]["note"], "支委会", "{shown}");
+    assert_eq!(shown["introducers"][0]["name"], "Li Wei", "{shown}");
+    assert_eq!(shown["next"]["stage"], "full", "{shown}");
+    let text = ok(&alice, &["applicant", "show", "Zhao Lei"]);
+    for words in [
+        "Zhao Lei (probationary member)",
+        "2024-03-20  activist  支委会",
+        "introducers: Li Wei, Wang Fang",
+        "thought reports: 1",
+        "2025-09-28  (due 2025-09-30)  on time",
+        "next: full member from 2026-07-01",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    let (text, _) = ok_zh(&alice, &["applicant", "show", "Zhao Lei"]);
+    assert!(
+        text.contains("预备党员") && text.contains("入党介绍人"),
+        "{text}"
+    );
+
+    let due = json(&alice, &["applicant", "reminders", "--as-of", "2026-07-02"]);
+    let due = due.as_array().unwrap();
+    assert!(
+        due.iter()
+            .any(|r| r["due"]["what"] == "step" && r["due"]["stage"] == "full"),
+        "{due:?}"
+    );
+    assert!(
+        due.iter().any(|r| r["due"]["what"] == "thought_report"),
+        "{due:?}"
+    );
+    let text = ok(&alice, &["applicant", "reminders", "--as-of", "2026-07-02"]);
+    assert!(
+        text.contains("step: full member") && text.contains("thought report"),
+        "{text}"
+    );
+
+    fails(
+        &alice,
+        &["applicant", "show", "Li Wei"],
+        3,
+        Some("applicant.unknown"),
+    );
+    let stderr = fails_zh(
+        &alice,
+        &["applicant", "show", "Li Wei"],
+        "applicant.unknown",
+    );
+    assert!(stderr.contains("Li Wei 不在入党流程中"), "{stderr}");
+    fails(
+        &alice,
+        &[
+            "applicant",
+            "step",
+            "Zhao Lei",
+            "elder",
+            "--on",
+            "2026-07-02",
+        ],
+        2,
+        None,
+    );
+}
+
+#[test]
+fn library_entries_are_written_found_revised_and_shared() {
+    let hq = Hq::start();
+    let branch = hq.branch();
+    let partner = hq
+        .admin()
+        .add_branch("Hillside", Level::Branch, None)
+        .unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let alice = homes.path().join("alice");
+    secretary(&hq, branch, &alice);
+
+    let light = ok(
+        &alice,
+        &[
+            "library",
+            "add",
+            "--collection",
+            "problem",
+            "--title",
+            "路灯坏了没人管",
+            "--problem",
+            "老旧小区路灯",
+            "--solution",
+            "联系街道",
+            "--tag",
+            "路灯",
+            "--tag",
+            "老旧小区",
+            "--on",
+            "2026-05-01",
+        ],
+    );
+    ok(
+        &alice,
+        &[
+            "library",
+            "add",
+            "--collection",
+            "case",
+            "--title",
+            "Saturday lectures",
+            "--problem",
+            "Members work on weekdays",
+            "--solution",
+            "Lectures moved to Saturday mornings",
+            "--on",
+            "2026-06-01",
+        ],
+    );
+    let all = json(&alice, &["library", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all[0]["title"], "Saturday lectures", "newest first: {all}");
+    let tagged = json(&alice, &["library", "list", "--tag", "路灯"]);
+    assert_eq!(tagged.as_array().unwrap().len(), 1, "{tagged}");
+    assert_eq!(tagged[0]["id"], light.as_str(), "{tagged}");
+    let cases = json(&alice, &["library", "list", "--collection", "case"]);
+    assert_eq!(cases[0]["title"], "Saturday lectures", "{cases}");
+    let found = json(&alice, &["library", "list", "--title-contains", "路灯"]);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    let (text, _) = ok_zh(&alice, &["library", "list"]);
+    assert!(text.contains("问题库") && text.contains("案例集"), "{text}");
+
+    // Named by title or id prefix.
+    ok(
+        &alice,
+        &[
+            "library",
+            "revise",
+            "路灯坏了没人管",
+            "--solution",
+            "街道出资修好",
+        ],
+    );
+    ok(&alice, &["library", "tag", &light[..8], "照明"]);
+    let said = ok(
+        &alice,
+        &["library", "share", "路灯坏了没人管", &partner.to_string()],
+    );
+    assert!(said.contains("路灯坏了没人管"), "{said}");
+    let said = ok(&alice, &["library", "share-down", "路灯坏了没人管"]);
+    assert!(said.contains("every branch below"), "{said}");
+    let shown = json(&alice, &["library", "show", "路灯坏了没人管"]);
+    assert_eq!(shown["solution"], "街道出资修好", "{shown}");
+    assert_eq!(shown["shared_down"], true, "{shown}");
+    assert_eq!(
+        shown["shared_with"][0]["branch"],
+        partner.to_string(),
+        "{shown}"
+    );
+    assert!(
+        shown["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "照明"),
+        "{shown}"
+    );
+    ok(&alice, &["library", "share-down", &light, "--off"]);
+    let text = ok(&alice, &["library", "show", &light[..8]]);
+    assert!(
+        text.contains("街道出资修好") && text.contains("Riverside"),
+        "{text}"
+    );
+    assert!(!text.contains("every branch below"), "{text}");
+
+    fails(
+        &alice,
+        &["library", "show", "No such title"],
+        3,
+        Some("doc.not_found"),
+    );
+    fails(
+        &alice,
+        &["library", "revise", &light],
+        3,
+        Some("input.nothing_to_change"),
+    );
+    fails(
+        &alice,
+        &["library", "revise", &light, "--title", " "],
+        3,
+        Some("input.empty"),
+    );
+    fails(
+        &alice,
+        &["library", "share", &light, "Nowhere"],
+        3,
+        Some("branch.unknown"),
+    );
+    fails(
+        &alice,
+        &["library", "share", &light, "Riverside"],
+        3,
+        Some("input.invalid"),
+    );
+    fails(
+        &alice,
+        &[
+            "library",
+            "add",
+            "--collection",
+            "recipe",
+            "--title",
+            "x",
+            "--problem",
+            "y",
+            "--solution",
+            "z",
+        ],
+        2,
+        None,
+    );
+    let stderr = fails_zh(
+        &alice,
+        &["library", "share", &light, "Nowhere"],
+        "branch.unknown",
+    );
+    assert!(stderr.contains("Nowhere"), "{stderr}");
+}
