@@ -2709,3 +2709,168 @@ fn library_entries_are_written_found_revised_and_shared() {
     );
     assert!(stderr.contains("Nowhere"), "{stderr}");
 }
+
+#[test]
+fn the_committee_rolls_up_the_branches_below_and_rates_them() {
+    let hq = Hq::start();
+    let admin = hq.admin();
+    let committee = admin
+        .add_branch("Street Committee", Level::Committee, None)
+        .unwrap();
+    let riverside = admin
+        .add_branch("Riverside", Level::Branch, Some(committee))
+        .unwrap();
+    let hillside = admin
+        .add_branch("Hillside", Level::Branch, Some(committee))
+        .unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let river_pc = homes.path().join("river");
+    let hill_pc = homes.path().join("hill");
+    let hq_pc = homes.path().join("committee");
+    secretary(&hq, riverside, &river_pc);
+    secretary(&hq, hillside, &hill_pc);
+    secretary(&hq, committee, &hq_pc);
+
+    // Riverside collects every month's dues; Hillside only January's.
+    for (pc, months) in [(&river_pc, "1-6"), (&hill_pc, "1")] {
+        ok(pc, &["branch", "set-dues", "10.00"]);
+        ok(pc, &["member", "add", "Li Wei", "--gender", "male"]);
+        ok(
+            pc,
+            &[
+                "dues",
+                "pay",
+                "Li Wei",
+                "--months",
+                months,
+                "--on",
+                "2026-01-15",
+                "--year",
+                "2026",
+            ],
+        );
+        ok(pc, &["sync"]);
+    }
+    ok(
+        &hq_pc,
+        &[
+            "branch",
+            "rating",
+            "set-indicator",
+            "dues_collection",
+            "--weight",
+            "60",
+            "--target",
+            "100",
+        ],
+    );
+    ok(&hq_pc, &["branch", "rating", "set-stars", "10,30,50,70,90"]);
+    let settings = json(&hq_pc, &["branch", "show"]);
+    assert_eq!(
+        settings["star_thresholds"],
+        serde_json::json!([10, 30, 50, 70, 90])
+    );
+    ok(&hq_pc, &["sync"]);
+
+    let period = [
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-06-30",
+        "--as-of",
+        "2026-07-01",
+    ];
+    let mut args = vec!["report", "--branches"];
+    args.extend(period);
+    let rollup = json(&hq_pc, &args);
+    let branches = rollup["branches"].as_array().unwrap();
+    let names: Vec<&str> = branches
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Hillside", "Riverside"], "{rollup}");
+    assert_eq!(branches[1]["dues"]["rate"], 1.0, "{rollup}");
+    let hill_rate = branches[0]["dues"]["rate"].as_f64().unwrap();
+    assert!((hill_rate - 1.0 / 6.0).abs() < 1e-9, "{rollup}");
+    assert!(
+        branches[1]["score"].as_f64() > branches[0]["score"].as_f64(),
+        "{rollup}"
+    );
+    let text = ok(&hq_pc, &args);
+    for words in [
+        "Street Committee — branches below, 2026-01-01 .. 2026-06-30",
+        "Riverside",
+        "Hillside",
+        "100%",
+        "17%",
+        "dues collection 60 (full at 100%)",
+        "Scores for 1 to 5 stars: 10, 30, 50, 70, 90",
+        "★",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    let mut zh_args = args.clone();
+    zh_args.push("--xlsx");
+    let book = homes.path().join("out").join("rollup.xlsx");
+    zh_args.push(book.to_str().unwrap());
+    let (text, _) = ok_zh(&hq_pc, &zh_args);
+    assert!(
+        text.contains("下级支部汇总") && text.contains("党费收缴"),
+        "{text}"
+    );
+    // One row per branch after the header; the meetings sheet has one per
+    // branch and required kind.
+    for sheet_name in ["汇总", "党费收缴", "群众诉求", "换届", "星级评定"] {
+        let cells = sheet(&book, sheet_name);
+        assert_eq!(cells.len(), 3, "{sheet_name}: {cells:?}");
+    }
+    let dues = sheet(&book, "党费收缴");
+    assert_eq!(dues[2][0], "Riverside", "{dues:?}");
+    assert_eq!(dues[2][1], "60", "{dues:?}");
+    let meetings = sheet(&book, "组织生活");
+    assert_eq!(meetings[0][1], "类型", "{meetings:?}");
+    assert!(
+        meetings
+            .iter()
+            .any(|r| r[0] == "Riverside" && r[1] == "支委会" && r[2] == "每月" && r[3] == "6"),
+        "{meetings:?}"
+    );
+
+    // A branch has no branches below it; --xlsx is for the roll-up only.
+    let mut args = vec!["report", "--branches"];
+    args.extend(period);
+    fails(&river_pc, &args, 3, Some("input.invalid"));
+    fails(
+        &hq_pc,
+        &["report", "--xlsx", book.to_str().unwrap()],
+        2,
+        None,
+    );
+    fails(
+        &hq_pc,
+        &["branch", "rating", "set-stars", "50,40,60,80,95"],
+        3,
+        Some("input.invalid"),
+    );
+    fails(
+        &hq_pc,
+        &[
+            "branch",
+            "rating",
+            "set-indicator",
+            "satisfaction",
+            "--weight",
+            "10",
+            "--target",
+            "150",
+        ],
+        3,
+        Some("input.invalid"),
+    );
+    fails(
+        &hq_pc,
+        &["branch", "set-dues", "-3"],
+        3,
+        Some("input.invalid"),
+    );
+}
