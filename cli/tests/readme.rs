@@ -135,6 +135,31 @@ fn the_readme_walkthrough_works_as_written() {
             "{name} is not in the attendance of `activity show`:\n{stdout}"
         );
     }
+    // Dues, points and the committee's roll-up, by name.
+    for words in [
+        "Riverside Community — dues ledger 2026 (monthly dues 30.00 yuan)",
+        "collected 120.00  spent 0.00  balance 120.00 yuan",
+        "Points ranking 2026-Q2",
+        "Riverside Street Committee — branches below",
+    ] {
+        assert!(stdout.contains(words), "{words:?} not in:\n{stdout}");
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("Li Wei") && l.ends_with(" 5")),
+        "Li Wei does not lead the ranking with 5 points:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Riverside Community") && l.contains("33%") && l.contains('☆')),
+        "the branch's dues (4 of 12 months) and stars are not in the roll-up:\n{stdout}"
+    );
+    assert!(
+        work.path().join("rollup.xlsx").is_file(),
+        "the roll-up workbook was not written:\n{stdout}\n{stderr}"
+    );
     for file in [
         "roster.csv",
         "attendance.csv",
