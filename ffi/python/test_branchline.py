@@ -64,6 +64,9 @@ NO_BAD_INPUT = {
     "BranchlineClient.list_documents": "no arguments",
     "BranchlineClient.conflicts": "no arguments",
     "BranchlineClient.account": "no arguments",
+    "BranchlineClient.clock_offset_ms": "no arguments; reads what the last Welcome measured",
+    "BranchlineClient.today": "no arguments; the corrected clock's date",
+    "BranchlineClient.library": "optional filters of typed values: every value is valid",
     "BranchlineClient.observe_sync_status": "any observer object is accepted",
     "BranchlineClient.observe_documents": "any observer object is accepted",
     "BranchlineClient.observe_conflicts": "any observer object is accepted",
@@ -1023,6 +1026,134 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(program.returncode, 1, f"exit status {program.returncode} (-6 is an abort):\n{err}")
 
 
+    # --- the branch work: dues, points, applicants, the library, the roll-up --------
+
+    async def test_18_dues_points_applicants_library_and_the_roll_up(self):
+        c = await BranchlineClient.open(os.path.join(S.dir, "committee-office"))
+        bad_id = "not-an-id"
+        committee = await c.create_branch("幸福街道党工委", bl.Level.COMMITTEE, None)
+        branch = await c.create_branch("幸福里第一党支部", bl.Level.BRANCH, committee)
+        wang = await c.add_member(branch, bl.NewMember(name="王建国", joined="2000-07-01"))
+        li = await c.add_member(branch, bl.NewMember(name="李芳", joined="2001-07-01"))
+        zhao = await c.add_member(branch, bl.NewMember(name="赵小明", joined="2025-09-01",
+                                                        category=bl.Category.APPLICANT))
+
+        # Dues: the branch's amount, a member's own, payments, a void, spending.
+        await c.set_monthly_dues(branch, 2000)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_monthly_dues(branch, -1))
+        await c.set_member_dues(branch, li, 2026, 500)
+        await self.assertRefused(BranchlineError.NotFound, "member.unknown",
+                                 c.set_member_dues(branch, str(uuid.uuid4()), 2026, 500))
+        q1 = await c.record_dues_payment(branch, bl.DuesPayment(
+            member_id=wang, year=2026, first_month=1, last_month=3, amount_fen=None, paid_on="2026-04-02"))
+        wrong = await c.record_dues_payment(branch, bl.DuesPayment(
+            member_id=li, year=2026, first_month=1, last_month=1, amount_fen=None, paid_on="2026-04-02"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.record_dues_payment(
+            branch, bl.DuesPayment(member_id=wang, year=2026, first_month=13, last_month=14,
+                                   amount_fen=None, paid_on="2026-04-02")))
+        await c.void_dues_payment(wrong, "记错了人", "2026-04-03")
+        await self.assertRefused(BranchlineError.InvalidState, "ledger.already_voided",
+                                 c.void_dues_payment(wrong, "again", "2026-04-03"))
+        spent = await c.record_dues_spending(branch, 1500, bl.SpendingCategory.STUDY_MATERIALS,
+                                             "订阅学习资料", "支委会", "2026-04-20")
+        self.assertEqual(str(uuid.UUID(spent)), spent)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.record_dues_spending(
+            branch, 1500, bl.SpendingCategory.STUDY_MATERIALS, " ", "支委会", "2026-04-20"))
+        ledger = await c.dues_ledger(branch, 2026)
+        self.assertIn(q1, [p.entry_id for p in ledger.payments])
+        self.assertEqual((ledger.collected_fen, ledger.spent_fen, ledger.balance_fen), (6000, 1500, 4500))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.dues_ledger(bad_id, 2026))
+        overview = await c.dues_overview(branch, 2026, "2026-05-10")
+        self.assertEqual({m.name: m.overdue_months for m in overview}, {"王建国": [4], "李芳": [1, 2, 3, 4]})
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.dues_overview(branch, 2026, "May"))
+        overdue = await c.overdue_dues(branch, "2026-05-10")
+        self.assertEqual([m.name for m in overdue], ["李芳", "王建国"], "most months behind first")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.overdue_dues(bad_id, "2026-05-10"))
+        collection = await c.dues_collection(branch, 2026, "2026-05-10")
+        self.assertEqual((collection.due_fen, collection.collected_fen), (4 * 2000 + 4 * 500, 3 * 2000))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.dues_collection(branch, 2026, ""))
+
+        # Points: rules, awards from two phones that add up, thought reports, a ranking.
+        await c.set_point_rule(branch, "flood_duty", "防汛值守", 4, False)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid",
+                                 c.set_point_rule(branch, "nothing", "零分", 0, False))
+        first = await c.award(branch, wang, "major_task", None, None, "2026-04-12")
+        await c.award(branch, wang, None, 3, "志愿服务", "2026-04-13")
+        await self.assertRefused(BranchlineError.InvalidInput, "points.unknown_rule",
+                                 c.award(branch, wang, "no_such_rule", None, None, "2026-04-12"))
+        await c.withdraw_award(first)
+        await self.assertRefused(BranchlineError.NotFound, "ledger.unknown_entry", c.withdraw_award(first))
+        await c.record_thought_report(branch, li, "2026-06-30", "2026-06-20")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid",
+                                 c.record_thought_report(branch, li, "June", "2026-06-20"))
+        reports = await c.thought_reports(li)
+        self.assertEqual([r.on_time for r in reports], [True])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.thought_reports(bad_id))
+        awards = await c.awards(branch, "2026-04-01", "2026-06-30")
+        self.assertEqual([a.points for a in awards], [3])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.awards(branch, "2026-06-30", "2026-04-01"))
+        ranking = await c.ranking(branch, "2026-04-01", "2026-06-30")
+        self.assertEqual([(r.name, r.rank, r.total) for r in ranking][:2], [("王建国", 1, 3), ("李芳", 2, 2)])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.ranking(bad_id, "2026-04-01", "2026-06-30"))
+
+        # The applicant pipeline.
+        await c.add_applicant(branch, zhao, "2025-09-01")
+        await self.assertRefused(BranchlineError.InvalidState, "applicant.exists", c.add_applicant(branch, zhao, "2025-09-01"))
+        await c.record_applicant_stage(zhao, bl.Stage.ACTIVIST, "2025-09-20", "支委会研究")
+        await self.assertRefused(BranchlineError.InvalidState, "applicant.too_early",
+                                 c.record_applicant_stage(zhao, bl.Stage.CANDIDATE, "2026-01-01", None))
+        await c.add_introducer(zhao, wang)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.add_introducer(zhao, zhao))
+        rows = await c.applicants(branch)
+        self.assertEqual((rows[0].stage, rows[0].introducer_ids), (bl.Stage.ACTIVIST, [wang]))
+        self.assertEqual(rows[0].next.stage, bl.Stage.CANDIDATE)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.applicants(bad_id))
+        reminders = await c.applicant_reminders(branch, "2026-01-01")
+        self.assertEqual([(r.name, r.stage) for r in reminders], [("赵小明", None)], "a thought report is due")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.applicant_reminders(branch, "soon"))
+
+        # The problem library.
+        entry = await c.write_library_entry(branch, bl.NewLibraryEntry(
+            collection=bl.Collection.PROBLEM, title="路灯坏了没人管", problem="老旧小区路灯不亮",
+            solution="联系街道", tags=["路灯"], written_on="2026-05-01"))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.write_library_entry(branch, bl.NewLibraryEntry(
+            collection=bl.Collection.CASE, title=" ", problem="p", solution="s", tags=[], written_on="2026-05-01")))
+        await c.revise_library_entry(entry, None, None, "联系街道，结对单位出资更换")
+        await self.assertRefused(BranchlineError.InvalidInput, "input.empty", c.revise_library_entry(entry, "", None, None))
+        await c.tag_library_entry(entry, ["老旧小区"])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.tag_library_entry(bad_id, ["x"]))
+        await c.share_library_entry_down(entry, True)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.share_library_entry_down(bad_id, True))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.share_library_entry(entry, branch))
+        await c.share_library_entry(entry, committee)
+        listed = await c.library(bl.Collection.PROBLEM, "路灯", None)
+        self.assertEqual([(r.title, r.tags, r.shared_down) for r in listed],
+                         [("路灯坏了没人管", ["老旧小区", "路灯"], True)])
+        self.assertEqual(await c.library(bl.Collection.CASE, None, None), [])
+        whole = await c.library_entry(entry)
+        self.assertEqual((whole.solution, whole.shared_with), ("联系街道，结对单位出资更换", [committee]))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.library_entry(bad_id))
+        await self.assertRefused(BranchlineError.NotFound, "doc.not_found", c.library_entry(str(uuid.uuid4())))
+
+        # The committee's roll-up and rating.
+        await c.set_indicator(committee, bl.Indicator.DUES_COLLECTION, 40, 90)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid",
+                                 c.set_indicator(committee, bl.Indicator.DUES_COLLECTION, 40, 0))
+        await c.set_stars(committee, [20, 40, 60, 80, 95])
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_stars(committee, [50, 40]))
+        rollup = await c.rollup(committee, "2026-01-01", "2026-12-31", "2026-05-10")
+        self.assertEqual([b.name for b in rollup.branches], ["幸福里第一党支部"])
+        self.assertEqual(rollup.branches[0].dues.collected_fen, 6000)
+        self.assertTrue(0 <= rollup.branches[0].stars <= 5)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid",
+                                 c.rollup(branch, "2026-01-01", "2026-12-31", "2026-05-10"))
+
+        # The clock: no server has corrected it here.
+        self.assertIsNone(await c.clock_offset_ms())
+        self.assertEqual(len(await c.today()), 10)
+        await c.shutdown()
+
+
 def _starts_at(client, act, value):
     async def check():
         return (await client.activity(act)).starts_at == value
@@ -1035,6 +1166,7 @@ def _no_conflicts(client):
         return await client.conflicts() == []
 
     return check()
+
 
 
 def _has_petition(client, petition_id):

@@ -177,7 +177,7 @@ fn now_ms() -> i64 {
 
 impl BranchlineClient {
     /// Reads from the store off the caller's thread.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Store) -> branchline_core::Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -188,7 +188,7 @@ impl BranchlineClient {
     /// (pending changes). A device the server revoked keeps its records to read:
     /// every write fails with `auth.device_revoked` (client-core's
     /// `Store::require_writable`, checked under the same lock as the write).
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Store) -> branchline_core::Result<T> + Send + 'static,
     ) -> Result<T> {

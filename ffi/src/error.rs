@@ -74,7 +74,7 @@ pub enum BranchlineError {
         reason: String,
     },
     /// The local store cannot be used (`store.not_a_store`, `store.too_new`,
-    /// `store.sqlite`, `doc.corrupt`, …).
+    /// `store.damaged`, `store.full`, `store.sqlite`, `doc.corrupt`, …).
     #[error("{code}: {reason}")]
     Storage {
         /// Stable identifier of the error.
@@ -192,7 +192,9 @@ impl From<branchline_core::Error> for BranchlineError {
             | E::RatingOutOfRange(_)
             | E::DeadlineBeforeSubmission
             | E::SuggestionTooLong { .. }
-            | E::WrongKind { .. } => Kind::InvalidInput,
+            | E::WrongKind { .. }
+            | E::OutsideYear { .. }
+            | E::UnknownPointRule(_) => Kind::InvalidInput,
             E::MemberNotActive(_)
             | E::AlreadySignedIn(_)
             | E::AlreadyOnLeave(_)
@@ -204,17 +206,25 @@ impl From<branchline_core::Error> for BranchlineError {
             | E::DuplicateSuggestion(_)
             | E::SuggestionNotAnswered(_)
             | E::FeedbackBoxExists(_)
-            | E::SchemaTooNew { .. } => Kind::InvalidState,
+            | E::SchemaTooNew { .. }
+            | E::AlreadyVoided(_)
+            | E::StageOutOfOrder { .. }
+            | E::StageTooEarly { .. }
+            | E::IntroducersMissing { .. }
+            | E::ApplicantExists(_) => Kind::InvalidState,
             E::UnknownMember(_)
             | E::DocNotFound(_)
             | E::MissingBranchDocument(_)
             | E::UnknownSuggestion(_)
-            | E::ConflictNotFound(_) => Kind::NotFound,
+            | E::ConflictNotFound(_)
+            | E::UnknownEntry(_)
+            | E::NotAnApplicant(_) => Kind::NotFound,
             E::Corrupt(_)
             | E::InvalidHeader { .. }
             | E::Malformed(_)
             | E::StoreTooNew { .. }
             | E::NotAStore(_)
+            | E::StoreDamaged(_)
             | E::Sqlite(_) => Kind::Storage,
             // An edit on a device the server revoked: a person must act (a new
             // invite), as when the server refuses the device's sync.

@@ -9,6 +9,8 @@
 //!
 //! - [`client`]: the client, its runtime, sync control.
 //! - [`records`]: client-core's records and vocabularies, mirrored.
+//! - [`branch_work`]: dues, points and rankings, applicants, the problem library,
+//!   the committee's roll-up, and the clock correction.
 //! - [`observe`]: the observer interfaces.
 //! - [`error`]: the flattened error, converted in one place.
 //!
@@ -18,6 +20,7 @@
 // No `unsafe` here: the workspace's `unsafe_code = "deny"` holds. The `extern "C"`
 // scaffolding comes from UniFFI's macros, where the lint does not fire.
 
+pub mod branch_work;
 pub mod client;
 pub mod error;
 pub mod observe;

@@ -64,6 +64,64 @@ macro_rules! mirror_enum {
 }
 
 mirror_enum! {
+    /// What dues may be spent on: branch work only.
+    SpendingCategory = model::SpendingCategory {
+        /// 党员教育培训.
+        Education,
+        /// 学习资料.
+        StudyMaterials,
+        /// 表彰先进.
+        Commendation,
+        /// 慰问生活困难党员、老党员.
+        HardshipSupport,
+        /// 支部组织生活与主题党日.
+        BranchActivity,
+    }
+}
+
+mirror_enum! {
+    /// A step of the way to membership, in order.
+    Stage = model::Stage {
+        /// 递交入党申请书.
+        Applied,
+        /// 确定为入党积极分子.
+        Activist,
+        /// 确定为发展对象.
+        Candidate,
+        /// 接收为预备党员.
+        Probationary,
+        /// 转为正式党员.
+        Full,
+    }
+}
+
+mirror_enum! {
+    /// Problem library or case collection.
+    Collection = model::Collection {
+        /// 问题库.
+        Problem,
+        /// 案例集.
+        Case,
+    }
+}
+
+mirror_enum! {
+    /// A figure the higher committee rates its branches on (星级评定).
+    Indicator = model::Indicator {
+        /// Required meetings held.
+        MeetingCompliance,
+        /// Dues collected of dues owed.
+        DuesCollection,
+        /// Petitions resolved by their deadline.
+        PetitionsInTime,
+        /// Satisfied ratings.
+        Satisfaction,
+        /// The committee's term is current.
+        TermCurrent,
+    }
+}
+
+mirror_enum! {
     /// Gender as recorded on the roster.
     Gender = model::Gender {
         /// 男.
@@ -776,12 +834,18 @@ impl From<model::Activity> for Activity {
             branch_id: a.meta.branch.to_string(),
             agenda: a.agenda.as_str().to_owned(),
             minutes: a.minutes.as_str().to_owned(),
+            // Awards are entries (older builds kept counters): one line per
+            // member, their sum.
             bonus_points: a
-                .bonus_points
-                .iter()
-                .map(|(member, counter)| BonusPoints {
-                    member_id: member.clone(),
-                    points: counter.value(),
+                .awards
+                .values()
+                .map(|award| award.member)
+                .chain(a.bonus_points.keys().filter_map(|m| m.parse().ok()))
+                .collect::<std::collections::BTreeSet<branchline_core::MemberId>>()
+                .into_iter()
+                .map(|member| BonusPoints {
+                    member_id: member.to_string(),
+                    points: a.bonus_points_of(member),
                 })
                 .collect(),
             kind: a.kind,
@@ -1382,6 +1446,8 @@ pub struct PetitionReport {
     pub resolved_in_time: u32,
     /// Of the resolved, rated.
     pub rated: u32,
+    /// Of the rated, satisfied (4 or 5).
+    pub satisfied: u32,
     /// Mean rating of the rated.
     pub average_satisfaction: Option<f64>,
 }
@@ -1395,6 +1461,7 @@ impl From<report::PetitionReport> for PetitionReport {
             resolved: r.resolved,
             resolved_in_time: r.resolved_in_time,
             rated: r.rated,
+            satisfied: r.satisfied,
             average_satisfaction: r.average_satisfaction,
         }
     }
