@@ -132,7 +132,9 @@ pub fn run(home: &mut Home, command: ApplicantCommand, out: Out) -> Result<()> {
                     Lang::Zh => ["姓名", "阶段", "日期", "入党介绍人", "思想汇报", "下一步"],
                 });
                 for r in &rows {
-                    let introducers: Vec<String> = r.introducers.iter().map(name).collect();
+                    // By name: ids say nothing to people.
+                    let mut introducers: Vec<String> = r.introducers.iter().map(name).collect();
+                    introducers.sort();
                     table.row(vec![
                         r.name.clone(),
                         words::stage(r.stage, out.lang).to_owned(),
@@ -187,14 +189,18 @@ pub fn run(home: &mut Home, command: ApplicantCommand, out: Out) -> Result<()> {
                         })
                     })
                     .collect(),
-                introducers: file
-                    .introducers()
-                    .into_iter()
-                    .map(|m| PersonView {
-                        member: m.to_string(),
-                        name: home.member_name(m),
-                    })
-                    .collect(),
+                introducers: {
+                    let mut people: Vec<PersonView> = file
+                        .introducers()
+                        .into_iter()
+                        .map(|m| PersonView {
+                            member: m.to_string(),
+                            name: home.member_name(m),
+                        })
+                        .collect();
+                    people.sort_by(|a, b| a.name.cmp(&b.name));
+                    people
+                },
                 thought_reports: reports,
                 next: file.next_step(),
             };

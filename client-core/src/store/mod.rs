@@ -45,8 +45,8 @@ pub(crate) use account::hex;
 pub use account::{Account, Revocation};
 pub use reject::{RejectedChange, Rejection};
 pub use remote::Applied;
-pub use salvage::Salvage;
 pub(crate) use remote::{change_hashes, wire_heads};
+pub use salvage::Salvage;
 
 /// A source of the current time, replaceable in tests and simulations.
 pub type Clock = Box<dyn Fn() -> Timestamp + Send>;
