@@ -679,8 +679,7 @@ pub enum PointsCommand {
     },
     /// Take back an award recorded by mistake.
     Withdraw {
-        /// The award's entry id or id prefix (from `points ranking --json`
-        /// or the award's own output).
+        /// The award's entry id or id prefix (printed when it was made).
         entry: String,
         /// The year of the award (default: this year).
         #[arg(long)]
