@@ -326,6 +326,54 @@ mod tests {
     }
 
     #[test]
+    fn branch_work_errors_land_where_an_app_can_act_on_them() {
+        use branchline_core::Error as E;
+        use branchline_core::model::Date;
+        use branchline_core::{DocId, EntryId, MemberId};
+        let day = Date::ymd(2026, 1, 1).unwrap();
+        let cases = [
+            (E::UnknownEntry(EntryId::random()), "ledger.unknown_entry"),
+            (E::NotAnApplicant(MemberId::random()), "applicant.unknown"),
+            (E::AlreadyVoided(EntryId::random()), "ledger.already_voided"),
+            (
+                E::StageOutOfOrder {
+                    stage: "candidate",
+                    missing: "activist",
+                },
+                "applicant.out_of_order",
+            ),
+            (
+                E::StageTooEarly {
+                    stage: "candidate",
+                    earliest: day,
+                },
+                "applicant.too_early",
+            ),
+            (
+                E::IntroducersMissing { needed: 2 },
+                "applicant.introducers_missing",
+            ),
+            (E::ApplicantExists(DocId::random()), "applicant.exists"),
+            (E::OutsideYear { year: 2025, day }, "ledger.outside_year"),
+            (E::UnknownPointRule("x".into()), "points.unknown_rule"),
+        ];
+        for (error, code) in cases {
+            let e = BranchlineError::from(error);
+            assert_eq!(e.code(), code);
+            let fits = match code {
+                "ledger.unknown_entry" | "applicant.unknown" => {
+                    matches!(e, BranchlineError::NotFound { .. })
+                }
+                "ledger.outside_year" | "points.unknown_rule" => {
+                    matches!(e, BranchlineError::InvalidInput { .. })
+                }
+                _ => matches!(e, BranchlineError::InvalidState { .. }),
+            };
+            assert!(fits, "{code} landed in {e:?}");
+        }
+    }
+
+    #[test]
     fn a_request_the_server_found_invalid_is_the_callers_input_to_fix() {
         let e = BranchlineError::from(NetError::Refused {
             code: ErrorCode::InvalidRequest,
