@@ -28,6 +28,33 @@ fn months(first: u32, last: u32) -> Result<std::ops::RangeInclusive<u32>> {
     Ok(first..=last)
 }
 
+/// The most a member's monthly dues may be, in fen: client-core's cap on a
+/// payment (ten million yuan). client-core multiplies and sums monthly amounts
+/// unchecked, so an app's typo of `i64::MAX` would overflow there (a panic holding
+/// the store's lock in a debug build, nonsense totals in a release one).
+const MAX_MONTHLY_FEN: i64 = 1_000_000_000;
+
+/// The most points one award or point rule may give or take: far above any real
+/// item, far below what a year of such awards could overflow when summed.
+pub(crate) const MAX_POINTS: i64 = 1_000_000;
+
+fn monthly_fen(fen: i64) -> Result<i64> {
+    if (0..=MAX_MONTHLY_FEN).contains(&fen) {
+        Ok(fen)
+    } else {
+        Err(BranchlineError::invalid("monthly amount in fen", fen))
+    }
+}
+
+/// `points` if its size is within [`MAX_POINTS`] (zero is client-core's to refuse).
+pub(crate) fn check_points(points: i64) -> Result<i64> {
+    if (-MAX_POINTS..=MAX_POINTS).contains(&points) {
+        Ok(points)
+    } else {
+        Err(BranchlineError::invalid("points", points))
+    }
+}
+
 /// A dues payment to record.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct DuesPayment {
@@ -456,9 +483,7 @@ impl BranchlineClient {
     /// Sets the branch's monthly dues per member, in fen.
     pub async fn set_monthly_dues(&self, branch_id: String, fen: i64) -> Result<()> {
         let branch: BranchId = parse(&branch_id)?;
-        if fen < 0 {
-            return Err(BranchlineError::invalid("amount in fen", fen));
-        }
+        let fen = monthly_fen(fen)?;
         self.write(move |store| {
             store.update_profile(branch, |p| {
                 p.monthly_dues_fen = fen;
@@ -479,6 +504,7 @@ impl BranchlineClient {
     ) -> Result<()> {
         let branch: BranchId = parse(&branch_id)?;
         let member: MemberId = parse(&member_id)?;
+        let fen = fen.map(monthly_fen).transpose()?;
         self.write(move |store| store.set_member_dues(branch, member, year, fen))
             .await
     }
@@ -607,6 +633,7 @@ impl BranchlineClient {
         base: bool,
     ) -> Result<()> {
         let branch: BranchId = parse(&branch_id)?;
+        let points = check_points(points)?;
         self.write(move |store| {
             store.update_profile(branch, |p| {
                 p.set_point_rule(
@@ -635,6 +662,7 @@ impl BranchlineClient {
     ) -> Result<String> {
         let branch: BranchId = parse(&branch_id)?;
         let member: MemberId = parse(&member_id)?;
+        let points = points.map(check_points).transpose()?;
         let on = parse(&on)?;
         let entry = self
             .write(move |store| {
@@ -1031,6 +1059,19 @@ mod tests {
         assert!(months(1, 3).is_ok());
         for (a, b) in [(0, 3), (4, 3), (1, 13)] {
             assert_eq!(months(a, b).unwrap_err().code(), "input.invalid");
+        }
+    }
+
+    #[test]
+    fn amounts_client_core_would_overflow_on_are_refused_here() {
+        assert_eq!(monthly_fen(0).unwrap(), 0);
+        assert_eq!(monthly_fen(MAX_MONTHLY_FEN).unwrap(), MAX_MONTHLY_FEN);
+        assert_eq!(check_points(-MAX_POINTS).unwrap(), -MAX_POINTS);
+        for fen in [-1, MAX_MONTHLY_FEN + 1, i64::MAX, i64::MIN] {
+            assert_eq!(monthly_fen(fen).unwrap_err().code(), "input.invalid");
+        }
+        for points in [MAX_POINTS + 1, -MAX_POINTS - 1, i64::MAX, i64::MIN] {
+            assert_eq!(check_points(points).unwrap_err().code(), "input.invalid");
         }
     }
 }

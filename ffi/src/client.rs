@@ -1113,6 +1113,7 @@ impl BranchlineClient {
     ) -> Result<()> {
         let id: DocId = parse(&activity_id)?;
         let member: MemberId = parse(&member_id)?;
+        let points = crate::branch_work::check_points(points)?;
         self.write(move |store| store.award_points(id, member, points))
             .await
     }
