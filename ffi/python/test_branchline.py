@@ -1142,7 +1142,15 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         await c.set_stars(committee, [20, 40, 60, 80, 95])
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.set_stars(committee, [50, 40]))
         rollup = await c.rollup(committee, "2026-01-01", "2026-12-31", "2026-05-10")
+        self.assertEqual((rollup.parent_id, rollup._from, rollup.to, rollup.as_of),
+                         (committee, "2026-01-01", "2026-12-31", "2026-05-10"))
+        self.assertEqual(rollup.star_thresholds, [20, 40, 60, 80, 95])
+        dues_weight = [w for w in rollup.indicators if w.indicator == bl.Indicator.DUES_COLLECTION]
+        self.assertEqual([(w.weight, w.target_percent) for w in dues_weight], [(40, 90)])
         self.assertEqual([b.name for b in rollup.branches], ["幸福里第一党支部"])
+        self.assertEqual((rollup.branches[0].level, rollup.branches[0].depth, rollup.branches[0].parent_id),
+                         (bl.Level.BRANCH, 1, committee))
+        self.assertEqual({v.indicator for v in rollup.branches[0].indicators}, {w.indicator for w in rollup.indicators})
         self.assertEqual(rollup.branches[0].dues.collected_fen, 6000)
         self.assertTrue(0 <= rollup.branches[0].stars <= 5)
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid",

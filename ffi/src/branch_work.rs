@@ -352,6 +352,17 @@ pub struct NewLibraryEntry {
     pub written_on: String,
 }
 
+/// How one indicator counts in a roll-up, as the parent configured it.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct IndicatorWeight {
+    /// The indicator.
+    pub indicator: Indicator,
+    /// Its share of the score.
+    pub weight: u32,
+    /// The value (percent) that earns the whole weight.
+    pub target_percent: u32,
+}
+
 /// One indicator of one branch in a roll-up.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct IndicatorValue {
@@ -370,6 +381,8 @@ pub struct BranchRollup {
     pub branch_id: String,
     /// Its name.
     pub name: String,
+    /// Its level (a general branch, a branch, a group).
+    pub level: records::Level,
     /// Levels below the parent (1 for its children).
     pub depth: u32,
     /// The branch above it.
@@ -395,6 +408,17 @@ pub struct BranchRollup {
 /// Every branch below a parent, rated.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Rollup {
+    /// The branch whose committee reads it.
+    pub parent_id: String,
+    /// First day of the period, `YYYY-MM-DD`.
+    pub from: String,
+    /// Last day of the period.
+    pub to: String,
+    /// The day taken as today for overdue items and reminders.
+    pub as_of: String,
+    /// The indicators in force, with their weights and targets: what a score is
+    /// made of.
+    pub indicators: Vec<IndicatorWeight>,
     /// The score (percent) one to five stars need.
     pub star_thresholds: Vec<u32>,
     /// The branches, each after its parent.
@@ -404,6 +428,19 @@ pub struct Rollup {
 impl From<rollup::Rollup> for Rollup {
     fn from(r: rollup::Rollup) -> Self {
         Rollup {
+            parent_id: r.parent.to_string(),
+            from: r.period.from.to_string(),
+            to: r.period.to.to_string(),
+            as_of: r.as_of.to_string(),
+            indicators: r
+                .indicators
+                .into_iter()
+                .map(|w| IndicatorWeight {
+                    indicator: w.indicator.into(),
+                    weight: w.weight,
+                    target_percent: w.target_percent,
+                })
+                .collect(),
             star_thresholds: r.star_thresholds.to_vec(),
             branches: r
                 .branches
@@ -411,6 +448,7 @@ impl From<rollup::Rollup> for Rollup {
                 .map(|b| BranchRollup {
                     branch_id: b.branch.to_string(),
                     name: b.name,
+                    level: b.level.into(),
                     depth: b.depth,
                     parent_id: b.parent.map(|p| p.to_string()),
                     compliance: b.compliance.into_iter().map(Into::into).collect(),
