@@ -244,6 +244,25 @@ pub struct ThoughtReportRow {
     pub on_time: bool,
 }
 
+/// A span of calendar days, both included (`YYYY-MM-DD`), to pass as `from` and
+/// `to`.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Period {
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+}
+
+impl From<branchline_core::report::Period> for Period {
+    fn from(p: branchline_core::report::Period) -> Self {
+        Period {
+            from: p.from.to_string(),
+            to: p.to.to_string(),
+        }
+    }
+}
+
 /// The next step of an applicant.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct NextStep {
@@ -780,6 +799,18 @@ impl BranchlineClient {
                 on_time: r.on_time,
             })
             .collect())
+    }
+
+    /// The days of quarter `quarter` (1-4) of `year`, for the quarterly ranking.
+    /// Plain: it reads nothing.
+    pub fn quarter(&self, year: i32, quarter: u32) -> Result<Period> {
+        Ok(work::quarter(year, quarter)?.into())
+    }
+
+    /// The days of `year`, for the yearly ranking and reports. Plain: it reads
+    /// nothing.
+    pub fn whole_year(&self, year: i32) -> Result<Period> {
+        Ok(work::whole_year(year)?.into())
     }
 
     /// The points ranking of a branch over `from`..=`to` (a quarter, a year).
