@@ -1368,7 +1368,9 @@ pub struct MemberAttendance {
     pub rate: Option<f64>,
     /// Points earned by attending.
     pub attendance_points: i64,
-    /// Below the branch's threshold: someone to talk with.
+    /// Points earned otherwise: awards and thought reports on time.
+    pub other_points: i64,
+    /// Below the branch's threshold and no other points: someone to talk with.
     pub silent: bool,
 }
 
@@ -1412,6 +1414,7 @@ impl From<report::AttendanceReport> for AttendanceReport {
                     on_leave: m.on_leave,
                     rate: m.rate,
                     attendance_points: m.attendance_points,
+                    other_points: m.other_points,
                     silent: m.silent,
                 })
                 .collect(),
