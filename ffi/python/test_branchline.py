@@ -1104,6 +1104,11 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
                                  c.record_applicant_stage(zhao, bl.Stage.CANDIDATE, "2026-01-01", None))
         await c.add_introducer(zhao, wang)
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.add_introducer(zhao, zhao))
+        await self.assertRefused(BranchlineError.InvalidState, "applicant.out_of_order",
+                                 c.record_applicant_stage(zhao, bl.Stage.PROBATIONARY, "2026-01-01", None))
+        await self.assertRefused(BranchlineError.NotFound, "applicant.unknown",
+                                 c.record_applicant_stage(wang, bl.Stage.ACTIVIST, "2026-01-01", None))
+        await self.assertRefused(BranchlineError.NotFound, "applicant.unknown", c.add_introducer(wang, li))
         rows = await c.applicants(branch)
         self.assertEqual((rows[0].stage, rows[0].introducer_ids), (bl.Stage.ACTIVIST, [wang]))
         self.assertEqual(rows[0].next.stage, bl.Stage.CANDIDATE)
@@ -1111,6 +1116,14 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         reminders = await c.applicant_reminders(branch, "2026-01-01")
         self.assertEqual([(r.name, r.stage) for r in reminders], [("赵小明", None)], "a thought report is due")
         await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", c.applicant_reminders(branch, "soon"))
+        # Probation needs two introducers: refused with one, and nothing moves.
+        await c.record_applicant_stage(zhao, bl.Stage.CANDIDATE, "2026-10-01", "确定为发展对象")
+        await self.assertRefused(BranchlineError.InvalidState, "applicant.introducers_missing",
+                                 c.record_applicant_stage(zhao, bl.Stage.PROBATIONARY, "2026-11-01", None))
+        self.assertEqual([(r.stage, r.introducer_ids) for r in await c.applicants(branch)],
+                         [(bl.Stage.CANDIDATE, [wang])])
+        roster = {m.id: m for m in await c.list_members(branch, bl.MemberFilter())}
+        self.assertEqual(roster[zhao].category, bl.Category.ACTIVIST)
 
         # The problem library.
         entry = await c.write_library_entry(branch, bl.NewLibraryEntry(
@@ -1160,6 +1173,98 @@ class Test1Scenario(unittest.IsolatedAsyncioTestCase):
         self.assertIsNone(await c.clock_offset_ms())
         self.assertEqual(len(await c.today()), 10)
         await c.shutdown()
+
+    async def test_19_awards_and_dues_recorded_offline_on_two_phones_add_up(self):
+        sec = S.sec
+        invite = await sec.create_invite(bl.Role.COMMITTEE, None, 600)
+        phone = await BranchlineClient.open(os.path.join(S.dir, "committee-organizer"))
+        sync = await phone.enroll(invite.link, "组织委员的手机")
+        await sec.set_monthly_dues(BRANCH, 1000)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", sec.set_monthly_dues(BRANCH, 2**62))
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+
+        async def default_dues(client):
+            return (await client.dues_ledger(BRANCH, 2025)).monthly_default_fen == 1000
+
+        await eventually(lambda: default_dues(phone), "the organizer's phone has the branch's dues")
+        # Dave was silent in 2025: on leave from the one meeting and no other points.
+        report = await sec.attendance_report(BRANCH, "2025-01-01", "2025-12-31")
+        dave = {m.member_id: m for m in report.members}[S.dave]
+        self.assertEqual((dave.other_points, dave.silent), (0, True))
+
+        # Both phones offline: each opens the year's points book and dues ledger.
+        sec.set_network_available(False)
+        phone.set_network_available(False)
+        await eventually(lambda: phone.status().state.is_offline(), "organizer offline")
+        await sec.award(BRANCH, S.dave, None, 2, "防汛值守", "2025-07-01")
+        await sec.record_dues_payment(BRANCH, bl.DuesPayment(
+            member_id=S.dave, year=2025, first_month=1, last_month=6, amount_fen=None, paid_on="2025-07-01"))
+        await phone.award(BRANCH, S.dave, None, 3, "社区志愿服务", "2025-07-02")
+        await phone.record_dues_payment(BRANCH, bl.DuesPayment(
+            member_id=S.alice, year=2025, first_month=1, last_month=6, amount_fen=None, paid_on="2025-07-02"))
+
+        # Refused calls change nothing on the phone (and the store still works after
+        # amounts that would overflow client-core's sums).
+        async def snapshot():
+            return (await phone.awards(BRANCH, "2025-01-01", "2025-12-31"),
+                    await phone.dues_ledger(BRANCH, 2025),
+                    await phone.dues_overview(BRANCH, 2025, "2025-07-31"),
+                    sum(d.unacked_changes for d in await phone.list_documents()))
+
+        before = await snapshot()
+        refusals = [
+            (BranchlineError.InvalidInput, "points.unknown_rule",
+             phone.award(BRANCH, S.dave, "no_such_rule", None, None, "2025-07-02")),
+            (BranchlineError.InvalidInput, "input.invalid", phone.award(BRANCH, S.dave, None, 2**62, "x", "2025-07-02")),
+            (BranchlineError.InvalidInput, "input.invalid", phone.award_points(S.activity, S.dave, -(2**62))),
+            (BranchlineError.InvalidInput, "input.invalid",
+             phone.set_point_rule(BRANCH, "huge", "太多", 10**7, False)),
+            (BranchlineError.InvalidInput, "input.invalid", phone.set_member_dues(BRANCH, S.alice, 2025, 2**62)),
+            (BranchlineError.NotFound, "ledger.unknown_entry", phone.withdraw_award(str(uuid.uuid4()))),
+            (BranchlineError.NotFound, "ledger.unknown_entry", phone.void_dues_payment(str(uuid.uuid4()), "x", "2025-07-03")),
+            (BranchlineError.InvalidInput, "input.invalid", phone.record_dues_payment(BRANCH, bl.DuesPayment(
+                member_id=S.dave, year=2025, first_month=0, last_month=3, amount_fen=None, paid_on="2025-07-02"))),
+            (BranchlineError.InvalidInput, "input.invalid", phone.record_dues_spending(
+                BRANCH, 0, bl.SpendingCategory.EDUCATION, "培训", "支委会", "2025-07-02")),
+        ]
+        for variant, code, call in refusals:
+            await self.assertRefused(variant, code, call)
+        self.assertEqual(await snapshot(), before)
+
+        # Together again: the two books and ledgers of the year read as one.
+        sec.set_network_available(True)
+        phone.set_network_available(True)
+        await sec.wait_in_sync(int(PATIENCE * 1000))
+        await phone.wait_in_sync(int(PATIENCE * 1000))
+
+        async def added_up(client):
+            awards = await client.awards(BRANCH, "2025-01-01", "2025-12-31")
+            ledger = await client.dues_ledger(BRANCH, 2025)
+            return (sorted(a.points for a in awards if a.member_id == S.dave) == [2, 3]
+                    and ledger.collected_fen == 12000 and len(ledger.payments) == 2)
+
+        await eventually(lambda: added_up(sec), "the secretary has the organizer's award and payment")
+        await eventually(lambda: added_up(phone), "the organizer has the secretary's award and payment")
+        year = sec.whole_year(2025)
+        self.assertEqual((year._from, year.to), ("2025-01-01", "2025-12-31"))
+        ranking = {r.member_id: r for r in await phone.ranking(BRANCH, year._from, year.to)}
+        self.assertEqual(ranking[S.dave].award_points, 5)
+        third = sec.quarter(2025, 3)
+        self.assertEqual((third._from, third.to), ("2025-07-01", "2025-09-30"))
+        in_q3 = {r.member_id: r.total for r in await sec.ranking(BRANCH, third._from, third.to)}
+        self.assertEqual(in_q3[S.dave], 5)
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", lambda: sec.quarter(2025, 5))
+        await self.assertRefused(BranchlineError.InvalidInput, "input.invalid", lambda: sec.whole_year(300000))
+        overview = {m.member_id: m for m in await phone.dues_overview(BRANCH, 2025, "2025-07-31")}
+        self.assertEqual((overview[S.dave].paid_months, overview[S.dave].overdue_months), ([1, 2, 3, 4, 5, 6], []))
+        # Points earned besides attending: Dave is no longer one to talk with.
+        report = await sec.attendance_report(BRANCH, "2025-01-01", "2025-12-31")
+        dave = {m.member_id: m for m in report.members}[S.dave]
+        self.assertEqual((dave.other_points, dave.silent), (5, False))
+        # A member's phone reads the public ledger and the ranking too.
+        await eventually(lambda: added_up(S.mem), "Alice's phone has both books")
+        sync.cancel()
+        await phone.shutdown()
 
 
 def _starts_at(client, act, value):
