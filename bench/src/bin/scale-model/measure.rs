@@ -236,6 +236,14 @@ fn member_id(id: branchline_core::MemberId) -> MemberId {
     MemberId::from_bytes(*id.as_bytes())
 }
 
+/// The branches of a `shared_with` set, keyed by branch id.
+fn shared_branches(set: &std::collections::BTreeMap<String, bool>) -> Vec<BranchId> {
+    set.keys()
+        .filter_map(|b| b.parse::<branchline_core::BranchId>().ok())
+        .map(branch_id)
+        .collect()
+}
+
 /// The access attributes the server would record for each generated
 /// document, from its typed record.
 fn attributes(year: &GeneratedBranch) -> Result<HashMap<[u8; 16], DocAttributes>> {
@@ -264,12 +272,7 @@ fn attributes(year: &GeneratedBranch) -> Result<HashMap<[u8; 16], DocAttributes>
     }
     for activity in &year.activities {
         let mut attrs = DocAttributes::new(activity.meta.kind.clone(), branch);
-        attrs.shared_with = activity
-            .shared_with
-            .keys()
-            .filter_map(|b| b.parse::<branchline_core::BranchId>().ok())
-            .map(branch_id)
-            .collect();
+        attrs.shared_with = shared_branches(&activity.shared_with);
         put(activity.meta.id, attrs);
     }
     for petition in &year.petitions {
@@ -293,6 +296,25 @@ fn attributes(year: &GeneratedBranch) -> Result<HashMap<[u8; 16], DocAttributes>
             .context("a device actor is 16 bytes")?;
         attrs.creator = Some(DeviceId::from_bytes(device));
         put(petition.meta.id, attrs);
+    }
+    let yearly = year
+        .dues_ledgers
+        .iter()
+        .map(|l| &l.meta)
+        .chain(year.points_books.iter().map(|b| &b.meta));
+    for meta in yearly {
+        put(meta.id, DocAttributes::new(meta.kind.clone(), branch));
+    }
+    for applicant in &year.applicants {
+        let mut attrs = DocAttributes::new(applicant.meta.kind.clone(), branch);
+        attrs.subject = Some(member_id(applicant.member));
+        put(applicant.meta.id, attrs);
+    }
+    for entry in &year.library {
+        let mut attrs = DocAttributes::new(entry.meta.kind.clone(), branch);
+        attrs.shared_with = shared_branches(&entry.shared_with);
+        attrs.shared_down = entry.shared_down;
+        put(entry.meta.id, attrs);
     }
     ensure!(
         out.len() == year.documents.len(),
