@@ -642,6 +642,7 @@ impl Store {
                 .len()
                 .cmp(&a.overdue_months.len())
                 .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.member.cmp(&b.member))
         });
         Ok(behind)
     }
@@ -898,7 +899,12 @@ impl Store {
                 }
             })
             .collect();
-        rows.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.name.cmp(&b.name)));
+        rows.sort_by(|a, b| {
+            b.total
+                .cmp(&a.total)
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.member.cmp(&b.member))
+        });
         assign_ranks(&mut rows);
         Ok(rows)
     }
@@ -1007,7 +1013,7 @@ impl Store {
         let mut stmt = self.conn().prepare_cached(
             "SELECT a.doc_id, a.member_id, m.name, a.stage, a.stage_on, a.introducers
              FROM idx_applicants a LEFT JOIN idx_members m ON m.member_id = a.member_id
-             WHERE a.branch_id = ?1 ORDER BY a.stage_on, a.member_id",
+             WHERE a.branch_id = ?1 ORDER BY a.stage_on, a.member_id, a.doc_id",
         )?;
         let rows = stmt
             .query_map([branch.to_string()], |r| {
@@ -1042,7 +1048,15 @@ impl Store {
                 next: file.next_step(),
             });
         }
-        out.sort_by(|a, b| b.stage.cmp(&a.stage).then_with(|| a.name.cmp(&b.name)));
+        // A total order: two replicas list the same rows the same way, even two files
+        // for one member made offline on two devices.
+        out.sort_by(|a, b| {
+            b.stage
+                .cmp(&a.stage)
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.member.cmp(&b.member))
+                .then_with(|| a.doc.cmp(&b.doc))
+        });
         Ok(out)
     }
 
@@ -1081,7 +1095,13 @@ impl Store {
                 }
             }
         }
-        out.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.name.cmp(&b.name)));
+        // Stable, and ties keep the applicants' total order.
+        out.sort_by(|a, b| {
+            a.since
+                .cmp(&b.since)
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.member.cmp(&b.member))
+        });
         Ok(out)
     }
 
