@@ -1,5 +1,5 @@
-//! Fuzzing the frame decoder with proptest (cargo-fuzz needs a nightly
-//! toolchain; these run on stable, in CI, with a bounded number of cases).
+//! Fuzzing the frame decoder with proptest, in `cargo test` with a bounded
+//! number of cases (`fuzz/frame_decoder` is the coverage-guided target).
 //!
 //! Inputs are valid frames of every message, mutated the way damaged or
 //! hostile input looks: bytes flipped, inserted, removed, the length prefix

@@ -1,4 +1,5 @@
-//! Fuzzing with proptest (cargo-fuzz needs nightly; these run on stable):
+//! Fuzzing with proptest, inside `cargo test` (the coverage-guided targets of
+//! `fuzz/` run under libFuzzer with `scripts/fuzz.sh`):
 //! the server's message handler and document loading, on both sides, fed
 //! arbitrary and mutated bytes.
 //!
