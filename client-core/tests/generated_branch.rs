@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
 use branchline_core::Store;
-use branchline_core::model::{Activity, MemberStatus, PetitionStatus, Roster};
+use branchline_core::model::{Activity, MemberStatus, PetitionStatus, Roster, THOUGHT_REPORT_RULE};
 use branchline_core::report::{Period, age_band, age_on, period_start};
 use branchline_core::store::query::{ActivityFilter, MemberFilter, PetitionFilter};
 use branchline_core::workload::{WorkloadSpec, generate};
@@ -124,14 +124,30 @@ fn the_generated_branch_round_trips_and_its_reports_add_up() {
             "{}",
             m.name
         );
-        // Awards at activities count as points besides attendance: a member who
-        // earned some is not silent.
-        let other_points: i64 = branch
+        // Awards at activities and in the points books, and thought reports handed
+        // in on time, count as points besides attendance: a member who earned some
+        // is not silent.
+        let at_activities: i64 = branch
             .activities
             .iter()
             .filter(|a| period.contains(a.starts_at.date()))
             .map(|a| a.bonus_points_of(m.id))
             .sum();
+        let awarded: i64 = branch
+            .points_books
+            .iter()
+            .flat_map(|b| b.awards.values())
+            .filter(|a| a.member == m.id && period.contains(a.on))
+            .map(|a| a.points)
+            .sum();
+        let per_report = branch.profile.point_rules[THOUGHT_REPORT_RULE].points;
+        let reports_on_time = branch
+            .points_books
+            .iter()
+            .flat_map(|b| b.thought_reports.values())
+            .filter(|t| t.member == m.id && period.contains(t.received) && t.on_time())
+            .count() as i64;
+        let other_points = at_activities + awarded + reports_on_time * per_report;
         assert_eq!(row.other_points, other_points, "{}", m.name);
         let silent = !expected.is_empty()
             && f64::from(attended) * 100.0 / (expected.len() as f64)
