@@ -48,12 +48,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
     cargo install cargo-fuzz --locked >/dev/null 2>&1 || cannot "cargo-fuzz is not installed and cannot be installed"
 fi
-# The instrumentation cargo-fuzz asks of rustc, on an empty program.
+# The instrumentation cargo-fuzz asks of rustc, on an empty library compiled to an
+# object only (linking needs libFuzzer's hooks, which the real build brings).
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
-echo 'fn main() {}' > "$probe/probe.rs"
-rustc -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
-    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -o "$probe/probe" "$probe/probe.rs" \
+echo 'pub fn probe() {}' > "$probe/probe.rs"
+rustc --crate-type lib --emit obj -Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -o "$probe/probe.o" "$probe/probe.rs" \
     >/dev/null 2>&1 || cannot "rustc does not take the coverage instrumentation flags"
 
 # A build failure from here on is the project's, and fails the run.
