@@ -58,9 +58,12 @@ rustc --crate-type lib --emit obj -Cpasses=sancov-module \
     -o "$probe/probe.o" "$probe/probe.rs" \
     >/dev/null 2>&1 || cannot "rustc does not take the coverage instrumentation flags"
 
-# A build failure from here on is the project's, and fails the run.
+# A build failure from here on is the project's, and fails the run. The instrumented
+# build keeps its own target directory, also when CI points CARGO_TARGET_DIR at the
+# workspace's: its flags differ, so sharing would only rebuild both.
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
 (cd fuzz && cargo fuzz build -O --sanitizer none)
-bin=fuzz/target/x86_64-unknown-linux-gnu/release
+bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cd fuzz && cargo fuzz list)
 fi
